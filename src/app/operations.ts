@@ -1,0 +1,83 @@
+/**
+ * The product's operations, defined once for both modes. HTTP handlers (src/http) and the CLI call these;
+ * they are implemented over the ports only (src/domain/ports.ts) in src/app/pic-search.ts.
+ */
+import type { EmbedderInfo, EmbedTimings, IndexIdentity, ProgressCounts } from '../domain/ports.ts';
+
+export interface SearchResult {
+  key: string;
+  id: string;
+  /** Cosine similarity in [-1, 1]; 1 is the same picture. */
+  score: number;
+  imageUrl: string;
+  thumbnailUrl: string;
+}
+
+export interface SearchResponse {
+  results: SearchResult[];
+  topK: number;
+  model: string;
+  profile: string;
+  pretrained: boolean;
+  timings: EmbedTimings & { searchMs: number; lookupMs: number; totalMs: number };
+}
+
+export interface SearchRequest {
+  topK: number;
+  minScore?: number;
+  prefix?: string;
+}
+
+export interface Progress extends Omit<ProgressCounts, 'recentlyIndexed' | 'windowSeconds'> {
+  /** Images indexed per second over the recent window. */
+  throughput: number;
+  /** Seconds until pending reaches zero at the current throughput; null when unknown. */
+  etaSeconds: number | null;
+  queue: { visible: number; inFlight: number };
+}
+
+export interface IngestReport {
+  /** Objects queued because they are new or changed. */
+  queued: number;
+  /** Objects already indexed with the same content. */
+  unchanged: number;
+  /** Catalogue entries (and vectors) removed because their object is gone. */
+  removed: number;
+  /** Key prefix the ingested objects live under. */
+  prefix: string;
+}
+
+export interface UploadTarget {
+  key: string;
+  url: string;
+  method: 'PUT';
+  headers: Record<string, string>;
+  expiresInSeconds: number;
+}
+
+export interface Health {
+  status: 'ok';
+  mode: 'embedded' | 'cloud';
+  model: EmbedderInfo;
+  index: IndexIdentity | undefined;
+}
+
+export interface Operations {
+  searchByImage(image: Uint8Array, request: SearchRequest): Promise<SearchResponse>;
+  /** "More like this": search with the stored vector of an indexed key. NotFoundError when unknown. */
+  searchByKey(key: string, request: SearchRequest): Promise<SearchResponse>;
+  count(): Promise<number>;
+  progress(recentFailures?: number): Promise<Progress>;
+  /** Queue every object under `prefix` that is not indexed with its current content; forget the gone. */
+  backfill(prefix: string): Promise<IngestReport>;
+  /** Store uploaded images in the bucket; they are ingested like any drop. */
+  upload(files: { name: string; body: Uint8Array; contentType?: string }[], prefix?: string): Promise<string[]>;
+  /** Presigned browser uploads (cloud); embedded mode answers with its own upload route. */
+  uploadTargets(files: { name: string; contentType: string }[], prefix?: string): Promise<UploadTarget[]>;
+  deleteImage(key: string, options?: { keepObject?: boolean }): Promise<void>;
+  /** Every vector and catalogue entry; the objects too only when `deleteObjects`. */
+  deleteAll(options: { deleteObjects: boolean }): Promise<{ deleted: number }>;
+  getImage(key: string): Promise<{ body: Buffer; contentType: string }>;
+  getThumbnail(key: string): Promise<{ body: Buffer; contentType: string }>;
+  health(): Promise<Health>;
+}

@@ -1,0 +1,76 @@
+/**
+ * Named errors, in one place, and their HTTP status (toHttpStatus). Expected per-image outcomes are
+ * results with a reason, not exceptions; these are for requests that cannot be served.
+ */
+export class AppError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class ValidationError extends AppError {
+  constructor(message: string) {
+    super(message, 400, 'bad_request');
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(message: string) {
+    super(message, 404, 'not_found');
+  }
+}
+
+export class PayloadTooLargeError extends AppError {
+  constructor(message: string) {
+    super(message, 413, 'payload_too_large');
+  }
+}
+
+export class ConflictError extends AppError {
+  constructor(message: string) {
+    super(message, 409, 'conflict');
+  }
+}
+
+/** The vector index was built by another model or preprocessing profile. */
+export class IndexMismatchError extends AppError {
+  constructor(message: string) {
+    super(message, 409, 'index_mismatch');
+  }
+}
+
+export class ServiceUnavailableError extends AppError {
+  constructor(message: string) {
+    super(message, 503, 'unavailable');
+  }
+}
+
+/**
+ * An image that cannot be decoded or is not acceptable. `code` says which kind:
+ * empty, not_an_image, unsupported_format, corrupt, too_many_pixels, bad_aspect_ratio.
+ */
+export class ImageError extends AppError {
+  constructor(
+    message: string,
+    readonly kind: ImageErrorKind,
+  ) {
+    super(message, 415, kind);
+  }
+}
+
+export type ImageErrorKind =
+  | 'empty'
+  | 'not_an_image'
+  | 'unsupported_format'
+  | 'corrupt'
+  | 'too_many_pixels'
+  | 'bad_aspect_ratio';
+
+export function toHttpStatus(error: unknown): number {
+  return error instanceof AppError ? error.status : 500;
+}

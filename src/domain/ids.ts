@@ -1,0 +1,13 @@
+import { createHash } from 'node:crypto';
+
+const SIGN_BIT_CLEAR = (1n << 63n) - 1n;
+
+/**
+ * The vector id of an object key: the first 8 bytes of SHA-256(key) with the sign bit cleared, so it is
+ * a positive int64 (Milvus's primary key type). Returned as a decimal string because JS numbers lose
+ * precision above 2^53. Stable across processes and machines, so a re-delivered object overwrites.
+ */
+export function vectorIdOf(key: string): string {
+  const digest = createHash('sha256').update(key, 'utf8').digest();
+  return (digest.readBigUInt64BE(0) & SIGN_BIT_CLEAR).toString();
+}

@@ -1,0 +1,180 @@
+/**
+ * The domain's only view of the outside world. Each port has one embedded adapter
+ * (src/adapters/embedded) and one cloud adapter (src/adapters/aws, src/adapters/milvus);
+ * one contract suite (test/contract) holds both families to the same behaviour.
+ *
+ * Vector ids are decimal strings of a 63-bit hash of the object key (src/domain/ids.ts):
+ * int64 in Milvus, never a lossy JS number.
+ */
+
+/** Metadata of one object in the bucket. `etag` changes whenever the content changes. */
+export interface StoredObject {
+  key: string;
+  size: number;
+  etag: string;
+  lastModified: Date;
+}
+
+export interface ObjectStore {
+  /** Throws NotFoundError when the key does not exist. */
+  get(key: string): Promise<Buffer>;
+  put(key: string, body: Uint8Array, contentType?: string): Promise<StoredObject>;
+  /** undefined when the key does not exist. */
+  head(key: string): Promise<StoredObject | undefined>;
+  /** Every object whose key starts with `prefix` (all objects when omitted). */
+  list(prefix?: string): AsyncIterable<StoredObject>;
+  /** Deleting a missing key is not an error. */
+  delete(key: string): Promise<void>;
+  /** A link a browser can GET (local route or presigned URL). */
+  downloadUrl(key: string): Promise<string>;
+}
+
+/** What a worker is asked to do with one object. */
+export type Job =
+  | { kind: 'upsert'; key: string; etag?: string; size?: number }
+  | { kind: 'remove'; key: string };
+
+/** One queue message: S3 may pack several records into one; a test event carries none. */
+export interface ReceivedMessage {
+  receipt: string;
+  jobs: Job[];
+  /** How many times this message has been delivered, this time included. */
+  receiveCount: number;
+  /** Set when the body could not be understood; the worker records it and lets redrive act. */
+  malformed?: string;
+}
+
+export interface QueueDepth {
+  visible: number;
+  inFlight: number;
+}
+
+export interface JobQueue {
+  send(jobs: Job[]): Promise<void>;
+  /** Long-polls up to `waitMs` for at most `max` messages; received messages are hidden until acked. */
+  receive(max: number, waitMs: number): Promise<ReceivedMessage[]>;
+  /** Done: the messages are gone for good. */
+  ack(receipts: string[]): Promise<void>;
+  /** Hand the messages back now (graceful stop) so another worker takes them at once. */
+  release(receipts: string[]): Promise<void>;
+  /** Keep the messages hidden for `seconds` more while a batch is still working. */
+  extend(receipts: string[], seconds: number): Promise<void>;
+  depth(): Promise<QueueDepth>;
+}
+
+export type ImageState = 'pending' | 'indexed' | 'failed';
+
+export interface ImageRecord {
+  key: string;
+  id: string;
+  state: ImageState;
+  etag?: string;
+  size?: number;
+  /** Why the image failed, in words a person understands. */
+  reason?: string;
+  /** Model and preprocessing profile that produced the vector (set once indexed). */
+  model?: string;
+  profile?: string;
+  updatedAt: Date;
+  indexedAt?: Date;
+}
+
+export interface Failure {
+  key: string;
+  reason: string;
+  at: Date;
+}
+
+export interface ProgressCounts {
+  total: number;
+  pending: number;
+  indexed: number;
+  failed: number;
+  /** Images indexed in the last `windowSeconds`, for throughput and ETA. */
+  recentlyIndexed: number;
+  windowSeconds: number;
+  recentFailures: Failure[];
+}
+
+/** Outcome of claiming an id for a key: a different key already owning the id is a hash collision. */
+export type ClaimResult = { ok: true } | { ok: false; ownerKey: string };
+
+export interface Catalogue {
+  /** Records the id ↔ key mapping (or reports a collision) and marks the image pending. */
+  markPending(entry: { key: string; id: string; etag?: string; size?: number }): Promise<ClaimResult>;
+  markIndexed(entry: { key: string; id: string; etag?: string; model: string; profile: string }): Promise<void>;
+  markFailed(entry: { key: string; id: string; reason: string }): Promise<void>;
+  get(key: string): Promise<ImageRecord | undefined>;
+  /** Batch lookup for search results; missing ids are absent from the map. */
+  getByIds(ids: string[]): Promise<Map<string, ImageRecord>>;
+  /** Every record whose key starts with `prefix`: re-ingest compares them with the bucket. */
+  list(prefix?: string): AsyncIterable<ImageRecord>;
+  remove(keys: string[]): Promise<void>;
+  clear(): Promise<void>;
+  progress(recentFailures: number): Promise<ProgressCounts>;
+}
+
+export interface IndexIdentity {
+  model: string;
+  profile: string;
+  dimension: number;
+}
+
+export interface VectorHit {
+  id: string;
+  key: string;
+  /** Cosine similarity in [-1, 1] (inner product of unit vectors). */
+  score: number;
+}
+
+export interface SearchOptions {
+  topK: number;
+  /** Only keys that start with this prefix. */
+  prefix?: string;
+  /** Drop hits scoring below this. */
+  minScore?: number;
+}
+
+export interface VectorIndex {
+  /**
+   * Creates the index for `identity` when it does not exist. Throws IndexMismatchError when it exists
+   * but was built by another model, profile or dimension: mixing them returns nonsense.
+   */
+  ensure(identity: IndexIdentity): Promise<void>;
+  identity(): Promise<IndexIdentity | undefined>;
+  upsert(items: { id: string; key: string; vector: Float32Array }[]): Promise<void>;
+  delete(ids: string[]): Promise<void>;
+  /** Best first. */
+  search(vector: Float32Array, options: SearchOptions): Promise<VectorHit[]>;
+  /** The vector stored for `id`, for "more like this"; undefined when absent. */
+  get(id: string): Promise<Float32Array | undefined>;
+  count(): Promise<number>;
+  /** Removes every vector, keeps the identity. */
+  clear(): Promise<void>;
+}
+
+export interface EmbedderInfo {
+  model: string;
+  profile: string;
+  dimension: number;
+  /** Execution provider actually in use, e.g. 'cpu' or 'cuda'. */
+  provider: string;
+  /** False when seeded (random) weights stand in for pretrained ones. */
+  pretrained: boolean;
+}
+
+export type EmbedOutcome = { ok: true; vector: Float32Array } | { ok: false; reason: string; code: string };
+
+export interface EmbedTimings {
+  decodeMs: number;
+  embedMs: number;
+}
+
+export interface Embedder {
+  readonly info: EmbedderInfo;
+  /** One outcome per input, in order; a bad image never fails the others. */
+  embed(images: Uint8Array[]): Promise<EmbedOutcome[]>;
+  /** A single query image; throws ImageError for bad input. */
+  embedOne(image: Uint8Array): Promise<{ vector: Float32Array; timings: EmbedTimings }>;
+  close(): Promise<void>;
+}
