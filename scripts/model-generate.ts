@@ -1,0 +1,34 @@
+import { resolve } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_SEED, writeSeededModel } from '../src/model/seeded.ts';
+
+const program = new Command('model:generate')
+  .description('Write the VGG16-topology extractor with seeded random weights (not pretrained)')
+  .option('--seed <n>', 'PRNG seed; the same seed always gives the same file', parseSeed, DEFAULT_SEED)
+  .addOption(
+    new Option('--profile <name>', 'preprocessing profile')
+      .choices(['quality', 'keras-compat'])
+      .default('quality'),
+  )
+  .option('--model-dir <dir>', 'output folder', 'models')
+  .parse();
+
+const options = program.opts<{ seed: number; profile: 'quality' | 'keras-compat'; modelDir: string }>();
+const started = performance.now();
+const { manifestPath, manifest } = await writeSeededModel({
+  modelDir: resolve(options.modelDir),
+  seed: options.seed,
+  profile: options.profile,
+});
+const seconds = ((performance.now() - started) / 1000).toFixed(2);
+console.log(`Wrote ${manifest.name} (${manifest.file}, sha256 ${manifest.sha256}) in ${seconds} s`);
+console.log(`Manifest: ${manifestPath}`);
+console.log('These weights are random, not pretrained: search results are only good for near-duplicates.');
+
+function parseSeed(value: string): number {
+  const seed = Number(value);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+    throw new InvalidArgumentError('the seed must be an integer from 0 to 4294967295');
+  }
+  return seed;
+}

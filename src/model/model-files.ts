@@ -1,0 +1,56 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative } from 'node:path';
+import type { ModelManifest } from './manifest.ts';
+
+export function sha256Of(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+export async function sha256OfFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** The manifest path that sits beside a model file: models/x.onnx → models/x.manifest.json. */
+export function manifestPathFor(modelPath: string): string {
+  return join(dirname(modelPath), `${basename(modelPath, '.onnx')}.manifest.json`);
+}
+
+/**
+ * Writes the model, then its manifest (with the model's SHA-256 and path relative to the manifest).
+ * Each goes to a process-unique temporary name first and is renamed into place, so concurrent writers
+ * (parallel test projects) and interrupted runs never leave a half-written file under the real name.
+ */
+export async function writeModelFiles(
+  modelPath: string,
+  bytes: Uint8Array,
+  manifest: Omit<ModelManifest, 'file' | 'sha256'>,
+): Promise<{ manifestPath: string; manifest: ModelManifest }> {
+  const manifestPath = manifestPathFor(modelPath);
+  const full: ModelManifest = {
+    ...manifest,
+    file: relative(dirname(manifestPath), modelPath),
+    sha256: sha256Of(bytes),
+  };
+  await mkdir(dirname(modelPath), { recursive: true });
+  // Temporary names match .gitignore's models/*.onnx and models/*.json.tmp.
+  await atomicWrite(modelPath, `${modelPath.replace(/\.onnx$/, '')}.${process.pid}.tmp.onnx`, bytes);
+  await atomicWrite(
+    manifestPath,
+    `${manifestPath}.${process.pid}.json.tmp`,
+    `${JSON.stringify(full, null, 2)}\n`,
+  );
+  return { manifestPath, manifest: full };
+}
+
+async function atomicWrite(path: string, temporary: string, data: Uint8Array | string): Promise<void> {
+  try {
+    await writeFile(temporary, data);
+    await rename(temporary, path);
+  } finally {
+    await rm(temporary, { force: true });
+  }
+}
