@@ -1,0 +1,75 @@
+/** Boots the page: reads /config.json, then renders the state on every change and wires drop and paste. */
+import { render } from 'lit-html';
+import { Api, describe, loadConfig, type WebConfig } from './api.ts';
+import { App } from './app.ts';
+import { StoredToken } from './dialogs.ts';
+import { page } from './view.ts';
+
+const root = document.getElementById('app') as HTMLElement;
+
+async function boot(): Promise<void> {
+  let config: WebConfig;
+  let configError: string | undefined;
+  try {
+    config = await loadConfig();
+  } catch (error) {
+    config = { apiUrl: '', mode: 'embedded', auth: { kind: 'none' } };
+    configError = `Could not read config.json (${describe(error)}); assuming the API is on this server.`;
+  }
+  const api = new Api(config, config.auth.kind === 'bearer' ? new StoredToken() : undefined);
+  let scheduled = false;
+  const app = new App(api, () => {
+    // Batch the many state changes of one task into one render.
+    if (scheduled) return;
+    scheduled = true;
+    queueMicrotask(() => {
+      scheduled = false;
+      render(page(app), root);
+    });
+  });
+  if (configError) app.notify('error', configError);
+  wireDropAndPaste(app);
+  render(page(app), root);
+  await app.start();
+}
+
+/** The whole window accepts a dropped photo, so a near miss of the drop zone still searches. */
+function wireDropAndPaste(app: App): void {
+  const zone = () => document.getElementById('dropzone');
+  const firstImage = (files: FileList | undefined | null, what: string): File | undefined => {
+    const list = Array.from(files ?? []);
+    if (list.length === 0) {
+      app.notify('error', `The ${what} holds no file: drop or paste a photo.`);
+      return undefined;
+    }
+    if (list.length > 1) {
+      app.notify(
+        'info',
+        `Searching with ${list[0]?.name}; to add many photos to the library, use Upload photos.`,
+      );
+    }
+    return list[0];
+  };
+  window.addEventListener('dragover', (event) => {
+    event.preventDefault();
+    zone()?.classList.add('dragging');
+  });
+  window.addEventListener('dragleave', (event) => {
+    if (!event.relatedTarget) zone()?.classList.remove('dragging');
+  });
+  window.addEventListener('drop', (event) => {
+    event.preventDefault();
+    zone()?.classList.remove('dragging');
+    const file = firstImage(event.dataTransfer?.files, 'drop');
+    if (file) void app.searchFile(file, file.name);
+  });
+  document.addEventListener('paste', (event) => {
+    const files = event.clipboardData?.files;
+    // Text pasted into a field is left alone; only pasted files (or a paste outside fields) search.
+    if (!files?.length && (event.target as HTMLElement | null)?.closest('input, textarea')) return;
+    const file = firstImage(files, 'clipboard');
+    if (file) void app.searchFile(file, file.name || 'pasted image');
+  });
+}
+
+void boot();
