@@ -1,0 +1,97 @@
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Environment variables of the embedded service (and what the cloud worker shares), parsed once at
+ * start-up. Empty strings count as unset so `PORT= npm start` means the default, not an error.
+ */
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export const ConfigEnv = z.object({
+  PIC_DATA_DIR: z.string().default('./data'),
+  PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
+  HOST: z.string().default('127.0.0.1'),
+  /** Model manifest; unset means: the pretrained model when present, otherwise the seeded one. */
+  PIC_MODEL_MANIFEST: z.string().optional(),
+  PIC_MAX_UPLOAD_BYTES: positiveInt(25 * 1024 * 1024),
+  PIC_MAX_PIXELS: positiveInt(50_000_000),
+  PIC_BATCH_SIZE: z.coerce.number().int().min(1).max(256).default(8),
+  PIC_THREADS: positiveInt(availableParallelism()),
+  PIC_MAX_RECEIVE_COUNT: z.coerce.number().int().min(1).max(1000).default(5),
+  PIC_WATCH: z.enum(['true', 'false', '1', '0']).default('true'),
+  PIC_LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+});
+
+export interface Config {
+  /** Absolute. Holds bucket/, thumbnails/, queue.db, catalogue.db and the vector index. */
+  dataDir: string;
+  port: number;
+  host: string;
+  modelManifest: string | undefined;
+  maxUploadBytes: number;
+  maxPixels: number;
+  /** Images per inference batch in the worker. */
+  batchSize: number;
+  /** ONNX Runtime intra-op threads. */
+  threads: number;
+  /** Deliveries of a job before it is given up on (recorded as failed and dead-lettered). */
+  maxReceiveCount: number;
+  /** Watch the bucket folder for dropped and deleted files. */
+  watch: boolean;
+  logLevel: (typeof LOG_LEVELS)[number];
+}
+
+/** Every invalid variable, named, in one message (CONVENTIONS rule 5). */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Parses `env` against a schema whose keys are variable names; throws one ConfigError naming every bad
+ * variable with the value it had. Exported so the cloud wiring validates its variables the same way.
+ */
+export function parseEnv<S extends z.ZodObject>(
+  schema: S,
+  env: Record<string, string | undefined>,
+): z.infer<S> {
+  const present = Object.fromEntries(
+    Object.keys(schema.shape)
+      .map((name) => [name, env[name]?.trim()] as const)
+      .filter(([, value]) => value !== undefined && value !== ''),
+  );
+  const parsed = schema.safeParse(present);
+  if (parsed.success) return parsed.data;
+  throw new ConfigError(
+    parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? '(environment)');
+      const value = present[name];
+      return value === undefined
+        ? `${name}: ${issue.message}`
+        : `${name}=${JSON.stringify(value)}: ${issue.message}`;
+    }),
+  );
+}
+
+/** Reads the configuration from `env` (process.env by default; callers merge CLI overrides into it). */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const e = parseEnv(ConfigEnv, env);
+  return {
+    dataDir: resolve(e.PIC_DATA_DIR),
+    port: e.PORT,
+    host: e.HOST,
+    modelManifest: e.PIC_MODEL_MANIFEST === undefined ? undefined : resolve(e.PIC_MODEL_MANIFEST),
+    maxUploadBytes: e.PIC_MAX_UPLOAD_BYTES,
+    maxPixels: e.PIC_MAX_PIXELS,
+    batchSize: e.PIC_BATCH_SIZE,
+    threads: e.PIC_THREADS,
+    maxReceiveCount: e.PIC_MAX_RECEIVE_COUNT,
+    watch: e.PIC_WATCH === 'true' || e.PIC_WATCH === '1',
+    logLevel: e.PIC_LOG_LEVEL,
+  };
+}
