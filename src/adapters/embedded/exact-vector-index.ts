@@ -1,0 +1,331 @@
+import type Database from 'better-sqlite3';
+import { IndexMismatchError, ValidationError } from '../../domain/errors.ts';
+import type { IndexIdentity, SearchOptions, VectorHit, VectorIndex } from '../../domain/ports.ts';
+import { OnnxGemv } from './onnx-gemv.ts';
+import { openSqlite } from './sqlite.ts';
+
+export interface ExactVectorIndexOptions {
+  /** Rows per memory block (one MatMul each). @default 65536 */
+  blockRows?: number;
+  /** Threads for scoring. @default os.availableParallelism() */
+  threads?: number;
+}
+
+const FIRST_BLOCK_ROWS = 1024;
+
+/**
+ * Exact (brute-force) nearest neighbours by cosine similarity. Vectors are kept in SQLite (one blob
+ * per row, as given) and, unit-normalised, in memory as row-major Float32Array blocks that
+ * onnxruntime scores with one MatMul per block; the best topK are then picked in one pass. Exact
+ * search needs no index tuning and has perfect recall; it was measured against sqlite-vec's vec0 and a
+ * JS loop in scripts/bench-index.ts and chosen for speed (README, performance section).
+ *
+ * Another process (the CLI on the same data directory) may write the file; `PRAGMA data_version`
+ * tells, and the memory copy is then reloaded. Operations run one at a time, so a search never sees
+ * rows move under it.
+ */
+export class ExactVectorIndex implements VectorIndex {
+  readonly #db: Database.Database;
+  readonly #blockRows: number;
+  readonly #threads: number | undefined;
+  readonly #stmt;
+  #queue: Promise<unknown> = Promise.resolve();
+  #identity: IndexIdentity | undefined;
+  #gemv: OnnxGemv | undefined;
+  #dataVersion = -1;
+  #blocks: Float32Array[] = [];
+  #ids: string[] = [];
+  #keys: string[] = [];
+  #rowOf = new Map<string, number>();
+
+  constructor(dbPath: string, options: ExactVectorIndexOptions = {}) {
+    this.#blockRows = options.blockRows ?? 65536;
+    this.#threads = options.threads;
+    this.#db = openSqlite(dbPath);
+    this.#db.exec(`
+      CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS vectors (id INTEGER PRIMARY KEY, key TEXT NOT NULL, vector BLOB NOT NULL);`);
+    this.#stmt = {
+      identity: this.#db.prepare<[], { value: string }>("SELECT value FROM meta WHERE name = 'identity'"),
+      setIdentity: this.#db.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES ('identity', ?)"),
+      all: this.#db.prepare('SELECT id, key, vector FROM vectors').raw(true).safeIntegers(true),
+      get: this.#db.prepare<[bigint], { vector: Buffer }>('SELECT vector FROM vectors WHERE id = ?'),
+      upsert: this.#db.prepare(
+        `INSERT INTO vectors (id, key, vector) VALUES (?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET key = excluded.key, vector = excluded.vector`,
+      ),
+      delete: this.#db.prepare('DELETE FROM vectors WHERE id = ?'),
+      clear: this.#db.prepare('DELETE FROM vectors'),
+    };
+  }
+
+  ensure(identity: IndexIdentity): Promise<void> {
+    return this.#exclusive(async () => {
+      const stored = this.#identity;
+      if (stored === undefined) {
+        if (!Number.isInteger(identity.dimension) || identity.dimension < 1) {
+          throw new ValidationError(`vector dimension must be a positive integer, not ${identity.dimension}`);
+        }
+        this.#stmt.setIdentity.run(JSON.stringify(identity));
+        this.#identity = { ...identity };
+        return;
+      }
+      if (
+        stored.model !== identity.model ||
+        stored.profile !== identity.profile ||
+        stored.dimension !== identity.dimension
+      ) {
+        throw new IndexMismatchError(
+          `the vector index was built by model '${stored.model}' (profile '${stored.profile}', ` +
+            `${stored.dimension} dimensions) but this service embeds with model '${identity.model}' ` +
+            `(profile '${identity.profile}', ${identity.dimension} dimensions); their scores are not ` +
+            'comparable. Delete everything (DELETE /images?confirm=true) to rebuild the index, or use another data directory.',
+        );
+      }
+    });
+  }
+
+  identity(): Promise<IndexIdentity | undefined> {
+    return this.#exclusive(async () => this.#identity && { ...this.#identity });
+  }
+
+  upsert(items: { id: string; key: string; vector: Float32Array }[]): Promise<void> {
+    return this.#exclusive(async () => {
+      const dimension = this.#requireIdentity().dimension;
+      const rows = items.map((item) => ({
+        id: parseId(item.id),
+        key: item.key,
+        vector: item.vector,
+        unit: unitVector(item.vector, dimension, `vector of '${item.key}'`),
+      }));
+      this.#db.transaction(() => {
+        for (const row of rows) {
+          const blob = Buffer.from(row.vector.buffer, row.vector.byteOffset, row.vector.byteLength);
+          this.#stmt.upsert.run(row.id, row.key, blob);
+        }
+      })();
+      for (const row of rows) this.#put(row.id.toString(), row.key, row.unit);
+    });
+  }
+
+  delete(ids: string[]): Promise<void> {
+    return this.#exclusive(async () => {
+      const parsed = ids.map(parseId);
+      this.#db.transaction(() => {
+        for (const id of parsed) this.#stmt.delete.run(id);
+      })();
+      for (const id of parsed) this.#remove(id.toString());
+    });
+  }
+
+  search(vector: Float32Array, options: SearchOptions): Promise<VectorHit[]> {
+    return this.#exclusive(async () => {
+      const { topK, prefix, minScore } = options;
+      if (!Number.isInteger(topK) || topK < 1) throw new ValidationError(`topK must be a positive integer`);
+      if (this.#identity === undefined || this.#ids.length === 0) return [];
+      const query = unitVector(vector, this.#identity.dimension, 'query vector');
+      const gemv = await this.#scorer();
+      const best = new TopK(topK, minScore);
+      for (let block = 0; block < this.#blocks.length; block++) {
+        const first = block * this.#blockRows;
+        const rows = Math.min(this.#blockRows, this.#ids.length - first);
+        if (rows <= 0) break;
+        const scores = await gemv.scores(this.#blocks[block] as Float32Array, rows, query);
+        for (let i = 0; i < rows; i++) {
+          const score = scores[i] as number;
+          if (!best.admits(score)) continue;
+          if (prefix !== undefined && !(this.#keys[first + i] as string).startsWith(prefix)) continue;
+          best.add(score, first + i);
+        }
+      }
+      return best.rows().map(({ row, score }) => ({
+        id: this.#ids[row] as string,
+        key: this.#keys[row] as string,
+        // Rounding in float32 can step a hair past ±1.
+        score: Math.max(-1, Math.min(1, score)),
+      }));
+    });
+  }
+
+  get(id: string): Promise<Float32Array | undefined> {
+    return this.#exclusive(async () => {
+      const row = this.#stmt.get.get(parseId(id));
+      if (row === undefined) return undefined;
+      // Copy: the blob's bytes need not be 4-byte aligned for a Float32Array view.
+      return new Float32Array(new Uint8Array(row.vector).buffer);
+    });
+  }
+
+  count(): Promise<number> {
+    return this.#exclusive(async () => this.#ids.length);
+  }
+
+  clear(): Promise<void> {
+    return this.#exclusive(async () => {
+      this.#stmt.clear.run();
+      this.#reset();
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#exclusive(async () => {
+      await this.#gemv?.close();
+      this.#gemv = undefined;
+      this.#db.close();
+    });
+  }
+
+  /** Runs `task` after every earlier operation, first reloading when another process changed the file. */
+  #exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(() => {
+      this.#syncWithFile();
+      return task();
+    });
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  #syncWithFile(): void {
+    const version = this.#db.pragma('data_version', { simple: true }) as number;
+    if (version === this.#dataVersion) return;
+    this.#dataVersion = version;
+    const stored = this.#stmt.identity.get();
+    this.#identity = stored && (JSON.parse(stored.value) as IndexIdentity);
+    this.#reset();
+    if (this.#identity === undefined) return;
+    const { dimension } = this.#identity;
+    for (const [id, key, blob] of this.#stmt.all.iterate() as Iterable<[bigint, string, Buffer]>) {
+      const vector = new Float32Array(new Uint8Array(blob).buffer);
+      if (vector.length !== dimension) continue;
+      this.#put(id.toString(), key, unitVector(vector, dimension, `stored vector ${id}`));
+    }
+  }
+
+  #requireIdentity(): IndexIdentity {
+    if (this.#identity === undefined) {
+      throw new ValidationError('the vector index has no model identity yet: call ensure() first');
+    }
+    return this.#identity;
+  }
+
+  async #scorer(): Promise<OnnxGemv> {
+    const dimension = this.#requireIdentity().dimension;
+    if (this.#gemv?.dimension !== dimension) {
+      await this.#gemv?.close();
+      this.#gemv = await OnnxGemv.create(dimension, this.#threads);
+    }
+    return this.#gemv;
+  }
+
+  #put(id: string, key: string, unit: Float32Array): void {
+    let row = this.#rowOf.get(id);
+    if (row === undefined) {
+      row = this.#ids.length;
+      this.#reserve(row + 1, unit.length);
+      this.#ids.push(id);
+      this.#keys.push(key);
+      this.#rowOf.set(id, row);
+    } else {
+      this.#keys[row] = key;
+    }
+    this.#rowView(row, unit.length).set(unit);
+  }
+
+  /** Moves the last row into the hole so the rows stay dense. */
+  #remove(id: string): void {
+    const row = this.#rowOf.get(id);
+    if (row === undefined) return;
+    const last = this.#ids.length - 1;
+    const dimension = this.#identity?.dimension ?? 0;
+    if (row !== last) {
+      this.#rowView(row, dimension).set(this.#rowView(last, dimension));
+      const movedId = this.#ids[last] as string;
+      this.#ids[row] = movedId;
+      this.#keys[row] = this.#keys[last] as string;
+      this.#rowOf.set(movedId, row);
+    }
+    this.#ids.pop();
+    this.#keys.pop();
+    this.#rowOf.delete(id);
+  }
+
+  /** Full blocks of blockRows; the last one grows by doubling so a small index stays small. */
+  #reserve(rows: number, dimension: number): void {
+    const block = Math.floor((rows - 1) / this.#blockRows);
+    const needed = rows - block * this.#blockRows;
+    const current = this.#blocks[block];
+    if (current !== undefined && current.length >= needed * dimension) return;
+    let capacity = Math.max(FIRST_BLOCK_ROWS, (current?.length ?? 0) / dimension);
+    while (capacity < needed) capacity *= 2;
+    const grown = new Float32Array(Math.min(capacity, this.#blockRows) * dimension);
+    if (current !== undefined) grown.set(current);
+    this.#blocks[block] = grown;
+  }
+
+  #rowView(row: number, dimension: number): Float32Array {
+    const block = this.#blocks[Math.floor(row / this.#blockRows)] as Float32Array;
+    const offset = (row % this.#blockRows) * dimension;
+    return block.subarray(offset, offset + dimension);
+  }
+
+  #reset(): void {
+    this.#blocks = [];
+    this.#ids = [];
+    this.#keys = [];
+    this.#rowOf = new Map();
+  }
+}
+
+/** The best `k` rows seen so far, best first; ties keep the earlier row. */
+class TopK {
+  readonly #scores: number[] = [];
+  readonly #rows: number[] = [];
+
+  constructor(
+    private readonly k: number,
+    private readonly minScore: number | undefined,
+  ) {}
+
+  admits(score: number): boolean {
+    if (this.minScore !== undefined && score < this.minScore) return false;
+    return this.#scores.length < this.k || score > (this.#scores[this.k - 1] as number);
+  }
+
+  add(score: number, row: number): void {
+    let at = this.#scores.length;
+    while (at > 0 && (this.#scores[at - 1] as number) < score) at--;
+    this.#scores.splice(at, 0, score);
+    this.#rows.splice(at, 0, row);
+    if (this.#scores.length > this.k) {
+      this.#scores.pop();
+      this.#rows.pop();
+    }
+  }
+
+  rows(): { row: number; score: number }[] {
+    return this.#rows.map((row, i) => ({ row, score: this.#scores[i] as number }));
+  }
+}
+
+function parseId(id: string): bigint {
+  if (typeof id !== 'string' || !/^\d{1,19}$/.test(id) || BigInt(id) >= 1n << 63n) {
+    throw new ValidationError(`vector id '${id}' is not a non-negative 63-bit integer`);
+  }
+  return BigInt(id);
+}
+
+/** The vector scaled to length 1 (cosine similarity is then a dot product). */
+function unitVector(vector: Float32Array, dimension: number, what: string): Float32Array {
+  if (vector.length !== dimension) {
+    throw new ValidationError(`${what} has ${vector.length} dimensions, the index ${dimension}`);
+  }
+  let sum = 0;
+  for (let i = 0; i < vector.length; i++) sum += (vector[i] as number) * (vector[i] as number);
+  const norm = Math.sqrt(sum);
+  if (!Number.isFinite(norm) || norm === 0) {
+    throw new ValidationError(`${what} is zero or not finite: it has no direction to compare`);
+  }
+  const unit = new Float32Array(dimension);
+  for (let i = 0; i < dimension; i++) unit[i] = (vector[i] as number) / norm;
+  return unit;
+}

@@ -1,0 +1,85 @@
+import { availableParallelism } from 'node:os';
+import * as ort from 'onnxruntime-node';
+import protobuf from 'protobufjs';
+
+const FLOAT = 1;
+const VARINT = 0;
+const BYTES = 2;
+
+/**
+ * Scores every row of a matrix against one query: `scores = matrix · query`, a [rows, dim] × [dim, 1]
+ * MatMul run by onnxruntime's MLAS kernels (SIMD, on all cores). Measured on the 2-core dev machine it
+ * is ~6× faster than a JS loop over the same Float32Array (scripts/bench-index.ts). The one-node ONNX
+ * graph is written here with protobufjs's wire writer rather than shipped as a file; field numbers are
+ * from onnx.proto (https://github.com/onnx/onnx/blob/main/onnx/onnx.proto).
+ */
+export class OnnxGemv {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly dimension: number,
+  ) {}
+
+  static async create(dimension: number, threads = availableParallelism()): Promise<OnnxGemv> {
+    const session = await ort.InferenceSession.create(matMulModel(dimension), {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+    });
+    return new OnnxGemv(session, dimension);
+  }
+
+  /** `matrix` holds `rows` row-major vectors (its first rows × dimension floats are read, not copied). */
+  async scores(matrix: Float32Array, rows: number, query: Float32Array): Promise<Float32Array> {
+    const data = matrix.length === rows * this.dimension ? matrix : matrix.subarray(0, rows * this.dimension);
+    const out = await this.session.run({
+      matrix: new ort.Tensor('float32', data, [rows, this.dimension]),
+      query: new ort.Tensor('float32', query, [this.dimension, 1]),
+    });
+    return out.scores?.data as Float32Array;
+  }
+
+  async close(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+function matMulModel(dimension: number): Uint8Array {
+  const w = protobuf.Writer.create();
+  const field = (no: number, wire: number) => w.uint32((no << 3) | wire);
+  const str = (no: number, value: string) => field(no, BYTES).string(value);
+  const valueInfo = (no: number, name: string, dims: (number | string)[]) => {
+    field(no, BYTES).fork();
+    str(1, name);
+    field(2, BYTES).fork(); // TypeProto
+    field(1, BYTES).fork(); // TypeProto.Tensor
+    field(1, VARINT).int32(FLOAT);
+    field(2, BYTES).fork(); // TensorShapeProto
+    for (const dim of dims) {
+      field(1, BYTES).fork();
+      if (typeof dim === 'number') field(1, VARINT).int64(dim);
+      else str(2, dim);
+      w.ldelim();
+    }
+    w.ldelim().ldelim().ldelim().ldelim();
+  };
+  field(1, VARINT).int64(8); // ir_version
+  str(2, 'pic-search');
+  field(8, BYTES).fork(); // opset_import
+  str(1, '');
+  field(2, VARINT).int64(13);
+  w.ldelim();
+  field(7, BYTES).fork(); // graph
+  field(1, BYTES).fork(); // node
+  str(1, 'matrix');
+  str(1, 'query');
+  str(2, 'scores');
+  str(4, 'MatMul');
+  w.ldelim();
+  str(2, 'gemv');
+  valueInfo(11, 'matrix', ['rows', dimension]);
+  valueInfo(11, 'query', [dimension, 1]);
+  valueInfo(12, 'scores', ['rows', 1]);
+  w.ldelim();
+  return w.finish();
+}

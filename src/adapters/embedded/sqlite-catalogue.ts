@@ -1,0 +1,237 @@
+import type Database from 'better-sqlite3';
+import { ConflictError } from '../../domain/errors.ts';
+import type { Catalogue, ClaimResult, ImageRecord, ImageState, ProgressCounts } from '../../domain/ports.ts';
+import { openSqlite } from './sqlite.ts';
+
+export interface SqliteCatalogueOptions {
+  /** Window for "recently indexed" (throughput and ETA). @default 60 */
+  windowSeconds?: number;
+}
+
+interface ImageRow {
+  key: string;
+  id: string;
+  state: ImageState;
+  etag: string | null;
+  size: number | null;
+  reason: string | null;
+  model: string | null;
+  profile: string | null;
+  updated_at: number;
+  indexed_at: number | null;
+}
+
+const PAGE = 500;
+
+/**
+ * The catalogue in SQLite. `ids` is the id → key mapping (one owner per id, so a hash collision is seen,
+ * not merged); `images` is the per-key state, and a key that lost a collision still gets its failed row.
+ * Progress must stay cheap at a million rows while the page polls it every second: per-state counts
+ * live in `state_counts`, kept by triggers; recent work and failures are read through indexes.
+ */
+export class SqliteCatalogue implements Catalogue {
+  readonly #db: Database.Database;
+  readonly #windowSeconds: number;
+  readonly #stmt;
+
+  constructor(dbPath: string, options: SqliteCatalogueOptions = {}) {
+    this.#windowSeconds = options.windowSeconds ?? 60;
+    this.#db = openSqlite(dbPath);
+    this.#db.exec(`
+      CREATE TABLE IF NOT EXISTS ids (id TEXT PRIMARY KEY, key TEXT NOT NULL UNIQUE) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS images (
+        key TEXT PRIMARY KEY,
+        id TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'indexed', 'failed')),
+        etag TEXT,
+        size INTEGER,
+        reason TEXT,
+        model TEXT,
+        profile TEXT,
+        updated_at INTEGER NOT NULL,
+        indexed_at INTEGER
+      );
+      CREATE INDEX IF NOT EXISTS images_by_indexed_at ON images (indexed_at) WHERE indexed_at IS NOT NULL;
+      CREATE INDEX IF NOT EXISTS failures_by_time ON images (updated_at) WHERE state = 'failed';
+      CREATE TABLE IF NOT EXISTS state_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+      INSERT OR IGNORE INTO state_counts VALUES ('pending', 0), ('indexed', 0), ('failed', 0);
+      CREATE TRIGGER IF NOT EXISTS count_insert AFTER INSERT ON images BEGIN
+        UPDATE state_counts SET n = n + 1 WHERE state = NEW.state;
+      END;
+      CREATE TRIGGER IF NOT EXISTS count_delete AFTER DELETE ON images BEGIN
+        UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
+      END;
+      CREATE TRIGGER IF NOT EXISTS count_update AFTER UPDATE OF state ON images
+        WHEN OLD.state <> NEW.state BEGIN
+        UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
+        UPDATE state_counts SET n = n + 1 WHERE state = NEW.state;
+      END;`);
+    this.#stmt = {
+      owner: this.#db.prepare<[string], { key: string }>('SELECT key FROM ids WHERE id = ?'),
+      claim: this.#db.prepare('INSERT OR IGNORE INTO ids (id, key) VALUES (?, ?)'),
+      pending: this.#db.prepare(
+        `INSERT INTO images (key, id, state, etag, size, updated_at) VALUES (@key, @id, 'pending', @etag, @size, @now)
+         ON CONFLICT (key) DO UPDATE SET id = excluded.id, state = 'pending', etag = excluded.etag,
+           size = excluded.size, reason = NULL, updated_at = excluded.updated_at`,
+      ),
+      indexed: this.#db.prepare(
+        `INSERT INTO images (key, id, state, etag, model, profile, updated_at, indexed_at)
+         VALUES (@key, @id, 'indexed', @etag, @model, @profile, @now, @now)
+         ON CONFLICT (key) DO UPDATE SET id = excluded.id, state = 'indexed',
+           etag = coalesce(excluded.etag, etag), reason = NULL, model = excluded.model,
+           profile = excluded.profile, updated_at = excluded.updated_at, indexed_at = excluded.indexed_at`,
+      ),
+      failed: this.#db.prepare(
+        `INSERT INTO images (key, id, state, reason, updated_at) VALUES (@key, @id, 'failed', @reason, @now)
+         ON CONFLICT (key) DO UPDATE SET state = 'failed', reason = excluded.reason,
+           updated_at = excluded.updated_at`,
+      ),
+      get: this.#db.prepare<[string], ImageRow>('SELECT * FROM images WHERE key = ?'),
+      byIds: this.#db.prepare<[string], ImageRow>(
+        `SELECT images.* FROM json_each(?) AS wanted
+         JOIN ids ON ids.id = wanted.value JOIN images ON images.key = ids.key`,
+      ),
+      page: this.#db.prepare<[string, number], ImageRow>(
+        'SELECT * FROM images WHERE key > ? ORDER BY key LIMIT ?',
+      ),
+      pageFrom: this.#db.prepare<[string, number], ImageRow>(
+        'SELECT * FROM images WHERE key >= ? ORDER BY key LIMIT ?',
+      ),
+      removeImage: this.#db.prepare('DELETE FROM images WHERE key = ?'),
+      removeId: this.#db.prepare('DELETE FROM ids WHERE key = ?'),
+      counts: this.#db.prepare<[], { state: ImageState; n: number }>('SELECT state, n FROM state_counts'),
+      recent: this.#db.prepare<[number], { n: number }>(
+        'SELECT count(*) AS n FROM images WHERE indexed_at >= ?',
+      ),
+      failures: this.#db.prepare<[number], { key: string; reason: string | null; updated_at: number }>(
+        `SELECT key, reason, updated_at FROM images WHERE state = 'failed' ORDER BY updated_at DESC LIMIT ?`,
+      ),
+    };
+  }
+
+  async markPending(entry: { key: string; id: string; etag?: string; size?: number }): Promise<ClaimResult> {
+    return this.#db.transaction((): ClaimResult => {
+      const owner = this.#stmt.owner.get(entry.id)?.key;
+      if (owner !== undefined && owner !== entry.key) return { ok: false, ownerKey: owner };
+      if (owner === undefined) this.#claimId(entry.key, entry.id);
+      this.#stmt.pending.run({
+        key: entry.key,
+        id: entry.id,
+        etag: entry.etag ?? null,
+        size: entry.size ?? null,
+        now: Date.now(),
+      });
+      return { ok: true };
+    })();
+  }
+
+  async markIndexed(entry: {
+    key: string;
+    id: string;
+    etag?: string;
+    model: string;
+    profile: string;
+  }): Promise<void> {
+    this.#db.transaction(() => {
+      const owner = this.#stmt.owner.get(entry.id)?.key;
+      if (owner !== undefined && owner !== entry.key) {
+        throw new ConflictError(`vector id ${entry.id} of '${entry.key}' already belongs to '${owner}'`);
+      }
+      if (owner === undefined) this.#claimId(entry.key, entry.id);
+      this.#stmt.indexed.run({ ...entry, etag: entry.etag ?? null, now: Date.now() });
+    })();
+  }
+
+  async markFailed(entry: { key: string; id: string; reason: string }): Promise<void> {
+    this.#stmt.failed.run({ ...entry, now: Date.now() });
+  }
+
+  async get(key: string): Promise<ImageRecord | undefined> {
+    const row = this.#stmt.get.get(key);
+    return row && toRecord(row);
+  }
+
+  async getByIds(ids: string[]): Promise<Map<string, ImageRecord>> {
+    const out = new Map<string, ImageRecord>();
+    if (ids.length === 0) return out;
+    for (const row of this.#stmt.byIds.all(JSON.stringify(ids))) out.set(row.id, toRecord(row));
+    return out;
+  }
+
+  /**
+   * Pages by key instead of holding one cursor open: the caller (re-ingest) writes to this catalogue
+   * while it iterates, and better-sqlite3 refuses other statements while an iterator is open.
+   */
+  async *list(prefix = ''): AsyncIterable<ImageRecord> {
+    let rows = this.#stmt.pageFrom.all(prefix, PAGE);
+    while (rows.length > 0) {
+      for (const row of rows) {
+        // Keys sort by their UTF-8 bytes, so the keys with a prefix are one run starting at the prefix.
+        if (!row.key.startsWith(prefix)) return;
+        yield toRecord(row);
+      }
+      if (rows.length < PAGE) return;
+      rows = this.#stmt.page.all((rows[rows.length - 1] as ImageRow).key, PAGE);
+    }
+  }
+
+  async remove(keys: string[]): Promise<void> {
+    this.#db.transaction(() => {
+      for (const key of keys) {
+        this.#stmt.removeImage.run(key);
+        this.#stmt.removeId.run(key);
+      }
+    })();
+  }
+
+  async clear(): Promise<void> {
+    this.#db.transaction(() => {
+      this.#db.exec('DELETE FROM images; DELETE FROM ids;');
+    })();
+  }
+
+  async progress(recentFailures: number): Promise<ProgressCounts> {
+    return this.#db.transaction((): ProgressCounts => {
+      const counts = { pending: 0, indexed: 0, failed: 0 };
+      for (const { state, n } of this.#stmt.counts.all()) counts[state] = n;
+      const since = Date.now() - this.#windowSeconds * 1000;
+      return {
+        total: counts.pending + counts.indexed + counts.failed,
+        ...counts,
+        recentlyIndexed: this.#stmt.recent.get(since)?.n ?? 0,
+        windowSeconds: this.#windowSeconds,
+        recentFailures: this.#stmt.failures.all(Math.max(0, recentFailures)).map((row) => ({
+          key: row.key,
+          reason: row.reason ?? 'unknown',
+          at: new Date(row.updated_at),
+        })),
+      };
+    })();
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+
+  /** A key re-claimed under a new id (never for the same key, ids derive from keys) drops its old id. */
+  #claimId(key: string, id: string): void {
+    this.#stmt.removeId.run(key);
+    this.#stmt.claim.run(id, key);
+  }
+}
+
+function toRecord(row: ImageRow): ImageRecord {
+  const record: ImageRecord = {
+    key: row.key,
+    id: row.id,
+    state: row.state,
+    updatedAt: new Date(row.updated_at),
+  };
+  if (row.etag !== null) record.etag = row.etag;
+  if (row.size !== null) record.size = row.size;
+  if (row.reason !== null) record.reason = row.reason;
+  if (row.model !== null) record.model = row.model;
+  if (row.profile !== null) record.profile = row.profile;
+  if (row.indexed_at !== null) record.indexedAt = new Date(row.indexed_at);
+  return record;
+}

@@ -1,0 +1,191 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { vectorIdOf } from '../../src/domain/ids.ts';
+import type { Catalogue, ImageRecord } from '../../src/domain/ports.ts';
+
+export interface CatalogueFixture {
+  catalogue: Catalogue;
+  cleanup: () => Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function keysOf(iterable: AsyncIterable<ImageRecord>): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const record of iterable) keys.push(record.key);
+  return keys.sort();
+}
+
+const entry = (key: string) => ({ key, id: vectorIdOf(key) });
+
+/** What ingest, the worker, progress and search rely on from the catalogue; a fresh one per test. */
+export function describeCatalogueContract(name: string, make: () => Promise<CatalogueFixture>): void {
+  describe(`Catalogue contract: ${name}`, () => {
+    let fixture: CatalogueFixture;
+    let catalogue: Catalogue;
+
+    beforeEach(async () => {
+      fixture = await make();
+      catalogue = fixture.catalogue;
+    });
+
+    afterEach(async () => {
+      await fixture.cleanup();
+    });
+
+    it('records a pending image with its id, etag and size', async () => {
+      // Prepare
+      const image = { ...entry('photos/cat.jpg'), etag: 'etag-1', size: 1234 };
+
+      // Act
+      const claim = await catalogue.markPending(image);
+      const record = await catalogue.get('photos/cat.jpg');
+
+      // Assess
+      expect(claim).toEqual({ ok: true });
+      expect(record).toMatchObject({ ...image, state: 'pending' });
+      expect(record?.updatedAt).toBeInstanceOf(Date);
+      expect(record?.reason).toBeUndefined();
+      expect(await catalogue.get('photos/dog.jpg')).toBeUndefined();
+    });
+
+    it('reports a hash collision instead of merging two keys under one id', async () => {
+      await catalogue.markPending({ key: 'first.jpg', id: '4242' });
+
+      const collision = await catalogue.markPending({ key: 'second.jpg', id: '4242' });
+      const sameKeyAgain = await catalogue.markPending({ key: 'first.jpg', id: '4242' });
+
+      expect(collision).toEqual({ ok: false, ownerKey: 'first.jpg' });
+      expect(sameKeyAgain).toEqual({ ok: true });
+      expect((await catalogue.getByIds(['4242'])).get('4242')?.key).toBe('first.jpg');
+    });
+
+    it('records the loser of a collision as failed without taking the id from its owner', async () => {
+      await catalogue.markPending({ key: 'owner.jpg', id: '77' });
+      await catalogue.markIndexed({ key: 'owner.jpg', id: '77', model: 'm', profile: 'p' });
+
+      await catalogue.markFailed({ key: 'loser.jpg', id: '77', reason: 'vector id collides with owner.jpg' });
+
+      expect(await catalogue.get('loser.jpg')).toMatchObject({ state: 'failed', reason: expect.any(String) });
+      expect((await catalogue.getByIds(['77'])).get('77')?.key).toBe('owner.jpg');
+      expect((await catalogue.get('owner.jpg'))?.state).toBe('indexed');
+    });
+
+    it('moves an image through pending, indexed, pending and failed, then indexed again', async () => {
+      const image = entry('life.jpg');
+      await catalogue.markPending({ ...image, etag: 'v1' });
+
+      await catalogue.markIndexed({ ...image, etag: 'v1', model: 'vgg16', profile: 'caffe-224' });
+      const indexed = await catalogue.get('life.jpg');
+      await catalogue.markPending({ ...image, etag: 'v2' });
+      const pendingAgain = await catalogue.get('life.jpg');
+      await catalogue.markFailed({ ...image, reason: 'corrupt: premature end of JPEG' });
+      const failed = await catalogue.get('life.jpg');
+      await catalogue.markIndexed({ ...image, etag: 'v2', model: 'vgg16', profile: 'caffe-224' });
+      const reindexed = await catalogue.get('life.jpg');
+
+      expect(indexed).toMatchObject({ state: 'indexed', etag: 'v1', model: 'vgg16', profile: 'caffe-224' });
+      expect(indexed?.indexedAt).toBeInstanceOf(Date);
+      expect(pendingAgain).toMatchObject({ state: 'pending', etag: 'v2' });
+      expect(failed).toMatchObject({ state: 'failed', reason: 'corrupt: premature end of JPEG' });
+      expect(reindexed).toMatchObject({ state: 'indexed', etag: 'v2' });
+      expect(reindexed?.reason).toBeUndefined();
+    });
+
+    it('counts progress by state, recent work, and the latest failures newest first', async () => {
+      for (const key of ['p1', 'p2', 'i1', 'i2', 'i3', 'f1', 'f2']) await catalogue.markPending(entry(key));
+      for (const key of ['i1', 'i2', 'i3']) {
+        await catalogue.markIndexed({ ...entry(key), model: 'm', profile: 'p' });
+      }
+      await catalogue.markFailed({ ...entry('f1'), reason: 'older failure' });
+      await sleep(20);
+      await catalogue.markFailed({ ...entry('f2'), reason: 'newer failure' });
+
+      const progress = await catalogue.progress(1);
+      const allFailures = await catalogue.progress(10);
+
+      expect(progress).toMatchObject({ total: 7, pending: 2, indexed: 3, failed: 2, recentlyIndexed: 3 });
+      expect(progress.windowSeconds).toBeGreaterThan(0);
+      expect(progress.recentFailures).toEqual([{ key: 'f2', reason: 'newer failure', at: expect.any(Date) }]);
+      expect(allFailures.recentFailures.map((f) => f.key)).toEqual(['f2', 'f1']);
+    });
+
+    it('keeps the counts right when an image changes state and when it is removed', async () => {
+      await catalogue.markPending(entry('a'));
+      await catalogue.markPending(entry('b'));
+      await catalogue.markIndexed({ ...entry('a'), model: 'm', profile: 'p' });
+      await catalogue.markIndexed({ ...entry('a'), model: 'm', profile: 'p' });
+      await catalogue.markPending(entry('b'));
+
+      await catalogue.remove(['b']);
+      const progress = await catalogue.progress(5);
+
+      expect(progress).toMatchObject({ total: 1, pending: 0, indexed: 1, failed: 0 });
+    });
+
+    it('looks up many ids at once, leaving unknown ids out', async () => {
+      const keys = ['x/1.jpg', 'x/2.jpg', 'y/3.jpg'];
+      for (const key of keys) await catalogue.markPending(entry(key));
+      await catalogue.markIndexed({ ...entry('x/1.jpg'), model: 'm', profile: 'p' });
+
+      const found = await catalogue.getByIds([...keys.map(vectorIdOf), '123456789']);
+      const none = await catalogue.getByIds([]);
+
+      expect(found.size).toBe(3);
+      for (const key of keys) expect(found.get(vectorIdOf(key))?.key).toBe(key);
+      expect(found.get(vectorIdOf('x/1.jpg'))?.state).toBe('indexed');
+      expect(found.has('123456789')).toBe(false);
+      expect(none.size).toBe(0);
+    });
+
+    it('lists every record, or those whose key starts with a prefix', async () => {
+      const keys = ['a/1.jpg', 'a/2.jpg', 'a/b/3.jpg', 'ab.jpg', 'b/4.jpg', 'ü/5.jpg'];
+      for (const key of keys) await catalogue.markPending(entry(key));
+
+      const all = await keysOf(catalogue.list());
+      const underA = await keysOf(catalogue.list('a/'));
+      const none = await keysOf(catalogue.list('zzz/'));
+
+      expect(all).toEqual([...keys].sort());
+      expect(underA).toEqual(['a/1.jpg', 'a/2.jpg', 'a/b/3.jpg']);
+      expect(none).toEqual([]);
+    });
+
+    it('lists more records than fit in one page', async () => {
+      const keys = Array.from({ length: 1200 }, (_, i) => `many/${String(i).padStart(4, '0')}.jpg`);
+      for (const key of keys) await catalogue.markPending(entry(key));
+
+      const listed = await keysOf(catalogue.list('many/'));
+
+      expect(listed).toEqual(keys);
+    });
+
+    it('removes records and frees their ids', async () => {
+      await catalogue.markPending({ key: 'old.jpg', id: '99' });
+      await catalogue.markPending(entry('keep.jpg'));
+
+      await catalogue.remove(['old.jpg', 'never-there.jpg']);
+      const reclaim = await catalogue.markPending({ key: 'new.jpg', id: '99' });
+
+      expect(await catalogue.get('old.jpg')).toBeUndefined();
+      expect(reclaim).toEqual({ ok: true });
+      expect(await keysOf(catalogue.list())).toEqual(['keep.jpg', 'new.jpg']);
+    });
+
+    it('clears everything', async () => {
+      for (const key of ['1', '2', '3']) await catalogue.markPending(entry(key));
+      await catalogue.markFailed({ ...entry('3'), reason: 'bad' });
+
+      await catalogue.clear();
+
+      expect(await keysOf(catalogue.list())).toEqual([]);
+      expect(await catalogue.progress(5)).toMatchObject({
+        total: 0,
+        pending: 0,
+        indexed: 0,
+        failed: 0,
+        recentFailures: [],
+      });
+      expect((await catalogue.getByIds([vectorIdOf('1')])).size).toBe(0);
+    });
+  });
+}
