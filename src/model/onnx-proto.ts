@@ -187,9 +187,10 @@ export interface OnnxGraph {
   sparse_initializer?: Uint8Array[];
 }
 
+/** Decoded with protobufjs defaults off: fields at their default value (0, "") are absent. */
 export interface OnnxModel {
   ir_version: number;
-  opset_import: { domain: string; version: number }[];
+  opset_import: { domain?: string; version: number }[];
   producer_name?: string;
   producer_version?: string;
   domain?: string;
@@ -217,7 +218,7 @@ export function decodeModel(bytes: Uint8Array): OnnxModel {
 
 /** The opset version the model imports for the default (ai.onnx) domain. */
 export function defaultOpset(model: OnnxModel): number {
-  const entry = model.opset_import.find((o) => o.domain === '' || o.domain === 'ai.onnx');
+  const entry = model.opset_import.find((o) => !o.domain || o.domain === 'ai.onnx');
   if (!entry) throw new Error('The ONNX model imports no ai.onnx operator set');
   return entry.version;
 }

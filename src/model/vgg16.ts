@@ -30,8 +30,8 @@ export interface Vgg16Options {
   head: Vgg16Head;
   opset?: number;
   inputName?: string;
-  /** A fixed batch size, as old exports have, or the symbolic "batch". */
-  batch?: number | 'batch';
+  /** A fixed batch size, as old exports have, or a symbolic name (default "batch"). */
+  batch?: number | string;
 }
 
 /**
