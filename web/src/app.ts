@@ -12,6 +12,7 @@ import {
   type UploadOutcome,
 } from './api.ts';
 import { plural } from './format.ts';
+import { shrinkForSearch } from './shrink.ts';
 
 export interface Notice {
   id: number;
@@ -131,9 +132,10 @@ export class App {
     this.set({ topK: value });
   }
 
-  searchFile(file: Blob, label: string): Promise<void> {
+  async searchFile(original: Blob, label: string): Promise<void> {
     const previous = this.state.query;
     if (previous && 'file' in previous.source) URL.revokeObjectURL(previous.preview);
+    const file = await shrinkForSearch(original);
     return this.runSearch({ label, preview: URL.createObjectURL(file), source: { file } });
   }
 
