@@ -1,0 +1,23 @@
+import type { Operations } from '../../app/operations.ts';
+import { parseQuery } from '../request.ts';
+import { handler, json } from '../response.ts';
+import { progressQuery } from '../schemas.ts';
+import type { HttpHandler } from '../types.ts';
+
+/** GET /health — mode, model, execution provider and the index's identity. */
+export function makeHealthHandler(operations: Operations): HttpHandler {
+  return handler(async () => json(200, await operations.health()));
+}
+
+/** GET /count — vectors in the index. */
+export function makeCountHandler(operations: Operations): HttpHandler {
+  return handler(async () => json(200, { count: await operations.count() }));
+}
+
+/** GET /progress?failures=20 — totals, throughput, ETA and the latest failures with their reasons. */
+export function makeProgressHandler(operations: Operations): HttpHandler {
+  return handler(async (event) => {
+    const { failures } = parseQuery(progressQuery, event);
+    return json(200, await operations.progress(failures), { 'cache-control': 'no-store' });
+  });
+}

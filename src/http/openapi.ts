@@ -1,0 +1,264 @@
+/**
+ * The OpenAPI 3.1 document served at GET /openapi.json. Schemas come from src/http/schemas.ts through
+ * z.toJSONSchema (OpenAPI 3.1 uses JSON Schema 2020-12), so the document describes what the handlers check.
+ */
+import { z } from 'zod';
+import {
+  countResponse,
+  deleteAllQuery,
+  deletedAllResponse,
+  deletedOneResponse,
+  deleteOneQuery,
+  errorResponse,
+  healthResponse,
+  ingestBody,
+  ingestResponse,
+  keysResponse,
+  moreLikeThisBody,
+  progressQuery,
+  progressResponse,
+  searchQuery,
+  searchResponse,
+  uploadsBody,
+  uploadsResponse,
+} from './schemas.ts';
+
+type Json = Record<string, unknown>;
+
+const components = {
+  SearchResponse: searchResponse,
+  MoreLikeThis: moreLikeThisBody,
+  Count: countResponse,
+  Progress: progressResponse,
+  IngestRequest: ingestBody,
+  IngestReport: ingestResponse,
+  Keys: keysResponse,
+  UploadsRequest: uploadsBody,
+  Uploads: uploadsResponse,
+  DeletedOne: deletedOneResponse,
+  DeletedAll: deletedAllResponse,
+  Health: healthResponse,
+  Error: errorResponse,
+} satisfies Record<string, z.ZodType>;
+
+type ComponentName = keyof typeof components;
+
+function jsonSchema(schema: z.ZodType): Json {
+  // Parameters and responses are described as the handlers see them after parsing ("output").
+  const { $schema: _, ...rest } = z.toJSONSchema(schema, { io: 'output', unrepresentable: 'any' }) as Json;
+  return rest;
+}
+
+const ref = (name: ComponentName) => ({ $ref: `#/components/schemas/${name}` });
+const jsonBody = (name: ComponentName) => ({ 'application/json': { schema: ref(name) } });
+const ok = (status: number, description: string, name: ComponentName) => ({
+  [status]: { description, content: jsonBody(name) },
+});
+
+const ERROR_MEANINGS: Record<number, string> = {
+  400: 'Bad input (the message says which field and why).',
+  404: 'Unknown key.',
+  409: 'The index was built by another model or preprocessing profile.',
+  413: 'Body, image or file count over the limit.',
+  415: 'Not an image the decoder accepts (the message gives its reason).',
+  500: 'Unexpected error.',
+  501: 'Not available in this mode.',
+  503: 'A backend (vector index, catalogue, bucket) is unavailable.',
+};
+
+function errors(...statuses: number[]): Json {
+  const all = [...statuses, 500, 503];
+  return Object.fromEntries(
+    all.map((status) => [status, { description: ERROR_MEANINGS[status], content: jsonBody('Error') }]),
+  );
+}
+
+function queryParameters(schema: z.ZodObject): Json[] {
+  const { properties = {}, required = [] } = jsonSchema(schema) as { properties?: Json; required?: string[] };
+  return Object.entries(properties).map(([name, property]) => {
+    const { description, ...rest } = property as Json;
+    // A default makes the output "required"; for the caller it is optional.
+    return {
+      name,
+      in: 'query',
+      required: required.includes(name) && !('default' in rest),
+      description,
+      schema: rest,
+    };
+  });
+}
+
+const keyParameter = {
+  name: 'key',
+  in: 'path',
+  required: true,
+  description: 'Object key; may contain "/". Percent-encode each segment, e.g. holiday/beach%20day.jpg.',
+  schema: { type: 'string' },
+};
+
+const imageBody = (description: string) => ({
+  required: true,
+  description,
+  content: {
+    'image/*': { schema: { type: 'string', contentMediaType: 'image/*' } },
+    'multipart/form-data': {
+      schema: { type: 'object', properties: { image: { type: 'string', contentMediaType: 'image/*' } } },
+    },
+    'application/json': { schema: ref('MoreLikeThis') },
+  },
+});
+
+const imageResponse = (description: string, contentType: string) => ({
+  200: {
+    description,
+    content: { [contentType]: { schema: { type: 'string', contentMediaType: contentType } } },
+  },
+  302: { description: 'Cloud mode: redirect to a short-lived presigned link.' },
+});
+
+export function openApiDocument(mode: 'embedded' | 'cloud'): Json {
+  const paths: Record<string, Json> = {
+    '/health': {
+      get: {
+        operationId: 'health',
+        summary: 'Mode, model, execution provider, index identity.',
+        responses: { ...ok(200, 'Healthy.', 'Health'), ...errors() },
+      },
+    },
+    '/openapi.json': {
+      get: {
+        operationId: 'openapi',
+        summary: 'This document.',
+        responses: {
+          200: {
+            description: 'OpenAPI 3.1 document.',
+            content: { 'application/json': { schema: { type: 'object' } } },
+          },
+        },
+      },
+    },
+    '/count': {
+      get: {
+        operationId: 'count',
+        summary: 'Vectors in the index.',
+        responses: { ...ok(200, 'The count.', 'Count'), ...errors() },
+      },
+    },
+    '/progress': {
+      get: {
+        operationId: 'progress',
+        summary: 'Ingest progress: totals, throughput, ETA and the latest failures with reasons.',
+        parameters: queryParameters(progressQuery),
+        responses: { ...ok(200, 'Progress.', 'Progress'), ...errors(400) },
+      },
+    },
+    '/ingest': {
+      post: {
+        operationId: 'ingest',
+        summary:
+          'Index a folder (embedded: {"path"}) or a bucket prefix ({"prefix"}); unchanged images are skipped, gone ones removed.',
+        requestBody: { required: true, content: jsonBody('IngestRequest') },
+        responses: { ...ok(202, 'Queued; follow GET /progress.', 'IngestReport'), ...errors(400) },
+      },
+    },
+    '/images': {
+      post: {
+        operationId: 'uploadImages',
+        summary:
+          'Upload one or many images (parts named "files", optional field "prefix"); they are ingested like a drop.',
+        requestBody: {
+          required: true,
+          content: {
+            'multipart/form-data': {
+              schema: {
+                type: 'object',
+                properties: {
+                  files: { type: 'array', items: { type: 'string', contentMediaType: 'image/*' } },
+                  prefix: { type: 'string' },
+                },
+                required: ['files'],
+              },
+            },
+          },
+        },
+        responses: { ...ok(201, 'Stored under these keys.', 'Keys'), ...errors(400, 413, 415) },
+      },
+      delete: {
+        operationId: 'deleteAll',
+        summary:
+          'Delete every vector and catalogue entry (and the images with deleteObjects=true). Needs confirm=true.',
+        parameters: queryParameters(deleteAllQuery),
+        responses: { ...ok(200, 'How many were deleted.', 'DeletedAll'), ...errors(400) },
+      },
+    },
+    '/uploads': {
+      post: {
+        operationId: 'uploadTargets',
+        summary: 'Where to PUT each file (cloud: presigned S3 PUT; embedded: PUT /images/{key}).',
+        requestBody: { required: true, content: jsonBody('UploadsRequest') },
+        responses: { ...ok(200, 'One target per file.', 'Uploads'), ...errors(400) },
+      },
+    },
+    '/search': {
+      post: {
+        operationId: 'search',
+        summary:
+          'Images most like the query image (raw body, multipart part "image", or {"key"} of an indexed image), best first; score is cosine similarity in [-1, 1].',
+        parameters: queryParameters(searchQuery),
+        requestBody: imageBody('The query image, or the key of an indexed image for "more like this".'),
+        responses: {
+          ...ok(200, 'Results, best first, and the time spent.', 'SearchResponse'),
+          ...errors(400, 404, 409, 413, 415),
+        },
+      },
+    },
+    '/images/{key}': {
+      get: {
+        operationId: 'getImage',
+        summary: 'The image itself.',
+        parameters: [keyParameter],
+        responses: { ...imageResponse('The image bytes.', 'image/*'), ...errors(400, 404) },
+      },
+      delete: {
+        operationId: 'deleteImage',
+        summary: 'Delete one image: its vector, catalogue entry and (unless keepObject=true) the file.',
+        parameters: [keyParameter, ...queryParameters(deleteOneQuery)],
+        responses: { ...ok(200, 'Deleted.', 'DeletedOne'), ...errors(400, 404) },
+      },
+      ...(mode === 'embedded' && {
+        put: {
+          operationId: 'putImage',
+          summary: 'Store the raw body under this key (the embedded upload target); ingested like a drop.',
+          parameters: [keyParameter],
+          requestBody: {
+            required: true,
+            content: { 'image/*': { schema: { type: 'string', contentMediaType: 'image/*' } } },
+          },
+          responses: { ...ok(201, 'Stored.', 'Keys'), ...errors(400, 413, 415) },
+        },
+      }),
+    },
+    '/thumbnails/{key}': {
+      get: {
+        operationId: 'getThumbnail',
+        summary: 'A small WebP of the image, made once at ingest.',
+        parameters: [keyParameter],
+        responses: { ...imageResponse('The thumbnail.', 'image/webp'), ...errors(400, 404) },
+      },
+    },
+  };
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'pic-search',
+      version: '0.1.0',
+      description: `Search by image (${mode} mode). Errors are JSON {"error", "message"} with the HTTP status.`,
+    },
+    paths,
+    components: {
+      schemas: Object.fromEntries(
+        Object.entries(components).map(([name, schema]) => [name, jsonSchema(schema)]),
+      ),
+    },
+  };
+}

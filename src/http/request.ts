@@ -1,0 +1,68 @@
+import type { z } from 'zod';
+import { PayloadTooLargeError, ValidationError } from '../domain/errors.ts';
+import { describeIssues } from './response.ts';
+import type { HttpEvent } from './types.ts';
+
+/** Header lookup that does not depend on the caller having lowercased the names (API Gateway does). */
+export function header(event: HttpEvent, name: string): string | undefined {
+  const wanted = name.toLowerCase();
+  for (const [key, value] of Object.entries(event.headers ?? {})) {
+    if (key.toLowerCase() === wanted) return value;
+  }
+  return undefined;
+}
+
+/** `image/jpeg; charset=…` → `image/jpeg`; '' when absent. */
+export function mediaType(event: HttpEvent): string {
+  return (header(event, 'content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+}
+
+/** The raw body bytes, whether API Gateway sent them base64 (binary) or as text. */
+export function bodyBytes(event: HttpEvent, maxBytes: number): Buffer {
+  if (event.body === undefined || event.body === null) return Buffer.alloc(0);
+  const body = Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
+  if (body.length > maxBytes) {
+    throw new PayloadTooLargeError(`The body is ${body.length} bytes; the limit is ${maxBytes} bytes.`);
+  }
+  return body;
+}
+
+export function parseWith<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new ValidationError(`Invalid ${what}: ${describeIssues(result.error)}`);
+  return result.data;
+}
+
+export function parseQuery<S extends z.ZodType>(schema: S, event: HttpEvent): z.output<S> {
+  return parseWith(schema, event.queryStringParameters ?? {}, 'query');
+}
+
+export function parseJsonBody<S extends z.ZodType>(
+  schema: S,
+  event: HttpEvent,
+  maxBytes: number,
+): z.output<S> {
+  const text = bodyBytes(event, maxBytes).toString('utf8');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ValidationError(`The body is not valid JSON: ${(error as Error).message}`);
+  }
+  return parseWith(schema, value, 'body');
+}
+
+/**
+ * The `{key+}` path parameter. API Gateway HTTP APIs hand it over already URL-decoded; the local server
+ * does the same, so the key here is the object key itself.
+ */
+export function pathKey(event: HttpEvent): string {
+  const key = event.pathParameters?.key;
+  if (!key) throw new ValidationError('The path must name an image key, e.g. /images/photos/cat.jpg.');
+  // Defence in depth: the object stores refuse these too.
+  const segments = key.split('/');
+  if (key.startsWith('/') || key.includes('\0') || segments.some((s) => s === '.' || s === '..')) {
+    throw new ValidationError(`"${key}" is not a valid key: no leading "/", "." or ".." segments, or NUL.`);
+  }
+  return key;
+}

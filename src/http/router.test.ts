@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { openApiDocument } from './openapi.ts';
+import { matchRoute, routeKeysFor } from './router.ts';
+
+/** "GET /images/{key+}" → "get /images/{key}" (OpenAPI has no greedy parameters). */
+const asOpenApi = (routeKey: string) => {
+  const [method = '', path = ''] = routeKey.split(' ');
+  return `${method.toLowerCase()} ${path.replace('{key+}', '{key}')}`;
+};
+
+function documentedOperations(mode: 'embedded' | 'cloud'): string[] {
+  const paths = openApiDocument(mode).paths as Record<string, Record<string, unknown>>;
+  return Object.entries(paths).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m} ${path}`));
+}
+
+describe('route table and OpenAPI document', () => {
+  it.each(['embedded', 'cloud'] as const)('describe exactly the same routes in %s mode', (mode) => {
+    // Prepare
+    const routes = routeKeysFor(mode).map(asOpenApi).sort();
+    // Act
+    const documented = documentedOperations(mode).sort();
+    // Assess
+    expect(documented).toEqual(routes);
+  });
+
+  it('serves PUT /images/{key+} only in embedded mode', () => {
+    expect(routeKeysFor('embedded')).toContain('PUT /images/{key+}');
+    expect(routeKeysFor('cloud')).not.toContain('PUT /images/{key+}');
+  });
+
+  it('documents topK as an integer from 1 to 100 with default 10, and every error as {error, message}', () => {
+    const document = openApiDocument('embedded') as {
+      paths: Record<string, Record<string, { parameters?: { name: string; schema: unknown }[] }>>;
+      components: { schemas: Record<string, { required?: string[] }> };
+    };
+    const topK = document.paths['/search']?.post?.parameters?.find((p) => p.name === 'topK');
+    expect(topK?.schema).toEqual({ type: 'integer', minimum: 1, maximum: 100, default: 10 });
+    expect(document.components.schemas.Error?.required).toEqual(['error', 'message']);
+  });
+});
+
+describe('matchRoute', () => {
+  const keys = routeKeysFor('embedded');
+
+  it('decodes a greedy key segment by segment, as API Gateway hands it to Lambda', () => {
+    const match = matchRoute(keys, 'GET', '/images/holiday/caf%C3%A9%20%26%20%24(rm%20-rf).jpg');
+    expect(match).toEqual({
+      routeKey: 'GET /images/{key+}',
+      pathParameters: { key: 'holiday/café & $(rm -rf).jpg' },
+    });
+  });
+
+  it('tells DELETE /images from DELETE /images/{key+}', () => {
+    expect(matchRoute(keys, 'DELETE', '/images')?.routeKey).toBe('DELETE /images');
+    expect(matchRoute(keys, 'DELETE', '/images/a.jpg')?.routeKey).toBe('DELETE /images/{key+}');
+    expect(matchRoute(keys, 'GET', '/images/')).toBeUndefined();
+  });
+
+  it('refuses malformed percent-encoding with a 400-kind error', () => {
+    expect(() => matchRoute(keys, 'GET', '/images/%E0%A4%A.jpg')).toThrow(/percent-encoding/);
+  });
+});

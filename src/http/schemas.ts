@@ -1,0 +1,173 @@
+/**
+ * Request and response shapes of the HTTP API, once: handlers validate with them and the OpenAPI document
+ * is generated from them (z.toJSONSchema), so the two cannot drift apart.
+ */
+import { z } from 'zod';
+
+const INTEGER = /^[-+]?\d+$/;
+
+/** A query-string integer: digits only (so "1.5" and "1e1" are refused), then range-checked. */
+function queryInteger(min: number, max: number, name: string) {
+  const message = `${name} must be an integer from ${min} to ${max}`;
+  return z
+    .string()
+    .trim()
+    .regex(INTEGER, message)
+    .pipe(z.coerce.number<string>().int(message).min(min, message).max(max, message));
+}
+
+const queryBoolean = z.enum(['true', 'false']);
+
+export const searchQuery = z.object({
+  topK: queryInteger(1, 100, 'topK').optional().default(10).describe('How many results, best first.'),
+  minScore: z
+    .string()
+    .trim()
+    .min(1, 'minScore must be a number from -1 to 1')
+    .pipe(
+      z.coerce
+        .number<string>()
+        .min(-1, 'minScore must be from -1 to 1')
+        .max(1, 'minScore must be from -1 to 1'),
+    )
+    .optional()
+    .describe('Drop results whose cosine similarity is below this.'),
+  prefix: z.string().optional().describe('Only keys that start with this.'),
+});
+
+export const progressQuery = z.object({
+  failures: queryInteger(0, 1000, 'failures')
+    .optional()
+    .default(20)
+    .describe('How many recent failures to list.'),
+});
+
+export const deleteAllQuery = z.object({
+  confirm: z
+    .literal('true', { error: 'add confirm=true to delete every vector and catalogue entry' })
+    .describe('Must be "true": deleting everything is never implicit.'),
+  deleteObjects: queryBoolean
+    .optional()
+    .default('false')
+    .describe('Also delete the image files in the bucket.'),
+});
+
+export const deleteOneQuery = z.object({
+  keepObject: queryBoolean
+    .optional()
+    .default('false')
+    .describe('Keep the image file; forget only its vector.'),
+});
+
+const prefix = z.string().max(512).describe('Key prefix, e.g. "holiday/".');
+
+export const moreLikeThisBody = z.object({ key: z.string().min(1).describe('An indexed image key.') });
+
+export const ingestBody = z
+  .object({
+    path: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Embedded mode: a folder on the server; its images are synced into the bucket first.'),
+    prefix: prefix.optional(),
+  })
+  .refine((body) => body.path !== undefined || body.prefix !== undefined, 'give "path" or "prefix"');
+
+export const uploadsBody = z.object({
+  files: z
+    .array(
+      z.object({
+        name: z.string().min(1).max(1024),
+        contentType: z.string().regex(/^image\//, 'must be image/*'),
+      }),
+    )
+    .min(1)
+    .max(100),
+  prefix: prefix.optional(),
+});
+
+const timings = z.object({
+  decodeMs: z.number(),
+  embedMs: z.number(),
+  searchMs: z.number(),
+  lookupMs: z.number(),
+  totalMs: z.number(),
+});
+
+export const searchResponse = z.object({
+  results: z.array(
+    z.object({
+      key: z.string(),
+      id: z.string().describe('Vector id: decimal 63-bit hash of the key.'),
+      score: z.number().min(-1).max(1).describe('Cosine similarity; 1 is the same picture.'),
+      imageUrl: z.string(),
+      thumbnailUrl: z.string(),
+    }),
+  ),
+  topK: z.number().int(),
+  model: z.string(),
+  profile: z.string(),
+  pretrained: z.boolean().describe('False when seeded (random) weights stand in for pretrained ones.'),
+  timings,
+});
+
+export const countResponse = z.object({ count: z.number().int().min(0) });
+
+export const progressResponse = z.object({
+  total: z.number().int(),
+  pending: z.number().int(),
+  indexed: z.number().int(),
+  failed: z.number().int(),
+  throughput: z.number().describe('Images indexed per second, recently.'),
+  etaSeconds: z.number().nullable(),
+  queue: z.object({ visible: z.number().int(), inFlight: z.number().int() }),
+  recentFailures: z.array(z.object({ key: z.string(), reason: z.string(), at: z.string() })),
+});
+
+export const ingestResponse = z.object({
+  queued: z.number().int(),
+  unchanged: z.number().int(),
+  removed: z.number().int(),
+  prefix: z.string(),
+});
+
+export const keysResponse = z.object({ keys: z.array(z.string()) });
+
+export const uploadsResponse = z.object({
+  uploads: z.array(
+    z.object({
+      key: z.string(),
+      url: z.string(),
+      method: z.literal('PUT'),
+      headers: z.record(z.string(), z.string()),
+      expiresInSeconds: z.number(),
+    }),
+  ),
+});
+
+export const deletedOneResponse = z.object({ deleted: z.string() });
+export const deletedAllResponse = z.object({ deleted: z.number().int() });
+
+export const healthResponse = z.object({
+  status: z.literal('ok'),
+  mode: z.enum(['embedded', 'cloud']),
+  model: z.object({
+    model: z.string(),
+    profile: z.string(),
+    dimension: z.number().int(),
+    provider: z.string(),
+    pretrained: z.boolean(),
+  }),
+  index: z.object({ model: z.string(), profile: z.string(), dimension: z.number().int() }).optional(),
+});
+
+export const errorResponse = z.object({
+  error: z
+    .string()
+    .describe(
+      'bad_request, not_found, payload_too_large, conflict, index_mismatch, unavailable, internal, or for ' +
+        'images: empty, not_an_image, unsupported_format, corrupt, too_many_pixels, bad_aspect_ratio',
+    ),
+  message: z.string().describe('What went wrong, in plain words.'),
+});
