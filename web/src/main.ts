@@ -29,6 +29,7 @@ async function boot(): Promise<void> {
   });
   if (configError) app.notify('error', configError);
   wireDropAndPaste(app);
+  root.replaceChildren(); // drop the static "Loading…": lit-html renders beside existing children
   render(page(app), root);
   await app.start();
 }
