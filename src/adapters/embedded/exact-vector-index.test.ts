@@ -1,0 +1,188 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ValidationError } from '../../domain/errors.ts';
+import type { VectorHit } from '../../domain/ports.ts';
+import { ExactVectorIndex } from './exact-vector-index.ts';
+
+const D = 512;
+const identity = { model: 'm', profile: 'p', dimension: D };
+
+function randomUnit(seed: number): Float32Array {
+  let state = seed >>> 0;
+  const v = new Float32Array(D);
+  let sum = 0;
+  for (let i = 0; i < D; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    v[i] = state / 4294967296 - 0.5;
+    sum += (v[i] as number) ** 2;
+  }
+  return v.map((x) => x / Math.sqrt(sum));
+}
+
+/** The reference: every score in float64, sorted, filtered like the index promises. */
+function bruteForce(
+  stored: Map<string, { key: string; vector: Float32Array }>,
+  query: Float32Array,
+  options: { topK: number; prefix?: string; minScore?: number },
+): VectorHit[] {
+  const hits: VectorHit[] = [];
+  for (const [id, { key, vector }] of stored) {
+    if (options.prefix !== undefined && !key.startsWith(options.prefix)) continue;
+    let score = 0;
+    for (let i = 0; i < D; i++) score += (vector[i] as number) * (query[i] as number);
+    if (options.minScore !== undefined && score < options.minScore) continue;
+    hits.push({ id, key, score });
+  }
+  return hits.sort((a, b) => b.score - a.score).slice(0, options.topK);
+}
+
+function expectSameHits(actual: VectorHit[], expected: VectorHit[]): void {
+  expect(actual.map((h) => h.id)).toEqual(expected.map((h) => h.id));
+  actual.forEach((hit, i) => {
+    expect(hit.score).toBeCloseTo(expected[i]?.score as number, 5);
+  });
+}
+
+describe('ExactVectorIndex', () => {
+  let dir: string;
+  let path: string;
+  const opened: ExactVectorIndex[] = [];
+  const open = (blockRows = 1000) => {
+    const index = new ExactVectorIndex(path, { blockRows });
+    opened.push(index);
+    return index;
+  };
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'vectors-'));
+    path = join(dir, 'vectors.db');
+  });
+
+  afterEach(async () => {
+    for (const index of opened.splice(0)) await index.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('returns exactly the brute-force top-k across many blocks, after overwrites and deletes', async () => {
+    // Prepare: 12k vectors in blocks of 1000, then a third overwritten and a sixth deleted.
+    const index = open(1000);
+    await index.ensure(identity);
+    const stored = new Map<string, { key: string; vector: Float32Array }>();
+    for (let start = 0; start < 12_000; start += 2000) {
+      const items = Array.from({ length: 2000 }, (_, j) => ({
+        id: String(start + j + 1),
+        key: `${(start + j) % 2 ? 'odd' : 'even'}/${start + j}.jpg`,
+        vector: randomUnit(start + j),
+      }));
+      await index.upsert(items);
+      for (const item of items) stored.set(item.id, item);
+    }
+    const overwrites = [...stored.keys()].filter((_, i) => i % 3 === 0);
+    await index.upsert(
+      overwrites.map((id, i) => ({ id, key: `moved/${id}`, vector: randomUnit(50_000 + i) })),
+    );
+    overwrites.forEach((id, i) => {
+      stored.set(id, { key: `moved/${id}`, vector: randomUnit(50_000 + i) });
+    });
+    const deletions = [...stored.keys()].filter((_, i) => i % 6 === 1);
+    await index.delete(deletions);
+    for (const id of deletions) stored.delete(id);
+
+    // Act + Assess
+    expect(await index.count()).toBe(stored.size);
+    for (let q = 0; q < 5; q++) {
+      const query = randomUnit(90_000 + q);
+      expectSameHits(await index.search(query, { topK: 10 }), bruteForce(stored, query, { topK: 10 }));
+      expectSameHits(
+        await index.search(query, { topK: 25, prefix: 'odd/' }),
+        bruteForce(stored, query, { topK: 25, prefix: 'odd/' }),
+      );
+      // Halfway between the 7th and 8th best, so float32 rounding cannot decide the cut.
+      const ranked = bruteForce(stored, query, { topK: 8 });
+      const minScore = ((ranked[6]?.score as number) + (ranked[7]?.score as number)) / 2;
+      expectSameHits(
+        await index.search(query, { topK: 100, minScore }),
+        bruteForce(stored, query, { topK: 100, minScore }),
+      );
+    }
+  });
+
+  it('finds the same results after a restart, reloaded from the file', async () => {
+    const first = open();
+    await first.ensure(identity);
+    await first.upsert(
+      Array.from({ length: 1500 }, (_, i) => ({ id: String(i), key: `k${i}`, vector: randomUnit(i) })),
+    );
+    await first.delete(['3', '700']);
+    const query = randomUnit(42);
+    const before = await first.search(query, { topK: 5 });
+
+    const second = open();
+
+    expect(await second.identity()).toEqual(identity);
+    expect(await second.count()).toBe(1498);
+    expect(await second.search(query, { topK: 5 })).toEqual(before);
+  });
+
+  it('sees what another process wrote to the same file', async () => {
+    const service = open();
+    await service.ensure(identity);
+    await service.upsert([{ id: '1', key: 'one.jpg', vector: randomUnit(1) }]);
+    expect(await service.count()).toBe(1);
+    const cli = open();
+
+    await cli.upsert([{ id: '2', key: 'two.jpg', vector: randomUnit(2) }]);
+    await cli.delete(['1']);
+
+    expect(await service.count()).toBe(1);
+    expect((await service.search(randomUnit(2), { topK: 5 })).map((h) => h.key)).toEqual(['two.jpg']);
+  });
+
+  it('keeps the vector as given, and scores it by direction only', async () => {
+    const index = open();
+    await index.ensure(identity);
+    const long = randomUnit(5).map((x) => x * 3);
+
+    await index.upsert([{ id: '9', key: 'long.jpg', vector: long }]);
+
+    expect(await index.get('9')).toEqual(long);
+    expect((await index.search(randomUnit(5), { topK: 1 }))[0]?.score).toBeCloseTo(1, 6);
+  });
+
+  it('refuses vectors of the wrong size, without direction, and ids that are not int64', async () => {
+    const index = open();
+    await index.ensure(identity);
+
+    await expect(index.upsert([{ id: '1', key: 'a', vector: new Float32Array(3) }])).rejects.toBeInstanceOf(
+      ValidationError,
+    );
+    await expect(index.upsert([{ id: '1', key: 'a', vector: new Float32Array(D) }])).rejects.toBeInstanceOf(
+      ValidationError,
+    );
+    await expect(index.upsert([{ id: '-1', key: 'a', vector: randomUnit(1) }])).rejects.toBeInstanceOf(
+      ValidationError,
+    );
+    await expect(index.get('9223372036854775808')).rejects.toBeInstanceOf(ValidationError);
+    await expect(index.search(randomUnit(1), { topK: 0 })).rejects.toBeInstanceOf(ValidationError);
+    expect(await index.count()).toBe(0);
+  });
+
+  it('asks for ensure() before the first upsert', async () => {
+    const index = open();
+
+    await expect(index.upsert([{ id: '1', key: 'a', vector: randomUnit(1) }])).rejects.toThrow(/ensure/);
+  });
+
+  it('keeps 63-bit ids exact', async () => {
+    const index = open();
+    await index.ensure(identity);
+    const id = '9223372036854775807';
+
+    await index.upsert([{ id, key: 'max.jpg', vector: randomUnit(1) }]);
+
+    expect((await index.search(randomUnit(1), { topK: 1 }))[0]?.id).toBe(id);
+    expect(await open().get(id)).toBeInstanceOf(Float32Array);
+  });
+});
