@@ -1,0 +1,434 @@
+import {
+  type AttributeValue,
+  BatchGetItemCommand,
+  BatchWriteItemCommand,
+  type DynamoDBClient,
+  GetItemCommand,
+  paginateQuery,
+  QueryCommand,
+  TransactionCanceledException,
+  type TransactWriteItem,
+  TransactWriteItemsCommand,
+} from '@aws-sdk/client-dynamodb';
+import { ConflictError } from '../../domain/errors.ts';
+import type {
+  Catalogue,
+  ClaimResult,
+  Failure,
+  ImageRecord,
+  ImageState,
+  ProgressCounts,
+} from '../../domain/ports.ts';
+
+type Item = Record<string, AttributeValue>;
+
+const COUNTERS = 'counters';
+const STATES: ImageState[] = ['pending', 'indexed', 'failed'];
+/** BatchGetItem takes at most 100 keys, BatchWriteItem 25 requests. */
+const BATCH_GET = 100;
+const BATCH_WRITE = 25;
+const MAX_ATTEMPTS = 8;
+
+export interface DynamoCatalogueOptions {
+  /** Window of the "recently indexed" figure progress reports (whole minutes). @default 300 */
+  windowSeconds?: number;
+}
+
+type Change =
+  | { kind: 'pending'; etag?: string; size?: number }
+  | { kind: 'indexed'; etag?: string; model: string; profile: string }
+  | { kind: 'failed'; reason: string };
+
+/**
+ * The catalogue on one DynamoDB table (schema and item kinds: catalogue-table.ts). Every state change
+ * is one TransactWriteItems: the record under its key (optimistic `ver` check), its copy under the
+ * vector id (claimed with a condition) and the counters, so the counters match the records exactly.
+ */
+export class DynamoCatalogue implements Catalogue {
+  readonly #db: DynamoDBClient;
+  readonly #table: string;
+  readonly #windowMinutes: number;
+
+  constructor(db: DynamoDBClient, tableName: string, options: DynamoCatalogueOptions = {}) {
+    this.#db = db;
+    this.#table = tableName;
+    this.#windowMinutes = Math.max(1, Math.round((options.windowSeconds ?? 300) / 60));
+  }
+
+  markPending(entry: { key: string; id: string; etag?: string; size?: number }): Promise<ClaimResult> {
+    return this.#change(
+      entry.key,
+      entry.id,
+      { kind: 'pending', etag: entry.etag, size: entry.size },
+      'report',
+    );
+  }
+
+  async markIndexed(entry: {
+    key: string;
+    id: string;
+    etag?: string;
+    model: string;
+    profile: string;
+  }): Promise<void> {
+    const { key, id, etag, model, profile } = entry;
+    const claim = await this.#change(key, id, { kind: 'indexed', etag, model, profile }, 'report');
+    if (!claim.ok)
+      throw new ConflictError(`vector id ${id} of '${key}' already belongs to '${claim.ownerKey}'`);
+  }
+
+  async markFailed(entry: { key: string; id: string; reason: string }): Promise<void> {
+    await this.#change(entry.key, entry.id, { kind: 'failed', reason: entry.reason }, 'skip');
+  }
+
+  async get(key: string): Promise<ImageRecord | undefined> {
+    const out = await this.#db.send(
+      new GetItemCommand({ TableName: this.#table, Key: { pk: { S: imagePk(key) } }, ConsistentRead: true }),
+    );
+    return out.Item && toRecord(out.Item);
+  }
+
+  async getByIds(ids: string[]): Promise<Map<string, ImageRecord>> {
+    const out = new Map<string, ImageRecord>();
+    for (const item of await this.#batchGet([...new Set(ids)].map(idPk))) {
+      const record = toRecord(item);
+      out.set(record.id, record);
+    }
+    return out;
+  }
+
+  async *list(prefix = ''): AsyncIterable<ImageRecord> {
+    const pages = paginateQuery(
+      { client: this.#db, pageSize: 500 },
+      {
+        TableName: this.#table,
+        IndexName: 'byKey',
+        KeyConditionExpression: prefix ? 'kp = :kp AND begins_with(objectKey, :prefix)' : 'kp = :kp',
+        ExpressionAttributeValues: { ':kp': { S: 'img' }, ...(prefix ? { ':prefix': { S: prefix } } : {}) },
+      },
+    );
+    for await (const page of pages) for (const item of page.Items ?? []) yield toRecord(item);
+  }
+
+  async remove(keys: string[]): Promise<void> {
+    for (const key of new Set(keys)) {
+      await this.#retrying(async () => {
+        const old = await this.#getImageItem(key);
+        if (!old) return true;
+        const record = toRecord(old);
+        return this.#transact([
+          {
+            Delete: {
+              TableName: this.#table,
+              Key: { pk: { S: imagePk(key) } },
+              ConditionExpression: 'ver = :ver',
+              ExpressionAttributeValues: { ':ver': { N: String(num(old.ver)) } },
+            },
+          },
+          {
+            Delete: {
+              TableName: this.#table,
+              Key: { pk: { S: idPk(record.id) } },
+              ConditionExpression: 'attribute_not_exists(pk) OR objectKey = :key',
+              ExpressionAttributeValues: { ':key': { S: key } },
+            },
+          },
+          this.#counterUpdate(record.state, undefined),
+        ]).then((result) => result === 'ok');
+      });
+    }
+  }
+
+  /** Deletes every record, id claim, counter and rate bucket (paged through the byKey index, no scan). */
+  async clear(): Promise<void> {
+    const pks: string[] = [];
+    for await (const record of this.list()) pks.push(imagePk(record.key), idPk(record.id));
+    pks.push(COUNTERS, ...this.#rateBuckets());
+    for (let i = 0; i < pks.length; i += BATCH_WRITE) {
+      let requests = pks
+        .slice(i, i + BATCH_WRITE)
+        .map((pk) => ({ DeleteRequest: { Key: { pk: { S: pk } } } }));
+      for (let attempt = 0; requests.length > 0; attempt++) {
+        const out = await this.#db.send(
+          new BatchWriteItemCommand({ RequestItems: { [this.#table]: requests } }),
+        );
+        requests = (out.UnprocessedItems?.[this.#table] ?? []) as typeof requests;
+        if (requests.length > 0) await backoff(attempt);
+      }
+    }
+  }
+
+  async progress(recentFailures: number): Promise<ProgressCounts> {
+    const [counters, rates, failures] = await Promise.all([
+      this.#db.send(
+        new GetItemCommand({ TableName: this.#table, Key: { pk: { S: COUNTERS } }, ConsistentRead: true }),
+      ),
+      this.#batchGet(this.#rateBuckets()),
+      recentFailures > 0
+        ? this.#db.send(
+            new QueryCommand({
+              TableName: this.#table,
+              IndexName: 'failures',
+              KeyConditionExpression: 'fp = :fp',
+              ExpressionAttributeValues: { ':fp': { S: 'failed' } },
+              ScanIndexForward: false,
+              Limit: recentFailures,
+            }),
+          )
+        : undefined,
+    ]);
+    const item = counters.Item ?? {};
+    const [pending, indexed, failed] = STATES.map((state) => Math.max(0, num(item[state])));
+    return {
+      total: (pending ?? 0) + (indexed ?? 0) + (failed ?? 0),
+      pending: pending ?? 0,
+      indexed: indexed ?? 0,
+      failed: failed ?? 0,
+      recentlyIndexed: rates.reduce((sum, rate) => sum + num(rate.indexed), 0),
+      windowSeconds: this.#windowMinutes * 60,
+      recentFailures: (failures?.Items ?? []).map(
+        (f): Failure => ({
+          key: str(f.objectKey),
+          reason: str(f.reason) || 'unknown',
+          at: new Date(num(f.failedAt)),
+        }),
+      ),
+    };
+  }
+
+  /**
+   * Moves one record to its next state. `onCollision`: 'report' returns the owner of the id when
+   * another key holds it; 'skip' records the state under the key alone (a failure needs no id claim).
+   */
+  async #change(
+    key: string,
+    id: string,
+    change: Change,
+    onCollision: 'report' | 'skip',
+  ): Promise<ClaimResult> {
+    let claimId = true;
+    let outcome: ClaimResult = { ok: true };
+    await this.#retrying(async () => {
+      const old = await this.#getImageItem(key);
+      const previous = old && toRecord(old);
+      const next = applyChange(previous, key, id, change);
+      const item = toItem(next, num(old?.ver) + 1);
+      const writes: TransactWriteItem[] = [
+        {
+          Put: {
+            TableName: this.#table,
+            Item: { ...item, pk: { S: imagePk(key) }, kp: { S: 'img' }, ...failureIndexOf(next) },
+            ...(old
+              ? {
+                  ConditionExpression: 'ver = :ver',
+                  ExpressionAttributeValues: { ':ver': { N: String(num(old.ver)) } },
+                }
+              : { ConditionExpression: 'attribute_not_exists(pk)' }),
+          },
+        },
+      ];
+      if (claimId) {
+        writes.push({
+          Put: {
+            TableName: this.#table,
+            Item: { ...item, pk: { S: idPk(id) } },
+            ConditionExpression: 'attribute_not_exists(pk) OR objectKey = :key',
+            ExpressionAttributeValues: { ':key': { S: key } },
+          },
+        });
+      }
+      if (previous?.state !== next.state) writes.push(this.#counterUpdate(previous?.state, next.state));
+      if (next.state === 'indexed') writes.push(this.#rateUpdate());
+      const result = await this.#transact(writes);
+      if (result === 'ok') return true;
+      if (result === 'claim') {
+        if (onCollision === 'skip') {
+          claimId = false;
+          return false;
+        }
+        const owner = await this.#db.send(
+          new GetItemCommand({ TableName: this.#table, Key: { pk: { S: idPk(id) } }, ConsistentRead: true }),
+        );
+        outcome = { ok: false, ownerKey: str(owner.Item?.objectKey) };
+        return true;
+      }
+      return false;
+    });
+    return outcome;
+  }
+
+  /** 'conflict' when the record changed underneath (retry), 'claim' when the id belongs to another key. */
+  async #transact(writes: TransactWriteItem[]): Promise<'ok' | 'conflict' | 'claim'> {
+    try {
+      await this.#db.send(new TransactWriteItemsCommand({ TransactItems: writes }));
+      return 'ok';
+    } catch (error) {
+      if (!(error instanceof TransactionCanceledException)) throw error;
+      const reasons = error.CancellationReasons ?? [];
+      if (reasons[1]?.Code === 'ConditionalCheckFailed' && reasons[0]?.Code !== 'ConditionalCheckFailed') {
+        return 'claim';
+      }
+      return 'conflict';
+    }
+  }
+
+  async #retrying(attempt: () => Promise<boolean>): Promise<void> {
+    for (let i = 0; i < MAX_ATTEMPTS; i++) {
+      if (await attempt()) return;
+      await backoff(i);
+    }
+    throw new Error(`catalogue update kept conflicting after ${MAX_ATTEMPTS} attempts`);
+  }
+
+  #counterUpdate(from: ImageState | undefined, to: ImageState | undefined): TransactWriteItem {
+    const parts: string[] = [];
+    const names: Record<string, string> = {};
+    const values: Item = {};
+    if (from) {
+      parts.push('#from :down');
+      names['#from'] = from;
+      values[':down'] = { N: '-1' };
+    }
+    if (to) {
+      parts.push('#to :up');
+      names['#to'] = to;
+      values[':up'] = { N: '1' };
+    }
+    return {
+      Update: {
+        TableName: this.#table,
+        Key: { pk: { S: COUNTERS } },
+        UpdateExpression: `ADD ${parts.join(', ')}`,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+      },
+    };
+  }
+
+  #rateUpdate(): TransactWriteItem {
+    const minute = Math.floor(Date.now() / 60_000);
+    return {
+      Update: {
+        TableName: this.#table,
+        Key: { pk: { S: `rate#${minute}` } },
+        UpdateExpression: 'ADD #indexed :one SET expiresAt = :expires',
+        ExpressionAttributeNames: { '#indexed': 'indexed' },
+        ExpressionAttributeValues: {
+          ':one': { N: '1' },
+          ':expires': { N: String((minute + this.#windowMinutes + 60) * 60) },
+        },
+      },
+    };
+  }
+
+  #rateBuckets(): string[] {
+    const now = Math.floor(Date.now() / 60_000);
+    return Array.from({ length: this.#windowMinutes }, (_, i) => `rate#${now - i}`);
+  }
+
+  async #getImageItem(key: string): Promise<Item | undefined> {
+    const out = await this.#db.send(
+      new GetItemCommand({ TableName: this.#table, Key: { pk: { S: imagePk(key) } }, ConsistentRead: true }),
+    );
+    return out.Item;
+  }
+
+  /** BatchGetItem in chunks of 100, retrying UnprocessedKeys (throttling) with backoff. */
+  async #batchGet(pks: string[]): Promise<Item[]> {
+    const items: Item[] = [];
+    for (let i = 0; i < pks.length; i += BATCH_GET) {
+      let keys: Item[] = pks.slice(i, i + BATCH_GET).map((pk) => ({ pk: { S: pk } }));
+      for (let attempt = 0; keys.length > 0; attempt++) {
+        if (attempt >= MAX_ATTEMPTS) throw new Error('DynamoDB kept returning UnprocessedKeys');
+        const out = await this.#db.send(
+          new BatchGetItemCommand({ RequestItems: { [this.#table]: { Keys: keys } } }),
+        );
+        items.push(...(out.Responses?.[this.#table] ?? []));
+        keys = out.UnprocessedKeys?.[this.#table]?.Keys ?? [];
+        if (keys.length > 0) await backoff(attempt);
+      }
+    }
+    return items;
+  }
+}
+
+function applyChange(
+  previous: ImageRecord | undefined,
+  key: string,
+  id: string,
+  change: Change,
+): ImageRecord {
+  const now = new Date();
+  const base: ImageRecord = { ...(previous ?? {}), key, id, state: change.kind, updatedAt: now };
+  switch (change.kind) {
+    case 'pending': {
+      const { etag: _e, size: _s, reason: _r, ...rest } = base;
+      return {
+        ...rest,
+        ...(change.etag !== undefined ? { etag: change.etag } : {}),
+        ...(change.size !== undefined ? { size: change.size } : {}),
+      };
+    }
+    case 'indexed': {
+      const { reason: _r, ...rest } = base;
+      return {
+        ...rest,
+        ...(change.etag !== undefined ? { etag: change.etag } : {}),
+        model: change.model,
+        profile: change.profile,
+        indexedAt: now,
+      };
+    }
+    case 'failed':
+      return { ...base, reason: change.reason };
+  }
+}
+
+function toItem(record: ImageRecord, ver: number): Item {
+  const item: Item = {
+    objectKey: { S: record.key },
+    vid: { S: record.id },
+    state: { S: record.state },
+    updatedAt: { N: String(record.updatedAt.getTime()) },
+    ver: { N: String(ver) },
+  };
+  if (record.etag !== undefined) item.etag = { S: record.etag };
+  if (record.size !== undefined) item.size = { N: String(record.size) };
+  if (record.reason !== undefined) item.reason = { S: record.reason };
+  if (record.model !== undefined) item.model = { S: record.model };
+  if (record.profile !== undefined) item.profile = { S: record.profile };
+  if (record.indexedAt !== undefined) item.indexedAt = { N: String(record.indexedAt.getTime()) };
+  return item;
+}
+
+/** Sparse index attributes: only failed records appear in the `failures` index. */
+function failureIndexOf(record: ImageRecord): Item {
+  return record.state === 'failed'
+    ? { fp: { S: 'failed' }, failedAt: { N: String(record.updatedAt.getTime()) } }
+    : {};
+}
+
+function toRecord(item: Item): ImageRecord {
+  const record: ImageRecord = {
+    key: str(item.objectKey),
+    id: str(item.vid),
+    state: str(item.state) as ImageState,
+    updatedAt: new Date(num(item.updatedAt)),
+  };
+  if (item.etag?.S !== undefined) record.etag = item.etag.S;
+  if (item.size?.N !== undefined) record.size = Number(item.size.N);
+  if (item.reason?.S !== undefined) record.reason = item.reason.S;
+  if (item.model?.S !== undefined) record.model = item.model.S;
+  if (item.profile?.S !== undefined) record.profile = item.profile.S;
+  if (item.indexedAt?.N !== undefined) record.indexedAt = new Date(Number(item.indexedAt.N));
+  return record;
+}
+
+const imagePk = (key: string) => `img#${key}`;
+const idPk = (id: string) => `id#${id}`;
+const str = (value: AttributeValue | undefined) => value?.S ?? '';
+const num = (value: AttributeValue | undefined) => Number(value?.N ?? 0);
+
+function backoff(attempt: number): Promise<void> {
+  return new Promise((done) => setTimeout(done, Math.min(1000, 20 * 2 ** attempt) * (0.5 + Math.random())));
+}

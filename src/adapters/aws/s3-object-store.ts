@@ -1,0 +1,138 @@
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  NoSuchKey,
+  NotFound,
+  PutObjectCommand,
+  paginateListObjectsV2,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { NotFoundError, ValidationError } from '../../domain/errors.ts';
+import type { ObjectStore, StoredObject } from '../../domain/ports.ts';
+
+export interface S3ObjectStoreOptions {
+  bucket: string;
+  /** Lifetime of presigned GET and PUT links. @default 3600 */
+  urlExpiresSeconds?: number;
+}
+
+/** S3's own limit on key length, in UTF-8 bytes. */
+const MAX_KEY_BYTES = 1024;
+
+/** An S3 bucket as the object store; links are presigned URLs. */
+export class S3ObjectStore implements ObjectStore {
+  readonly bucket: string;
+  readonly #s3: S3Client;
+  readonly #expiresIn: number;
+
+  constructor(s3: S3Client, options: S3ObjectStoreOptions) {
+    this.#s3 = s3;
+    this.bucket = options.bucket;
+    this.#expiresIn = options.urlExpiresSeconds ?? 3600;
+  }
+
+  async get(key: string): Promise<Buffer> {
+    try {
+      const out = await this.#s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: checkKey(key) }));
+      return Buffer.from(
+        await (out.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+      );
+    } catch (error) {
+      if (error instanceof NoSuchKey) throw new NotFoundError(`no object '${key}'`);
+      throw error;
+    }
+  }
+
+  async put(key: string, body: Uint8Array, contentType?: string): Promise<StoredObject> {
+    await this.#s3.send(
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: checkKey(key),
+        Body: body,
+        ...(contentType ? { ContentType: contentType } : {}),
+      }),
+    );
+    // HEAD for S3's own LastModified; PutObject does not return it.
+    const stored = await this.head(key);
+    if (!stored) throw new Error(`S3 lost '${key}' right after PutObject`);
+    return stored;
+  }
+
+  async head(key: string): Promise<StoredObject | undefined> {
+    try {
+      const out = await this.#s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: checkKey(key) }));
+      return {
+        key,
+        size: out.ContentLength ?? 0,
+        etag: unquote(out.ETag),
+        lastModified: out.LastModified ?? new Date(0),
+      };
+    } catch (error) {
+      if (error instanceof NotFound || (error as { name?: string }).name === 'NotFound') return undefined;
+      throw error;
+    }
+  }
+
+  async *list(prefix?: string): AsyncIterable<StoredObject> {
+    const pages = paginateListObjectsV2(
+      { client: this.#s3, pageSize: 1000 },
+      { Bucket: this.bucket, ...(prefix ? { Prefix: prefix } : {}) },
+    );
+    for await (const page of pages) {
+      for (const object of page.Contents ?? []) {
+        if (object.Key === undefined) continue;
+        yield {
+          key: object.Key,
+          size: object.Size ?? 0,
+          etag: unquote(object.ETag),
+          lastModified: object.LastModified ?? new Date(0),
+        };
+      }
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.#s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: checkKey(key) }));
+  }
+
+  downloadUrl(key: string): Promise<string> {
+    return getSignedUrl(this.#s3, new GetObjectCommand({ Bucket: this.bucket, Key: checkKey(key) }), {
+      expiresIn: this.#expiresIn,
+    });
+  }
+
+  /**
+   * A presigned PUT a browser uploads one file to; the Content-Type is signed, so the browser must send
+   * exactly the returned headers.
+   */
+  async uploadUrl(
+    key: string,
+    contentType: string,
+  ): Promise<{ url: string; headers: Record<string, string>; expiresInSeconds: number }> {
+    const command = new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: checkKey(key),
+      ContentType: contentType,
+    });
+    const url = await getSignedUrl(this.#s3, command, {
+      expiresIn: this.#expiresIn,
+      signableHeaders: new Set(['content-type']),
+    });
+    return { url, headers: { 'Content-Type': contentType }, expiresInSeconds: this.#expiresIn };
+  }
+}
+
+function checkKey(key: string): string {
+  if (key.length === 0) throw new ValidationError('an object key cannot be empty');
+  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) {
+    throw new ValidationError(`object key longer than ${MAX_KEY_BYTES} bytes`);
+  }
+  return key;
+}
+
+/** S3 returns ETags in double quotes; events and the catalogue carry them bare. */
+function unquote(etag: string | undefined): string {
+  return (etag ?? '').replace(/^"|"$/g, '');
+}

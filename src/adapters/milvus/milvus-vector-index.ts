@@ -1,0 +1,340 @@
+import { ConsistencyLevelEnum, DataType, MilvusClient } from '@zilliz/milvus2-sdk-node';
+import {
+  AppError,
+  IndexMismatchError,
+  ServiceUnavailableError,
+  ValidationError,
+} from '../../domain/errors.ts';
+import type { IndexIdentity, SearchOptions, VectorHit, VectorIndex } from '../../domain/ports.ts';
+
+export interface MilvusVectorIndexOptions {
+  /** host:port (plaintext gRPC) or https://endpoint (TLS, Zilliz Cloud). */
+  address: string;
+  /** Zilliz Cloud API key, or "user:password"; omitted for servers without auth (Milvus Lite). */
+  token?: string;
+  collection: string;
+  /**
+   * Zilliz Cloud builds only AUTOINDEX; self-hosted Milvus and Milvus Lite take HNSW with explicit
+   * parameters. @default 'AUTOINDEX' for https:// addresses, 'HNSW' otherwise
+   */
+  indexType?: 'HNSW' | 'AUTOINDEX';
+  /** Deadline of every call. @default 30000 (Zilliz serverless clusters can take seconds to wake) */
+  timeoutMs?: number;
+}
+
+/** S3 keys are at most 1024 UTF-8 bytes; VarChar max_length counts bytes. */
+const KEY_MAX_BYTES = 1024;
+const PROPERTY = { model: 'pic.model', profile: 'pic.profile', dimension: 'pic.dimension' } as const;
+const HNSW = { M: 16, efConstruction: 200 };
+/** Milvus caps top-k at 16384; the API caps it far lower. */
+const MAX_TOP_K = 16_384;
+
+/**
+ * Milvus / Zilliz Cloud over gRPC (@zilliz/milvus2-sdk-node). One collection: `id` Int64 primary key
+ * (our 63-bit ids, passed and returned as decimal strings, never JS numbers), `key` VarChar (the object
+ * key, for prefix filters), `vector` FloatVector with COSINE: scores are cosine similarity whether or not
+ * the caller normalised, and vectors come back from get() as they were stored. The model identity is
+ * kept in the collection's properties so a different model is refused (IndexMismatchError).
+ */
+export class MilvusVectorIndex implements VectorIndex {
+  readonly #client: MilvusClient;
+  readonly #address: string;
+  readonly #collection: string;
+  readonly #indexType: 'HNSW' | 'AUTOINDEX';
+  #identity: IndexIdentity | undefined;
+
+  constructor(options: MilvusVectorIndexOptions) {
+    this.#address = options.address;
+    this.#collection = options.collection;
+    this.#indexType = options.indexType ?? (options.address.startsWith('https://') ? 'AUTOINDEX' : 'HNSW');
+    this.#client = new MilvusClient({
+      address: options.address,
+      ...(options.token ? { token: options.token } : {}),
+      timeout: options.timeoutMs ?? 30_000,
+      // Heartbeat RPCs on a timer are useless in Lambda and unimplemented by Milvus Lite.
+      telemetry: { enabled: false },
+    } as ConstructorParameters<typeof MilvusClient>[0]);
+    // Connection failures surface on the first call (with the address, mapped below); not as an unhandled rejection.
+    this.#client.connectPromise.catch(() => undefined);
+  }
+
+  get collection(): string {
+    return this.#collection;
+  }
+
+  ensure(identity: IndexIdentity): Promise<void> {
+    return this.#call('ensure', async () => {
+      if (!Number.isInteger(identity.dimension) || identity.dimension < 1) {
+        throw new ValidationError(`vector dimension must be a positive integer, not ${identity.dimension}`);
+      }
+      this.#identity = undefined;
+      let stored = await this.#readIdentity();
+      if (stored === undefined) {
+        await this.#create(identity).catch(async (error: unknown) => {
+          // Another worker may have created it first: then its identity decides below.
+          if ((await this.#readIdentity()) === undefined) throw error;
+        });
+        stored = await this.#readIdentity();
+      }
+      if (
+        stored === undefined ||
+        stored.model !== identity.model ||
+        stored.profile !== identity.profile ||
+        stored.dimension !== identity.dimension
+      ) {
+        throw new IndexMismatchError(
+          `the Milvus collection '${this.#collection}' was built by model '${stored?.model}' (profile ` +
+            `'${stored?.profile}', ${stored?.dimension} dimensions) but this service embeds with model ` +
+            `'${identity.model}' (profile '${identity.profile}', ${identity.dimension} dimensions); their scores are ` +
+            'not comparable. Delete everything (DELETE /images?confirm=true) or set MILVUS_COLLECTION to another name.',
+        );
+      }
+      await this.#loaded();
+      this.#identity = stored;
+    });
+  }
+
+  identity(): Promise<IndexIdentity | undefined> {
+    return this.#call('identity', () => this.#readIdentity());
+  }
+
+  upsert(items: { id: string; key: string; vector: Float32Array }[]): Promise<void> {
+    return this.#call('upsert', async () => {
+      if (items.length === 0) return;
+      const dimension = (await this.#requireIdentity()).dimension;
+      const data = items.map((item) => {
+        if (item.vector.length !== dimension) {
+          throw new ValidationError(
+            `vector of '${item.key}' has ${item.vector.length} dimensions, the index ${dimension}`,
+          );
+        }
+        return { id: checkId(item.id), key: item.key, vector: Array.from(item.vector) };
+      });
+      check(await this.#client.upsert({ collection_name: this.#collection, data }));
+    });
+  }
+
+  delete(ids: string[]): Promise<void> {
+    return this.#call('delete', async () => {
+      if (ids.length === 0 || (await this.#readIdentity()) === undefined) return;
+      check(
+        await this.#client.delete({
+          collection_name: this.#collection,
+          filter: `id in [${ids.map(checkId).join(',')}]`,
+        }),
+      );
+    });
+  }
+
+  search(vector: Float32Array, options: SearchOptions): Promise<VectorHit[]> {
+    return this.#call('search', async () => {
+      const { topK, prefix, minScore } = options;
+      if (!Number.isInteger(topK) || topK < 1 || topK > MAX_TOP_K) {
+        throw new ValidationError(`topK must be an integer from 1 to ${MAX_TOP_K}`);
+      }
+      if ((await this.#readIdentity()) === undefined) return [];
+      const filter = prefixFilter(prefix);
+      const result = await this.#client.search({
+        collection_name: this.#collection,
+        data: [Array.from(vector)],
+        anns_field: 'vector',
+        limit: topK,
+        metric_type: 'COSINE',
+        // Milvus Lite returns the primary key only when it is asked for by name.
+        output_fields: ['id', 'key'],
+        ...(filter ? { filter } : {}),
+        ...(this.#indexType === 'HNSW' ? { params: { ef: Math.max(64, topK) } } : {}),
+      });
+      check(result.status);
+      // One query vector: the SDK returns its hits as a flat list; ids are strings (int64).
+      return (result.results as unknown as { id: string; key: string; score: number }[])
+        .filter((hit) => prefix === undefined || hit.key.startsWith(prefix))
+        .filter((hit) => minScore === undefined || hit.score >= minScore)
+        .map((hit) => ({ id: String(hit.id), key: hit.key, score: Math.max(-1, Math.min(1, hit.score)) }));
+    });
+  }
+
+  get(id: string): Promise<Float32Array | undefined> {
+    return this.#call('get', async () => {
+      if ((await this.#readIdentity()) === undefined) return undefined;
+      const result = await this.#client.query({
+        collection_name: this.#collection,
+        filter: `id in [${checkId(id)}]`,
+        output_fields: ['vector'],
+        consistency_level: ConsistencyLevelEnum.Strong,
+      });
+      check(result.status);
+      const row = result.data[0] as { vector?: number[] } | undefined;
+      return row?.vector ? Float32Array.from(row.vector) : undefined;
+    });
+  }
+
+  count(): Promise<number> {
+    return this.#call('count', async () => {
+      if ((await this.#readIdentity()) === undefined) return 0;
+      // Strong: a count right after upserts or deletes must include them (milvus-io/milvus#32031).
+      const result = await this.#client.query({
+        collection_name: this.#collection,
+        output_fields: ['count(*)'],
+        consistency_level: ConsistencyLevelEnum.Strong,
+      });
+      check(result.status);
+      return Number((result.data[0] as Record<string, unknown> | undefined)?.['count(*)'] ?? 0);
+    });
+  }
+
+  /** Drops and re-creates the collection with the same identity: faster than deleting every row. */
+  clear(): Promise<void> {
+    return this.#call('clear', async () => {
+      const identity = await this.#readIdentity();
+      if (identity === undefined) return;
+      check(await this.#client.dropCollection({ collection_name: this.#collection }));
+      await this.#create(identity);
+      await this.#loaded();
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#client.closeConnection();
+  }
+
+  async #create(identity: IndexIdentity): Promise<void> {
+    check(
+      await this.#client.createCollection({
+        collection_name: this.#collection,
+        description: JSON.stringify(identity),
+        fields: [
+          { name: 'id', data_type: DataType.Int64, is_primary_key: true, autoID: false },
+          { name: 'key', data_type: DataType.VarChar, max_length: KEY_MAX_BYTES },
+          { name: 'vector', data_type: DataType.FloatVector, dim: identity.dimension },
+        ],
+        properties: {
+          [PROPERTY.model]: identity.model,
+          [PROPERTY.profile]: identity.profile,
+          [PROPERTY.dimension]: String(identity.dimension),
+        },
+      } as Parameters<MilvusClient['createCollection']>[0]),
+    );
+    check(
+      await this.#client.createIndex({
+        collection_name: this.#collection,
+        field_name: 'vector',
+        index_type: this.#indexType,
+        metric_type: 'COSINE',
+        ...(this.#indexType === 'HNSW' ? { params: HNSW } : {}),
+      }),
+    );
+  }
+
+  async #loaded(): Promise<void> {
+    const state = await this.#client.getLoadState({ collection_name: this.#collection });
+    check(state.status);
+    if (state.state !== 'LoadStateLoaded') {
+      check(await this.#client.loadCollectionSync({ collection_name: this.#collection }));
+    }
+  }
+
+  async #requireIdentity(): Promise<IndexIdentity> {
+    const identity = this.#identity ?? (await this.#readIdentity());
+    if (identity === undefined) {
+      throw new ValidationError(
+        `the Milvus collection '${this.#collection}' does not exist yet: call ensure() first`,
+      );
+    }
+    return identity;
+  }
+
+  /** The identity from the collection's properties (or its description, where properties are not kept). */
+  async #readIdentity(): Promise<IndexIdentity | undefined> {
+    if (this.#identity) return this.#identity;
+    const has = await this.#client.hasCollection({ collection_name: this.#collection });
+    check(has.status);
+    if (!has.value) {
+      this.#identity = undefined;
+      return undefined;
+    }
+    const described = await this.#client.describeCollection({ collection_name: this.#collection });
+    check(described.status);
+    const props = new Map((described.properties ?? []).map((p) => [p.key, String(p.value)]));
+    const model = props.get(PROPERTY.model);
+    const profile = props.get(PROPERTY.profile);
+    const dimension = Number(props.get(PROPERTY.dimension));
+    if (model && profile && dimension > 0) {
+      this.#identity = { model, profile, dimension };
+      return this.#identity;
+    }
+    try {
+      const parsed = JSON.parse(described.schema?.description ?? '') as IndexIdentity;
+      if (parsed.model && parsed.profile && parsed.dimension > 0) {
+        this.#identity = { model: parsed.model, profile: parsed.profile, dimension: parsed.dimension };
+        return this.#identity;
+      }
+    } catch {
+      // Not ours: reported as a mismatch by ensure().
+    }
+    return { model: 'unknown', profile: 'unknown', dimension: vectorDimension(described.schema?.fields) };
+  }
+
+  /** Wraps every call: unreachable servers and rejected tokens become ServiceUnavailableError with the address. */
+  async #call<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (error instanceof AppError) throw error;
+      const message = error instanceof Error ? error.message : String(error);
+      if (
+        /UNAVAILABLE|DEADLINE_EXCEEDED|ECONNREFUSED|ENOTFOUND|No connection established|timeout/i.test(
+          message,
+        )
+      ) {
+        throw new ServiceUnavailableError(
+          `Milvus at ${this.#address} is unreachable (${operation}): ${message}`,
+        );
+      }
+      if (/UNAUTHENTICATED|auth|token|permission|PERMISSION_DENIED|credential/i.test(message)) {
+        throw new ServiceUnavailableError(
+          `Milvus at ${this.#address} rejected the token (${operation}): ${message}. Check MILVUS_TOKEN or the secret in MILVUS_TOKEN_SECRET_ARN.`,
+        );
+      }
+      throw new ServiceUnavailableError(`Milvus at ${this.#address} failed (${operation}): ${message}`);
+    }
+  }
+}
+
+/** Milvus answers most calls with a status instead of throwing. */
+function check<
+  T extends { error_code?: string | number; reason?: string; code?: number } | { status: unknown },
+>(response: T): T {
+  const status = ('status' in response ? response.status : response) as {
+    error_code?: unknown;
+    reason?: string;
+  };
+  if (status?.error_code !== undefined && status.error_code !== 'Success' && status.error_code !== 0) {
+    throw new Error(`${String(status.error_code)}: ${status.reason ?? ''}`);
+  }
+  return response;
+}
+
+function checkId(id: string): string {
+  if (!/^-?\d{1,19}$/.test(id)) throw new ValidationError(`vector id must be a decimal int64, not '${id}'`);
+  return id;
+}
+
+/**
+ * `key like "…%"` for the literal part of the prefix. Milvus's LIKE treats % and _ as wildcards, so the
+ * filter stops before the first of them and the exact startsWith check runs on the hits.
+ */
+function prefixFilter(prefix: string | undefined): string | undefined {
+  if (!prefix) return undefined;
+  const literal = prefix.split(/[%_]/, 1)[0] ?? '';
+  if (!literal) return undefined;
+  return `key like "${literal.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}%"`;
+}
+
+function vectorDimension(
+  fields: { name: string; dim?: unknown; type_params?: { key: string; value: unknown }[] }[] | undefined,
+): number {
+  const field = fields?.find((f) => f.name === 'vector');
+  const dim = field?.dim ?? field?.type_params?.find((p) => p.key === 'dim')?.value;
+  return Number(dim ?? 0);
+}
