@@ -17,7 +17,7 @@ export const ConfigEnv = z.object({
   /** Model manifest; unset means: the pretrained model when present, otherwise the seeded one. */
   PIC_MODEL_MANIFEST: z.string().optional(),
   PIC_MAX_UPLOAD_BYTES: positiveInt(25 * 1024 * 1024),
-  PIC_MAX_PIXELS: positiveInt(50_000_000),
+  PIC_MAX_PIXELS: positiveInt(100_000_000),
   PIC_BATCH_SIZE: z.coerce.number().int().min(1).max(256).default(8),
   PIC_THREADS: positiveInt(availableParallelism()),
   PIC_MAX_RECEIVE_COUNT: z.coerce.number().int().min(1).max(1000).default(5),

@@ -19,7 +19,8 @@ export interface SearchResponse {
   model: string;
   profile: string;
   pretrained: boolean;
-  timings: EmbedTimings & { searchMs: number; lookupMs: number; totalMs: number };
+  /** Milliseconds: decode and embed the query, vector search, catalogue lookup, link signing, total. */
+  timings: EmbedTimings & { searchMs: number; lookupMs: number; signMs: number; totalMs: number };
 }
 
 export interface SearchRequest {
@@ -45,6 +46,21 @@ export interface IngestReport {
   removed: number;
   /** Key prefix the ingested objects live under. */
   prefix: string;
+  /** Embedded folder ingest only: what the copy of the folder into the bucket did. */
+  files?: FolderSyncReport;
+}
+
+export interface FolderSyncReport {
+  /** Image files found in the folder (recursively). */
+  images: number;
+  /** Copied into the bucket because they were new or changed. */
+  copied: number;
+  /** Already in the bucket with the same size and an older-or-equal modification time. */
+  unchanged: number;
+  /** Bucket copies deleted because their file is gone from the folder. */
+  deleted: number;
+  /** Files without an image extension, left out. */
+  skipped: number;
 }
 
 export interface UploadTarget {
@@ -71,7 +87,10 @@ export interface Operations {
   /** Queue every object under `prefix` that is not indexed with its current content; forget the gone. */
   backfill(prefix: string): Promise<IngestReport>;
   /** Store uploaded images in the bucket; they are ingested like any drop. */
-  upload(files: { name: string; body: Uint8Array; contentType?: string }[], prefix?: string): Promise<string[]>;
+  upload(
+    files: { name: string; body: Uint8Array; contentType?: string }[],
+    prefix?: string,
+  ): Promise<string[]>;
   /** Presigned browser uploads (cloud); embedded mode answers with its own upload route. */
   uploadTargets(files: { name: string; contentType: string }[], prefix?: string): Promise<UploadTarget[]>;
   deleteImage(key: string, options?: { keepObject?: boolean }): Promise<void>;

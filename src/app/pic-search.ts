@@ -1,0 +1,280 @@
+import { performance } from 'node:perf_hooks';
+import { z } from 'zod';
+import { ImageError, IndexMismatchError, NotFoundError, ValidationError } from '../domain/errors.ts';
+import { vectorIdOf } from '../domain/ids.ts';
+import type { Embedder, EmbedTimings, ImageRecord, IndexIdentity, StoredObject } from '../domain/ports.ts';
+import { DEFAULT_DECODE_LIMITS, inspectImage } from '../imaging/decode.ts';
+import { isImageKey } from '../imaging/formats.ts';
+import { forgetImages, type IdOf, queueObjects, type Stores } from './indexing.ts';
+import { contentTypeOf, THUMBNAIL_CONTENT_TYPE, thumbnailKeyOf } from './keys.ts';
+import type {
+  IngestReport,
+  Operations,
+  Progress,
+  SearchRequest,
+  SearchResponse,
+  UploadTarget,
+} from './operations.ts';
+
+/** Links for search results and browser uploads: API routes locally, presigned S3 URLs in the cloud. */
+export interface LinkBuilders {
+  image(key: string): Promise<string>;
+  thumbnail(key: string): Promise<string>;
+  /** Absent: uploadTargets is refused. */
+  upload?(key: string, contentType: string): Promise<UploadTarget>;
+}
+
+export interface OperationsDeps extends Stores {
+  embedder: Embedder;
+  mode: 'embedded' | 'cloud';
+  /**
+   * Keys the service creates and lists live under this prefix ('images/' in the cloud bucket, '' in the
+   * bucket folder). A prefix given by a caller is taken relative to it unless it already starts with it.
+   */
+  imagePrefix?: string;
+  /** @default the stores' downloadUrl (the thumbnail's under thumbnailKeyOf) and no upload links */
+  links?: LinkBuilders;
+  /**
+   * Queue uploaded images at once. Embedded: yes (also when no watcher runs); cloud: no, the bucket's
+   * event notification does it.
+   */
+  queueUploads: boolean;
+  /** Upload check: images larger than this are refused (415) before they reach the queue. */
+  maxPixels?: number;
+  /** Test seam for hash collisions. @default vectorIdOf */
+  idOf?: IdOf;
+}
+
+const searchRequest = z.object({
+  topK: z.number().int().min(1).max(100),
+  minScore: z.number().min(-1).max(1).optional(),
+  prefix: z.string().optional(),
+});
+
+const MAX_RECENT_FAILURES = 100;
+/** How long a verified index identity is trusted before it is read again (a Milvus round trip). */
+const IDENTITY_TTL_MS = 30_000;
+const DELETE_CONCURRENCY = 16;
+
+export function createOperations(deps: OperationsDeps): Operations {
+  const { images, thumbnails, queue, catalogue, index, embedder } = deps;
+  const idOf = deps.idOf ?? vectorIdOf;
+  const imagePrefix = deps.imagePrefix ?? '';
+  const links: LinkBuilders = deps.links ?? {
+    image: (key) => images.downloadUrl(key),
+    thumbnail: (key) => thumbnails.downloadUrl(thumbnailKeyOf(key)),
+  };
+  const limits = { ...DEFAULT_DECODE_LIMITS, maxPixels: deps.maxPixels ?? DEFAULT_DECODE_LIMITS.maxPixels };
+  let identityCheckedAt = Number.NEGATIVE_INFINITY;
+
+  const scoped = (prefix: string | undefined): string =>
+    !prefix ? imagePrefix : prefix.startsWith(imagePrefix) ? prefix : imagePrefix + prefix;
+
+  /** Refuses to search vectors another model made: their similarities would be meaningless. */
+  async function assertIndexMatches(): Promise<void> {
+    if (performance.now() - identityCheckedAt < IDENTITY_TTL_MS) return;
+    const found = await index.identity();
+    const { model, profile, dimension } = embedder.info;
+    if (found && (found.model !== model || found.profile !== profile || found.dimension !== dimension)) {
+      throw new IndexMismatchError(
+        `The vector index was built by model '${found.model}' (profile ${found.profile}, ${found.dimension} dimensions), ` +
+          `but this service embeds with model '${model}' (profile ${profile}, ${dimension} dimensions). ` +
+          'Configure the model that built the index, or delete everything and ingest again.',
+      );
+    }
+    identityCheckedAt = performance.now();
+  }
+
+  async function search(
+    vector: Float32Array,
+    request: SearchRequest,
+    embedTimings: EmbedTimings,
+    startedAt: number,
+  ): Promise<SearchResponse> {
+    const { topK, minScore, prefix } = request;
+    let mark = performance.now();
+    const lap = () => {
+      const now = performance.now();
+      const ms = now - mark;
+      mark = now;
+      return round(ms);
+    };
+    const hits = await index.search(vector, {
+      topK,
+      ...(prefix || imagePrefix ? { prefix: scoped(prefix) } : {}),
+      ...(minScore === undefined ? {} : { minScore }),
+    });
+    const searchMs = lap();
+    const records = await catalogue.getByIds(hits.map((hit) => hit.id));
+    const lookupMs = lap();
+    // The catalogue is the source of truth for keys; the index's copy stands in while a record is written.
+    const keyed = hits.map((hit) => ({ ...hit, key: records.get(hit.id)?.key ?? hit.key }));
+    const results = await Promise.all(
+      keyed.map(async (hit) => ({
+        key: hit.key,
+        id: hit.id,
+        score: hit.score,
+        imageUrl: await links.image(hit.key),
+        thumbnailUrl: await links.thumbnail(hit.key),
+      })),
+    );
+    const signMs = lap();
+    const { model, profile, pretrained } = embedder.info;
+    return {
+      results,
+      topK,
+      model,
+      profile,
+      pretrained,
+      timings: { ...embedTimings, searchMs, lookupMs, signMs, totalMs: round(performance.now() - startedAt) },
+    };
+  }
+
+  async function upload(
+    files: { name: string; body: Uint8Array; contentType?: string }[],
+    prefix?: string,
+  ): Promise<string[]> {
+    const stored: StoredObject[] = [];
+    for (const file of files) {
+      const key = keyFor(file.name, prefix);
+      // Refused here with the reason (415) rather than accepted and failed later in /progress.
+      await inspectImage(file.body, limits).catch((error: unknown) => {
+        if (error instanceof ImageError) throw new ImageError(`'${file.name}': ${error.message}`, error.kind);
+        throw error;
+      });
+      stored.push(await images.put(key, file.body, file.contentType ?? contentTypeOf(key)));
+    }
+    if (deps.queueUploads) await queueObjects(deps, idOf, embedder.info, stored);
+    return stored.map((object) => object.key);
+  }
+
+  function keyFor(name: string, prefix: string | undefined): string {
+    const clean = name.replaceAll('\\', '/');
+    if (!isImageKey(clean)) {
+      throw new ImageError(
+        `'${name}' does not have an image file extension (.jpg, .jpeg, .png, .webp, .gif, .tif, .avif).`,
+        'unsupported_format',
+      );
+    }
+    return scoped(prefix) + clean;
+  }
+
+  return {
+    async searchByImage(image, request) {
+      const startedAt = performance.now();
+      const valid = parseSearchRequest(request);
+      await assertIndexMatches();
+      const { vector, timings } = await embedder.embedOne(image);
+      return search(vector, valid, roundTimings(timings), startedAt);
+    },
+
+    async searchByKey(key, request) {
+      const startedAt = performance.now();
+      const valid = parseSearchRequest(request);
+      await assertIndexMatches();
+      const vector = await index.get(idOf(key));
+      if (!vector) throw new NotFoundError(`No indexed image has the key '${key}'.`);
+      return search(vector, valid, { decodeMs: 0, embedMs: 0 }, startedAt);
+    },
+
+    count: () => index.count(),
+
+    async progress(recentFailures = 20): Promise<Progress> {
+      const wanted = Math.min(Math.max(0, Math.trunc(recentFailures)), MAX_RECENT_FAILURES);
+      const [counts, depth] = await Promise.all([catalogue.progress(wanted), queue.depth()]);
+      const { recentlyIndexed, windowSeconds, ...rest } = counts;
+      const throughput = windowSeconds > 0 ? recentlyIndexed / windowSeconds : 0;
+      const etaSeconds =
+        counts.pending === 0 ? 0 : throughput > 0 ? Math.ceil(counts.pending / throughput) : null;
+      return { ...rest, throughput: round(throughput), etaSeconds, queue: depth };
+    },
+
+    async backfill(prefix) {
+      const scope = scoped(prefix);
+      const known = new Map<string, ImageRecord>();
+      for await (const record of catalogue.list(scope)) known.set(record.key, record);
+      const present: StoredObject[] = [];
+      for await (const object of images.list(scope)) {
+        if (isImageKey(object.key)) present.push(object);
+      }
+      const presentKeys = new Set(present.map((object) => object.key));
+      const gone = [...known.keys()].filter((key) => !presentKeys.has(key));
+      await forgetImages(deps, idOf, gone);
+      const { queued, unchanged } = await queueObjects(deps, idOf, embedder.info, present, known);
+      return { queued, unchanged, removed: gone.length, prefix: scope } satisfies IngestReport;
+    },
+
+    upload,
+
+    async uploadTargets(files, prefix) {
+      const upload = links.upload;
+      if (!upload) throw new ValidationError('This deployment takes uploads through POST /images only.');
+      return Promise.all(
+        files.map((file) => {
+          if (!file.contentType.startsWith('image/')) {
+            throw new ImageError(`'${file.name}' is ${file.contentType}, not an image.`, 'not_an_image');
+          }
+          return upload(keyFor(file.name, prefix), file.contentType);
+        }),
+      );
+    },
+
+    async deleteImage(key, options = {}) {
+      const [record, object] = await Promise.all([catalogue.get(key), images.head(key)]);
+      if (!record && !object) throw new NotFoundError(`No image has the key '${key}'.`);
+      await forgetImages(deps, idOf, [key]);
+      if (!options.keepObject) await images.delete(key);
+    },
+
+    async deleteAll({ deleteObjects }) {
+      const deleted = await index.count();
+      await index.clear();
+      await catalogue.clear();
+      await deleteEvery(thumbnails, '');
+      if (deleteObjects) await deleteEvery(images, imagePrefix);
+      return { deleted };
+    },
+
+    async getImage(key) {
+      return { body: await images.get(key), contentType: contentTypeOf(key) };
+    },
+
+    async getThumbnail(key) {
+      try {
+        return { body: await thumbnails.get(thumbnailKeyOf(key)), contentType: THUMBNAIL_CONTENT_TYPE };
+      } catch (error) {
+        if (error instanceof NotFoundError) throw new NotFoundError(`No thumbnail for '${key}' (yet).`);
+        throw error;
+      }
+    },
+
+    async health() {
+      const found: IndexIdentity | undefined = await index.identity();
+      return { status: 'ok', mode: deps.mode, model: embedder.info, index: found };
+    },
+  };
+}
+
+function parseSearchRequest(request: SearchRequest): SearchRequest {
+  const parsed = searchRequest.safeParse(request);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new ValidationError(`${issue?.path.join('.') || 'request'}: ${issue?.message ?? 'invalid'}`);
+}
+
+/** Keys are listed first: deleting while a folder walk or S3 pagination is under way skips entries. */
+async function deleteEvery(store: Stores['images'], prefix: string): Promise<void> {
+  const keys: string[] = [];
+  for await (const object of store.list(prefix)) keys.push(object.key);
+  for (let start = 0; start < keys.length; start += DELETE_CONCURRENCY) {
+    await Promise.all(keys.slice(start, start + DELETE_CONCURRENCY).map((key) => store.delete(key)));
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+
+function roundTimings(timings: EmbedTimings): EmbedTimings {
+  return { decodeMs: round(timings.decodeMs), embedMs: round(timings.embedMs) };
+}

@@ -1,0 +1,163 @@
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { ExactVectorIndex } from '../adapters/embedded/exact-vector-index.ts';
+import { FolderObjectStore } from '../adapters/embedded/folder-object-store.ts';
+import { SqliteCatalogue } from '../adapters/embedded/sqlite-catalogue.ts';
+import { SqliteJobQueue } from '../adapters/embedded/sqlite-job-queue.ts';
+import { ingestFolder } from '../app/folder-sync.ts';
+import { type IdOf, queueChangedKeys, type Stores } from '../app/indexing.ts';
+import { encodeKeyPath } from '../app/keys.ts';
+import type { IngestReport, Operations } from '../app/operations.ts';
+import { createOperations } from '../app/pic-search.ts';
+import { Worker } from '../app/worker.ts';
+import type { Config } from '../config.ts';
+import { IndexMismatchError } from '../domain/errors.ts';
+import { vectorIdOf } from '../domain/ids.ts';
+import { OnnxEmbedder } from '../embedder/onnx-embedder.ts';
+import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
+import { type LoadedManifest, loadManifest } from '../model/manifest.ts';
+import { ensureSeededModel } from '../model/seeded.ts';
+
+/** The queue's visibility timeout; the worker's heartbeat keeps a long batch hidden beyond it. */
+const VISIBILITY_SECONDS = 60;
+const MODEL_DIR = fileURLToPath(new URL('../../models/', import.meta.url));
+const PRETRAINED_MANIFEST = join(MODEL_DIR, 'vgg16-pretrained.manifest.json');
+
+/** Where everything lives under the data directory. */
+export function dataLayout(dataDir: string) {
+  return {
+    bucket: join(dataDir, 'bucket'),
+    thumbnails: join(dataDir, 'thumbnails'),
+    queue: join(dataDir, 'queue.db'),
+    catalogue: join(dataDir, 'catalogue.db'),
+    index: join(dataDir, 'index.db'),
+  };
+}
+
+export interface EmbeddedSystem {
+  config: Config;
+  operations: Operations;
+  /** POST /ingest {path}: mirror a folder into the bucket under a prefix, then backfill it. */
+  ingestFolder(path: string, prefix?: string): Promise<IngestReport>;
+  /** Queue the keys a change in the bucket folder touched (the watcher calls this). */
+  queueChangedKeys(keys: string[]): Promise<void>;
+  worker: Worker;
+  stores: Stores & { queue: SqliteJobQueue };
+  /** Set when the index on disk was built by another model: searching is refused, the worker stays off. */
+  indexMismatch: IndexMismatchError | undefined;
+  /** Starts the worker (unless the index belongs to another model). */
+  startWorker(): void;
+  /** Stops the worker (finishing its batches), then closes the model and the databases. */
+  close(): Promise<void>;
+}
+
+export interface EmbeddedOptions {
+  logger?: Logger;
+  /** Test seam for hash collisions. @default vectorIdOf */
+  idOf?: IdOf;
+  /** Tests shorten it to see redelivery quickly. @default 60 */
+  visibilitySeconds?: number;
+}
+
+/** The model: PIC_MODEL_MANIFEST, else the fetched pretrained one, else the seeded one (generated if missing). */
+export async function resolveModel(config: Config): Promise<LoadedManifest> {
+  if (config.modelManifest) return loadManifest(config.modelManifest);
+  const pretrained = await access(PRETRAINED_MANIFEST).then(
+    () => true,
+    () => false,
+  );
+  if (pretrained) return loadManifest(PRETRAINED_MANIFEST);
+  const seeded = await ensureSeededModel({ modelDir: MODEL_DIR });
+  return loadManifest(seeded.manifestPath);
+}
+
+/** The whole system on one machine: folder bucket, SQLite queue and catalogue, exact vector index. */
+export async function createEmbeddedSystem(
+  config: Config,
+  options: EmbeddedOptions = {},
+): Promise<EmbeddedSystem> {
+  const log = options.logger;
+  const idOf = options.idOf ?? vectorIdOf;
+  const visibilitySeconds = options.visibilitySeconds ?? VISIBILITY_SECONDS;
+  const paths = dataLayout(config.dataDir);
+  const limits = { ...DEFAULT_DECODE_LIMITS, maxPixels: config.maxPixels };
+  const embedder = await OnnxEmbedder.create(await resolveModel(config), {
+    batchSize: config.batchSize,
+    intraOpNumThreads: config.threads,
+    limits,
+    ...(log ? { logger: log } : {}),
+  });
+  const stores = {
+    images: new FolderObjectStore(paths.bucket, { urlBase: '/images' }),
+    thumbnails: new FolderObjectStore(paths.thumbnails, { urlBase: '/thumbnails' }),
+    queue: new SqliteJobQueue(paths.queue, {
+      visibilityTimeoutSeconds: visibilitySeconds,
+      maxReceiveCount: config.maxReceiveCount,
+    }),
+    catalogue: new SqliteCatalogue(paths.catalogue),
+    index: new ExactVectorIndex(paths.index),
+  };
+  const { model, profile, dimension } = embedder.info;
+  let indexMismatch: IndexMismatchError | undefined;
+  try {
+    await stores.index.ensure({ model, profile, dimension });
+  } catch (error) {
+    if (!(error instanceof IndexMismatchError)) throw error;
+    indexMismatch = error;
+    log?.error(error.message);
+  }
+  const operations = createOperations({
+    ...stores,
+    embedder,
+    mode: 'embedded',
+    queueUploads: true,
+    maxPixels: config.maxPixels,
+    idOf,
+    links: {
+      image: async (key) => `/images/${encodeKeyPath(key)}`,
+      thumbnail: async (key) => `/thumbnails/${encodeKeyPath(key)}`,
+      // The local route does not expire; the figure only tells clients the link is good for an hour at least.
+      upload: async (key, contentType) => ({
+        key,
+        url: `/images/${encodeKeyPath(key)}`,
+        method: 'PUT',
+        headers: { 'content-type': contentType },
+        expiresInSeconds: 3600,
+      }),
+    },
+  });
+  const worker = new Worker(stores, embedder, {
+    batchSize: config.batchSize,
+    maxReceiveCount: config.maxReceiveCount,
+    visibilitySeconds,
+    maxPixels: config.maxPixels,
+    idOf,
+    ...(log ? { logger: log } : {}),
+  });
+  return {
+    config,
+    operations,
+    ingestFolder: (path, prefix) =>
+      ingestFolder({ operations, images: stores.images, catalogue: stores.catalogue, idOf }, path, prefix),
+    queueChangedKeys: (keys) => queueChangedKeys(stores, idOf, embedder.info, keys),
+    worker,
+    stores,
+    indexMismatch,
+    startWorker() {
+      if (indexMismatch) {
+        log?.error('the worker is not started: the vector index belongs to another model');
+        return;
+      }
+      worker.start();
+    },
+    async close() {
+      await worker.stop();
+      await embedder.close();
+      stores.queue.close();
+      stores.catalogue.close();
+      await stores.index.close();
+    },
+  };
+}
