@@ -44,6 +44,8 @@ export interface EmbeddedSystem {
   /** Queue the keys a change in the bucket folder touched (the watcher calls this). */
   queueChangedKeys(keys: string[]): Promise<void>;
   worker: Worker;
+  /** Shared by searches and the worker: one ONNX session per process. */
+  embedder: OnnxEmbedder;
   stores: Stores & { queue: SqliteJobQueue };
   /** Set when the index on disk was built by another model: searching is refused, the worker stays off. */
   indexMismatch: IndexMismatchError | undefined;
@@ -143,6 +145,7 @@ export async function createEmbeddedSystem(
       ingestFolder({ operations, images: stores.images, catalogue: stores.catalogue, idOf }, path, prefix),
     queueChangedKeys: (keys) => queueChangedKeys(stores, idOf, embedder.info, keys),
     worker,
+    embedder,
     stores,
     indexMismatch,
     startWorker() {

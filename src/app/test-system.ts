@@ -1,0 +1,45 @@
+/**
+ * Test factories for the unit suites of src/app and local/: a real embedded system (folder bucket,
+ * SQLite queue and catalogue, exact index, the seeded model) in a temporary data directory.
+ */
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { loadConfig } from '../config.ts';
+import { createEmbeddedSystem, type EmbeddedOptions, type EmbeddedSystem } from '../wiring/embedded.ts';
+
+export const REPO_ROOT = resolve(import.meta.dirname, '../..');
+/** CI has the fixtures beside the repository, like this machine. */
+export const FIXTURES = resolve(REPO_ROOT, '../shared/fixtures/photos');
+
+export interface TempSystem extends EmbeddedSystem {
+  dataDir: string;
+  /** Closes the system and deletes its data directory. */
+  dispose(): Promise<void>;
+}
+
+export async function tempSystem(
+  env: Record<string, string> = {},
+  options: EmbeddedOptions = {},
+): Promise<TempSystem> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'pic-search-'));
+  const config = loadConfig({ PIC_DATA_DIR: dataDir, PIC_BATCH_SIZE: '4', PIC_WATCH: 'false', ...env });
+  const system = await createEmbeddedSystem(config, options);
+  return Object.assign(system, {
+    dataDir,
+    async dispose() {
+      await system.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  });
+}
+
+/** A fresh folder holding copies of the named fixture photos (optionally under sub-folders: "a/x.jpg"). */
+export async function photoFolder(files: Record<string, string>): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'pic-photos-'));
+  for (const [target, fixture] of Object.entries(files)) {
+    await mkdir(join(dir, target, '..'), { recursive: true });
+    await copyFile(join(FIXTURES, fixture), join(dir, target));
+  }
+  return dir;
+}
