@@ -127,15 +127,43 @@ export async function inspectImage(bytes: Uint8Array, limits: DecodeLimits): Pro
 /**
  * Decodes to 8-bit sRGB, 3 channels: CMYK, greyscale, palette and 16-bit inputs are converted; GIF and
  * multi-page TIFF give their first frame. Throws ImageError (never a bare libvips error).
+ *
+ * The header checks and the decode are queued together, so one call hands libvips all its work at once:
+ * the embedder relies on that to decode the next batch while inference blocks the JavaScript thread.
  */
 export async function decodeRgb(
   bytes: Uint8Array,
   options: DecodeOptions,
   limits: DecodeLimits,
 ): Promise<RgbImage> {
-  await inspectImage(bytes, limits);
-  // failOn 'warning' (sharp's default, stated here because it matters): truncated data is refused rather
-  // than decoded into a grey half-image that would still get a plausible vector.
+  if (bytes.length > 0 && looksLikeMarkup(bytes)) {
+    // Refused before libvips sees it: librsvg would happily render SVG.
+    throw new ImageError(
+      'SVG and other markup documents are not supported; use JPEG, PNG, WebP, GIF, TIFF or AVIF.',
+      'unsupported_format',
+    );
+  }
+  const [header, pixels] = await Promise.allSettled([
+    inspectImage(bytes, limits),
+    decodePixels(bytes, options, limits),
+  ]);
+  if (header.status === 'rejected') throw header.reason;
+  if (pixels.status === 'rejected') {
+    throw new ImageError(
+      `The image data is corrupt or truncated: ${(pixels.reason as Error).message}.`,
+      'corrupt',
+    );
+  }
+  return pixels.value;
+}
+
+async function decodePixels(
+  bytes: Uint8Array,
+  options: DecodeOptions,
+  limits: DecodeLimits,
+): Promise<RgbImage> {
+  // failOn 'warning' (sharp's default, stated because it matters): truncated data is refused rather than
+  // decoded into a grey half-image that would still get a plausible vector.
   let pipeline = sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'warning' });
   if (options.orientation === 'apply') pipeline = pipeline.autoOrient();
   pipeline = options.alpha === 'drop' ? pipeline.removeAlpha() : pipeline.flatten({ background: '#ffffff' });
@@ -145,16 +173,22 @@ export async function decodeRgb(
       kernel: 'lanczos3',
     });
   }
-  try {
-    const { data, info } = await pipeline
-      .toColourspace('srgb')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3) {
-      throw new Error(`decoded to ${info.channels} channels instead of 3`);
-    }
-    return { data, width: info.width, height: info.height };
-  } catch (error) {
-    throw new ImageError(`The image data is corrupt or truncated: ${(error as Error).message}.`, 'corrupt');
-  }
+  const { data, info } = await pipeline
+    .toColourspace('srgb')
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels instead of 3`);
+  return { data, width: info.width, height: info.height };
+}
+
+/** First non-blank character is '<' (SVG, XML, HTML), after an optional UTF-8 byte-order mark. */
+function looksLikeMarkup(bytes: Uint8Array): boolean {
+  let i = startsWith(bytes, [0xef, 0xbb, 0xbf]) ? 3 : 0;
+  while (
+    i < bytes.length &&
+    i < 256 &&
+    (bytes[i] === 0x20 || bytes[i] === 0x09 || bytes[i] === 0x0a || bytes[i] === 0x0d)
+  )
+    i++;
+  return bytes[i] === 0x3c;
 }

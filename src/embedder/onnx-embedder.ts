@@ -1,0 +1,313 @@
+import { availableParallelism } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import * as ort from 'onnxruntime-node';
+import type { Logger } from 'pino';
+import { ImageError } from '../domain/errors.ts';
+import type { Embedder, EmbedderInfo, EmbedOutcome, EmbedTimings } from '../domain/ports.ts';
+import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../imaging/decode.ts';
+import { createTensorWriter, type TensorWriter, tensorSpecOf, toModelPixels } from '../imaging/preprocess.ts';
+import { toFloat16 } from '../model/float16.ts';
+import type { LoadedManifest, PreprocessProfile } from '../model/manifest.ts';
+import { Semaphore } from './semaphore.ts';
+import { l2Normalise } from './vectors.ts';
+
+export type ExecutionProvider = 'cuda' | 'cpu';
+
+export interface OnnxEmbedderOptions {
+  /** Images per inference call. */
+  batchSize?: number;
+  /** Threads inside one operator (the convolutions); the default is one per core. */
+  intraOpNumThreads?: number;
+  /** Threads across independent operators; VGG16 is a chain, so 1. */
+  interOpNumThreads?: number;
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  executionMode?: 'sequential' | 'parallel';
+  enableCpuMemArena?: boolean;
+  enableMemPattern?: boolean;
+  /** Tried in order, then 'cpu' (a failed 'cuda' is logged); only 'cuda' when `requireGpu`. */
+  executionProviders?: ExecutionProvider[];
+  /** Refuse to start without the GPU (the GPU worker): silently running on CPU is the failure to avoid. */
+  requireGpu?: boolean;
+  /** Overrides the manifest's profile, e.g. to re-embed an index built with the other one. */
+  profile?: PreprocessProfile;
+  limits?: DecodeLimits;
+  /**
+   * Full-resolution decodes in flight for `keras-compat` (it cannot shrink on load): bounds memory to
+   * about this many decoded originals. `quality` decodes straight to the model size and is not bounded.
+   */
+  fullDecodeConcurrency?: number;
+  logger?: Logger;
+}
+
+/**
+ * The fastest settings measured by `npm run bench:embed` on the 2-core CPU machine (see README):
+ * one intra-op thread per core, batch 8, all graph optimisations, sequential execution, arena and
+ * memory pattern on.
+ */
+export const DEFAULT_EMBEDDER_OPTIONS = {
+  batchSize: 8,
+  interOpNumThreads: 1,
+  graphOptimizationLevel: 'all',
+  executionMode: 'sequential',
+  enableCpuMemArena: true,
+  enableMemPattern: true,
+  executionProviders: ['cpu'],
+  requireGpu: false,
+  fullDecodeConcurrency: 4,
+} as const satisfies OnnxEmbedderOptions;
+
+/** A deterministic, non-constant probe image for the load-time checks (a constant one can give a zero vector). */
+function probePixels(size: number): Uint8Array {
+  const pixels = new Uint8Array(size * size * 3);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 37 + ((i / 3) | 0) * 11) % 256;
+  return pixels;
+}
+
+interface PreparedBatch {
+  /** Positions in the caller's array of the images that decoded, in tensor order. */
+  positions: number[];
+  tensor: Float32Array;
+}
+
+/** onnxruntime-node + sharp implementation of the Embedder port; the worker and search share it. */
+export class OnnxEmbedder implements Embedder {
+  private constructor(
+    readonly info: EmbedderInfo,
+    private readonly session: ort.InferenceSession,
+    private readonly loaded: LoadedManifest,
+    private readonly writer: TensorWriter,
+    private readonly profile: PreprocessProfile,
+    private readonly batchSize: number,
+    private readonly limits: DecodeLimits,
+    private readonly fullDecodes: Semaphore | undefined,
+  ) {}
+
+  /** Creates the session, picks the provider, and checks the model against its manifest. */
+  static async create(loaded: LoadedManifest, options: OnnxEmbedderOptions = {}): Promise<OnnxEmbedder> {
+    const settings = { ...DEFAULT_EMBEDDER_OPTIONS, ...options };
+    const { manifest } = loaded;
+    const log = options.logger;
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      intraOpNumThreads: settings.intraOpNumThreads ?? availableParallelism(),
+      interOpNumThreads: settings.interOpNumThreads,
+      graphOptimizationLevel: settings.graphOptimizationLevel,
+      executionMode: settings.executionMode,
+      enableCpuMemArena: settings.enableCpuMemArena,
+      enableMemPattern: settings.enableMemPattern,
+    };
+    const started = performance.now();
+    const { session, provider } = await openSession(loaded.modelPath, sessionOptions, settings, log);
+    const profile = settings.profile ?? manifest.profile;
+    const writer = createTensorWriter(tensorSpecOf(manifest));
+    const info: EmbedderInfo = {
+      model: manifest.name,
+      profile,
+      dimension: manifest.output.dimension,
+      provider,
+      pretrained: manifest.pretrained,
+    };
+    const fullDecodes =
+      profile === 'keras-compat' ? new Semaphore(settings.fullDecodeConcurrency) : undefined;
+    const embedder = new OnnxEmbedder(
+      info,
+      session,
+      loaded,
+      writer,
+      profile,
+      settings.batchSize,
+      settings.limits ?? DEFAULT_DECODE_LIMITS,
+      fullDecodes,
+    );
+    await embedder.checkModel();
+    log?.info(
+      {
+        model: manifest.name,
+        provider,
+        profile,
+        pretrained: manifest.pretrained,
+        batchSize: settings.batchSize,
+        intraOpNumThreads: sessionOptions.intraOpNumThreads,
+        loadMs: Math.round(performance.now() - started),
+      },
+      `embedder ready on ${provider}`,
+    );
+    if (!manifest.pretrained) {
+      log?.warn(
+        { model: manifest.name },
+        'SEEDED (random, untrained) weights: vectors are stable but not meaningful; run `npm run model:fetch` for real search',
+      );
+    }
+    return embedder;
+  }
+
+  /** The model must take the manifest's input and give [N, dimension] (L2-normalised when it says so). */
+  private async checkModel(): Promise<void> {
+    const { input, output } = this.loaded.manifest;
+    if (!this.session.inputNames.includes(input.name) || !this.session.outputNames.includes(output.name)) {
+      throw new Error(
+        `Model ${this.loaded.modelPath} has inputs [${this.session.inputNames}] and outputs [${this.session.outputNames}]; its manifest names '${input.name}' → '${output.name}'.`,
+      );
+    }
+    const tensor = new Float32Array(this.writer.length);
+    this.writer.write(probePixels(input.size), tensor, 0);
+    const [vector] = await this.infer(tensor, 1, false);
+    if (vector?.length !== output.dimension) {
+      throw new Error(
+        `Model ${this.loaded.modelPath} gives ${vector?.length}-dimensional vectors; its manifest says ${output.dimension}.`,
+      );
+    }
+    if (output.l2Normalised) {
+      const norm = Math.hypot(...vector);
+      if (Math.abs(norm - 1) > 1e-3) {
+        throw new Error(
+          `Model ${this.loaded.modelPath} is declared L2-normalised but gave a vector of norm ${norm}.`,
+        );
+      }
+    }
+  }
+
+  /** Runs the model on `count` images; vectors are copies (the output buffer is the runtime's). */
+  private async infer(
+    tensor: Float32Array,
+    count: number,
+    normalise = !this.loaded.manifest.output.l2Normalised,
+  ) {
+    const { input, output } = this.loaded.manifest;
+    const size = input.size;
+    const feed =
+      input.dataType === 'float16'
+        ? new ort.Tensor('float16', toFloat16(tensor), [count, 3, size, size])
+        : new ort.Tensor('float32', tensor, [count, 3, size, size]);
+    const results = await this.session.run({ [input.name]: feed }, [output.name]);
+    const result = results[output.name];
+    if (!result) throw new Error(`The model returned no '${output.name}' output.`);
+    const values =
+      result.type === 'float16'
+        ? Float32Array.from(result.data as Uint16Array, float16ToNumber)
+        : (result.data as Float32Array);
+    result.dispose();
+    const dimension = values.length / count;
+    return Array.from({ length: count }, (_, i) => {
+      const vector = values.slice(i * dimension, (i + 1) * dimension);
+      return normalise ? l2Normalise(vector) : vector;
+    });
+  }
+
+  private async pixelsOf(image: Uint8Array): Promise<Uint8Array> {
+    const size = this.loaded.manifest.input.size;
+    if (!this.fullDecodes) return toModelPixels(image, this.profile, size, this.limits);
+    return this.fullDecodes.run(() => toModelPixels(image, this.profile, size, this.limits));
+  }
+
+  /** Decodes one batch; failures become outcomes at their position, the rest go into one tensor. */
+  private async prepare(
+    images: Uint8Array[],
+    start: number,
+    outcomes: EmbedOutcome[],
+  ): Promise<PreparedBatch> {
+    const decoded = await Promise.all(
+      images.map((image, i) =>
+        this.pixelsOf(image).catch((error: unknown) => {
+          outcomes[start + i] = failureOf(error);
+          return undefined;
+        }),
+      ),
+    );
+    const positions: number[] = [];
+    const tensor = new Float32Array(this.writer.length * decoded.filter(Boolean).length);
+    for (const [i, pixels] of decoded.entries()) {
+      if (!pixels) continue;
+      this.writer.write(pixels, tensor, positions.length * this.writer.length);
+      positions.push(start + i);
+    }
+    return { positions, tensor };
+  }
+
+  async embed(images: Uint8Array[]): Promise<EmbedOutcome[]> {
+    const outcomes: EmbedOutcome[] = new Array(images.length);
+    const starts = Array.from(
+      { length: Math.ceil(images.length / this.batchSize) },
+      (_, i) => i * this.batchSize,
+    );
+    const prepareAt = (start: number) =>
+      this.prepare(images.slice(start, start + this.batchSize), start, outcomes);
+    // Decoding runs on libuv/libvips threads: batch k+1 is queued before batch k's inference starts.
+    let next = starts.length > 0 ? prepareAt(starts[0] as number) : undefined;
+    for (let b = 0; b < starts.length; b++) {
+      const batch = await (next as Promise<PreparedBatch>);
+      next = b + 1 < starts.length ? prepareAt(starts[b + 1] as number) : undefined;
+      if (batch.positions.length === 0) continue;
+      try {
+        const vectors = await this.infer(batch.tensor, batch.positions.length);
+        for (const [i, position] of batch.positions.entries())
+          outcomes[position] = { ok: true, vector: vectors[i] as Float32Array };
+      } catch (error) {
+        const reason = `Inference failed: ${(error as Error).message}`;
+        for (const position of batch.positions)
+          outcomes[position] = { ok: false, code: 'inference_failed', reason };
+      }
+    }
+    return outcomes;
+  }
+
+  async embedOne(image: Uint8Array): Promise<{ vector: Float32Array; timings: EmbedTimings }> {
+    const started = performance.now();
+    const pixels = await this.pixelsOf(image);
+    const tensor = new Float32Array(this.writer.length);
+    this.writer.write(pixels, tensor, 0);
+    const decoded = performance.now();
+    const [vector] = await this.infer(tensor, 1);
+    const timings = { decodeMs: decoded - started, embedMs: performance.now() - decoded };
+    return { vector: vector as Float32Array, timings };
+  }
+
+  async close(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+function failureOf(error: unknown): EmbedOutcome {
+  if (error instanceof ImageError) return { ok: false, code: error.kind, reason: error.message };
+  return {
+    ok: false,
+    code: 'decode_failed',
+    reason: `The image could not be decoded: ${(error as Error).message}`,
+  };
+}
+
+async function openSession(
+  modelPath: string,
+  sessionOptions: ort.InferenceSession.SessionOptions,
+  settings: { executionProviders: readonly ExecutionProvider[]; requireGpu: boolean },
+  log: Logger | undefined,
+): Promise<{ session: ort.InferenceSession; provider: ExecutionProvider }> {
+  const providers: readonly ExecutionProvider[] = settings.requireGpu
+    ? ['cuda']
+    : [...new Set([...settings.executionProviders, 'cpu' as const])];
+  const failures: string[] = [];
+  for (const provider of providers) {
+    try {
+      const session = await ort.InferenceSession.create(modelPath, {
+        ...sessionOptions,
+        executionProviders: [provider],
+      });
+      return { session, provider };
+    } catch (error) {
+      failures.push(`${provider}: ${(error as Error).message}`);
+      log?.warn({ provider, error: (error as Error).message }, `execution provider ${provider} unavailable`);
+    }
+  }
+  if (settings.requireGpu) {
+    throw new Error(`The GPU is required but the CUDA execution provider failed: ${failures.join('; ')}`);
+  }
+  throw new Error(`No execution provider could load ${modelPath}: ${failures.join('; ')}`);
+}
+
+function float16ToNumber(bits: number): number {
+  const exponent = (bits >> 10) & 0x1f;
+  const mantissa = bits & 0x3ff;
+  const sign = bits & 0x8000 ? -1 : 1;
+  if (exponent === 0) return sign * 2 ** -14 * (mantissa / 1024);
+  if (exponent === 0x1f) return mantissa ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * 2 ** (exponent - 15) * (1 + mantissa / 1024);
+}
