@@ -195,9 +195,13 @@ export class ExactVectorIndex implements VectorIndex {
     if (this.#identity === undefined) return;
     const { dimension } = this.#identity;
     for (const [id, key, blob] of this.#stmt.all.iterate() as Iterable<[bigint, string, Buffer]>) {
-      const vector = new Float32Array(new Uint8Array(blob).buffer);
-      if (vector.length !== dimension) continue;
-      this.#put(id.toString(), key, unitVector(vector, dimension, `stored vector ${id}`));
+      if (blob.byteLength !== dimension * 4) continue;
+      const vector =
+        blob.byteOffset % 4 === 0
+          ? new Float32Array(blob.buffer, blob.byteOffset, dimension)
+          : new Float32Array(new Uint8Array(blob).buffer);
+      const row = this.#append(id.toString(), key, dimension);
+      unitVector(vector, dimension, `stored vector ${id}`, this.#rowView(row, dimension));
     }
   }
 
@@ -219,16 +223,18 @@ export class ExactVectorIndex implements VectorIndex {
 
   #put(id: string, key: string, unit: Float32Array): void {
     let row = this.#rowOf.get(id);
-    if (row === undefined) {
-      row = this.#ids.length;
-      this.#reserve(row + 1, unit.length);
-      this.#ids.push(id);
-      this.#keys.push(key);
-      this.#rowOf.set(id, row);
-    } else {
-      this.#keys[row] = key;
-    }
+    if (row === undefined) row = this.#append(id, key, unit.length);
+    else this.#keys[row] = key;
     this.#rowView(row, unit.length).set(unit);
+  }
+
+  #append(id: string, key: string, dimension: number): number {
+    const row = this.#ids.length;
+    this.#reserve(row + 1, dimension);
+    this.#ids.push(id);
+    this.#keys.push(key);
+    this.#rowOf.set(id, row);
+    return row;
   }
 
   /** Moves the last row into the hole so the rows stay dense. */
@@ -315,7 +321,12 @@ function parseId(id: string): bigint {
 }
 
 /** The vector scaled to length 1 (cosine similarity is then a dot product). */
-function unitVector(vector: Float32Array, dimension: number, what: string): Float32Array {
+function unitVector(
+  vector: Float32Array,
+  dimension: number,
+  what: string,
+  into: Float32Array = new Float32Array(dimension),
+): Float32Array {
   if (vector.length !== dimension) {
     throw new ValidationError(`${what} has ${vector.length} dimensions, the index ${dimension}`);
   }
@@ -325,7 +336,6 @@ function unitVector(vector: Float32Array, dimension: number, what: string): Floa
   if (!Number.isFinite(norm) || norm === 0) {
     throw new ValidationError(`${what} is zero or not finite: it has no direction to compare`);
   }
-  const unit = new Float32Array(dimension);
-  for (let i = 0; i < dimension; i++) unit[i] = (vector[i] as number) / norm;
-  return unit;
+  for (let i = 0; i < dimension; i++) into[i] = (vector[i] as number) / norm;
+  return into;
 }
