@@ -1,0 +1,128 @@
+import { relative } from 'node:path';
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import type { Construct } from 'constructs';
+import { Api } from './api.ts';
+import type { StackConfig } from './config.ts';
+import { Ingest } from './ingest.ts';
+import { Storage } from './storage.ts';
+import { Web } from './web.ts';
+
+export interface PicSearchStackProps extends StackProps {
+  config: StackConfig;
+  repoRoot: string;
+  /** Built by layers/build.ts. */
+  layers: { runtimeDir: string; modelDir: string; modelManifestInLambda: string };
+}
+
+/** The whole product in one stack: storage, GPU ingest, API and web page. */
+export class PicSearchStack extends Stack {
+  readonly storage: Storage;
+  readonly ingest: Ingest;
+  readonly api: Api;
+  readonly web: Web;
+  readonly config: StackConfig;
+
+  constructor(scope: Construct, id: string, props: PicSearchStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    this.config = config;
+    Tags.of(this).add('project', 'pic-search');
+    Tags.of(this).add('stack', id);
+    const logRetention = config.logRetentionDays as logs.RetentionDays;
+
+    // Server access logs of every bucket and CloudFront's standard logs; CloudFront writes with ACLs.
+    const accessLogs = new s3.Bucket(this, 'AccessLogs', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+      lifecycleRules: [{ expiration: Duration.days(90) }],
+      removalPolicy: RemovalPolicy.DESTROY,
+      autoDeleteObjects: true,
+    });
+
+    this.storage = new Storage(this, 'Storage', {
+      imagePrefix: config.imagePrefix,
+      existingBucketName: config.existingBucketName,
+      milvusTokenSecretArn: config.milvusTokenSecretArn,
+      protectData: config.protectData,
+      visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
+      maxReceiveCount: config.maxReceiveCount,
+      accessLogs,
+    });
+    const environment: Record<string, string> = {
+      IMAGES_BUCKET: this.storage.images.bucketName,
+      IMAGE_PREFIX: config.imagePrefix,
+      THUMBNAIL_PREFIX: config.thumbnailPrefix,
+      QUEUE_URL: this.storage.queue.queueUrl,
+      TABLE_NAME: this.storage.table.tableName,
+      MILVUS_ADDRESS: config.milvusAddress,
+      MILVUS_TOKEN_SECRET_ARN: this.storage.milvusToken.secretArn,
+      MILVUS_COLLECTION: config.milvusCollection,
+      PIC_MAX_RECEIVE_COUNT: String(config.maxReceiveCount),
+    };
+
+    this.ingest = new Ingest(this, 'Ingest', {
+      storage: this.storage,
+      repoRoot: props.repoRoot,
+      modelManifest: relative(props.repoRoot, config.modelManifest),
+      environment,
+      instanceType: config.instanceType,
+      maxWorkers: config.maxWorkers,
+      messagesPerWorker: config.messagesPerWorker,
+      workerMemoryMiB: config.workerMemoryMiB,
+      logRetention,
+    });
+
+    this.web = new Web(this, 'Web', { accessLogs });
+    const allowedOrigins = [this.web.origin, ...config.extraAllowedOrigins];
+    // Browsers PUT straight to presigned S3 URLs from the web page.
+    this.storage.ownedImages?.addCorsRule({
+      allowedOrigins,
+      allowedMethods: [s3.HttpMethods.PUT, s3.HttpMethods.GET, s3.HttpMethods.HEAD],
+      allowedHeaders: ['*'],
+      exposedHeaders: ['ETag'],
+      maxAge: 3600,
+    });
+
+    this.api = new Api(this, 'Api', {
+      storage: this.storage,
+      repoRoot: props.repoRoot,
+      environment,
+      runtimeLayerDir: props.layers.runtimeDir,
+      modelLayerDir: props.layers.modelDir,
+      modelManifestInLambda: props.layers.modelManifestInLambda,
+      imagePrefix: config.imagePrefix,
+      thumbnailPrefix: config.thumbnailPrefix,
+      allowedOrigins,
+      searchMemoryMiB: config.searchMemoryMiB,
+      rateLimit: config.apiRateLimit,
+      burstLimit: config.apiBurstLimit,
+      logRetention,
+    });
+    this.web.deploy(config.webDist, { apiUrl: this.api.url });
+
+    new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'HTTP API base URL' });
+    new CfnOutput(this, 'WebUrl', { value: this.web.origin, description: 'Web page' });
+    new CfnOutput(this, 'ImagesBucketName', {
+      value: this.storage.images.bucketName,
+      description: `Images bucket; objects under "${config.imagePrefix}" are indexed`,
+    });
+    new CfnOutput(this, 'IngestQueueUrl', {
+      value: this.storage.queue.queueUrl,
+      description: 'Ingest queue',
+    });
+    new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.storage.deadLetters.queueUrl });
+    new CfnOutput(this, 'ApiTokenSecretArn', {
+      value: this.api.apiToken.secretArn,
+      description:
+        'aws secretsmanager get-secret-value --secret-id <this> --query SecretString --output text',
+    });
+    new CfnOutput(this, 'MilvusTokenSecretArn', {
+      value: this.storage.milvusToken.secretArn,
+      description: 'aws secretsmanager put-secret-value --secret-id <this> --secret-string <token>',
+    });
+  }
+}

@@ -1,0 +1,74 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
+import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
+import { Construct } from 'constructs';
+
+export interface WebProps {
+  accessLogs: s3.IBucket;
+}
+
+/**
+ * The static web page: a private bucket served only through CloudFront (origin access control).
+ * The distribution exists before the API so the API's CORS can name its origin; the page and its
+ * config.json are deployed afterwards by `deploy()`, once the API URL is known.
+ */
+export class Web extends Construct {
+  readonly bucket: s3.Bucket;
+  readonly distribution: cloudfront.Distribution;
+  /** https://<id>.cloudfront.net */
+  readonly origin: string;
+
+  constructor(scope: Construct, id: string, props: WebProps) {
+    super(scope, id);
+    this.bucket = new s3.Bucket(this, 'Site', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      serverAccessLogsBucket: props.accessLogs,
+      serverAccessLogsPrefix: 'web/',
+      // Only build output lives here; `cdk deploy` recreates it.
+      removalPolicy: RemovalPolicy.DESTROY,
+      autoDeleteObjects: true,
+    });
+    this.distribution = new cloudfront.Distribution(this, 'Distribution', {
+      comment: 'pic-search web page',
+      defaultRootObject: 'index.html',
+      defaultBehavior: {
+        origin: origins.S3BucketOrigin.withOriginAccessControl(this.bucket),
+        viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+        responseHeadersPolicy: cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
+        cachePolicy: cloudfront.CachePolicy.CACHING_OPTIMIZED,
+      },
+      priceClass: cloudfront.PriceClass.PRICE_CLASS_100,
+      httpVersion: cloudfront.HttpVersion.HTTP2_AND_3,
+      minimumProtocolVersion: cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
+      enableLogging: true,
+      logBucket: props.accessLogs,
+      logFilePrefix: 'cloudfront/',
+    });
+    this.origin = `https://${this.distribution.distributionDomainName}`;
+  }
+
+  /** Uploads the built page plus the config.json it reads at start, then invalidates the cache. */
+  deploy(webDist: string, config: { apiUrl: string }): s3deploy.BucketDeployment {
+    return new s3deploy.BucketDeployment(this, 'Deploy', {
+      destinationBucket: this.bucket,
+      sources: [
+        s3deploy.Source.asset(webDist),
+        s3deploy.Source.jsonData('config.json', {
+          apiUrl: config.apiUrl,
+          mode: 'cloud',
+          auth: { kind: 'bearer' },
+        }),
+      ],
+      distribution: this.distribution,
+      distributionPaths: ['/*'],
+      prune: true,
+      memoryLimit: 512,
+      cacheControl: [s3deploy.CacheControl.maxAge(Duration.minutes(5))],
+    });
+  }
+}
