@@ -129,6 +129,10 @@ export class Worker {
         continue;
       }
       if (messages.length === 0) continue;
+      this.#log?.debug(
+        { receipts: messages.map((m) => `${m.receipt.slice(0, 6)}#${m.receiveCount}`) },
+        'received',
+      );
       if (this.#stopSignal.signal.aborted) {
         await this.#stores.queue.release(messages.map((m) => m.receipt));
         break;
@@ -161,14 +165,14 @@ export class Worker {
     const { queue } = this.#stores;
     const { visibilitySeconds } = this.#options;
     const receipts = messages.map((m) => m.receipt);
-    const heartbeat = setInterval(
-      () => {
-        queue.extend(receipts, visibilitySeconds).catch((error: unknown) => {
-          this.#log?.warn({ err: error }, 'could not extend the visibility of a batch');
-        });
-      },
-      (visibilitySeconds * 1000) / 3,
-    );
+    const extend = () =>
+      queue.extend(receipts, visibilitySeconds).catch((error: unknown) => {
+        this.#log?.warn({ err: error }, 'could not extend the visibility of a batch');
+      });
+    // onnxruntime-node runs inference on the main thread, so no timer fires during a batch's run: the
+    // batch is hidden for the full visibility at once, and the heartbeat covers the rest.
+    await extend();
+    const heartbeat = setInterval(extend, (visibilitySeconds * 1000) / 3);
     try {
       const malformed = messages.filter((m) => m.malformed !== undefined);
       for (const m of malformed) {
@@ -332,10 +336,11 @@ export class Worker {
       await catalogue.markIndexed({ key: item.key, id: item.id, etag: item.object.etag, model, profile });
     }
     this.stats.indexed += good.length;
+    this.#log?.debug({ keys: good.map(({ item }) => item.key) }, 'indexed');
   }
 
   /** A small WebP, upright (EXIF orientation applied), made once here so result grids load fast. */
-  #thumbnail(bytes: Buffer): Promise<Buffer> {
+  async #thumbnail(bytes: Buffer): Promise<Buffer> {
     const size = this.#options.thumbnailSize;
     return sharp(bytes, { limitInputPixels: this.#options.maxPixels })
       .autoOrient()
