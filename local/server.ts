@@ -36,7 +36,8 @@ export interface LocalServer {
 
 class BodyTooLarge extends Error {}
 
-const TEXT_TYPES = /^(text\/|application\/(json|xml|x-www-form-urlencoded)\b)/;
+/** Bodies passed as text, as API Gateway does; anything else (curl's default form type included) is base64. */
+const TEXT_TYPES = /^(text\/|application\/json\b)/;
 
 const STATIC_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -69,6 +70,9 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   });
   // Uploads of many large images over a slow link must not be cut off by the default 5-minute timeout.
   server.requestTimeout = 0;
+  // Inference runs on the main thread and can hold it for seconds on a busy machine; a short keep-alive
+  // timeout would then fire just as a client reuses its idle connection and reset it (ECONNRESET).
+  server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());

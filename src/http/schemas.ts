@@ -92,6 +92,7 @@ const timings = z.object({
   embedMs: z.number(),
   searchMs: z.number(),
   lookupMs: z.number(),
+  signMs: z.number(),
   totalMs: z.number(),
 });
 
@@ -126,10 +127,20 @@ export const progressResponse = z.object({
 });
 
 export const ingestResponse = z.object({
-  queued: z.number().int(),
-  unchanged: z.number().int(),
-  removed: z.number().int(),
+  queued: z.number().int().describe('New or changed images queued for indexing.'),
+  unchanged: z.number().int().describe('Already indexed with the same content.'),
+  removed: z.number().int().describe('Forgotten because their file is gone.'),
   prefix: z.string(),
+  files: z
+    .object({
+      images: z.number().int(),
+      copied: z.number().int(),
+      unchanged: z.number().int(),
+      deleted: z.number().int(),
+      skipped: z.number().int().describe('Files without an image extension.'),
+    })
+    .optional()
+    .describe('Folder ingest only: what copying the folder into the bucket did.'),
 });
 
 export const keysResponse = z.object({ keys: z.array(z.string()) });

@@ -23,3 +23,13 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   maxFiles: 100,
   maxRequestBytes: 256 * 1024 * 1024,
 };
+
+/**
+ * Lambda takes at most 6 MB per synchronous request, and API Gateway base64-encodes binary bodies (4/3
+ * larger), so a query image must stay under about 4.4 MB; bigger ones go through POST /uploads.
+ */
+export const CLOUD_HTTP_LIMITS: HttpLimits = {
+  maxImageBytes: 4_400_000,
+  maxFiles: 10,
+  maxRequestBytes: 4_400_000,
+};

@@ -1,0 +1,84 @@
+/**
+ * `npm start`: the whole system on one machine. Prepares the model (pretrained when fetched, otherwise the
+ * seeded stand-in, generated if missing), opens the data folder, and serves the API, the worker and the web
+ * page on one port. Ctrl-C or SIGTERM stops cleanly: no new requests, the worker finishes or releases its
+ * batch, the databases close.
+ */
+
+import { ConfigError, loadConfig } from '../src/config.ts';
+import { createRouter } from '../src/http/router.ts';
+import type { HttpLimits } from '../src/http/types.ts';
+import { DEFAULT_HTTP_LIMITS } from '../src/http/types.ts';
+import { createLogger } from '../src/logger.ts';
+import { createEmbeddedSystem } from '../src/wiring/embedded.ts';
+import { ensureWebBuilt, webDistDir } from '../web/ensure-built.ts';
+import { startLocalServer } from './server.ts';
+
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  console.error(error.message);
+  process.exit(2);
+}
+const log = createLogger({ level: config.logLevel, name: 'pic-search' });
+
+const system = await createEmbeddedSystem(config, { logger: log });
+const { model } = await system.operations.health();
+const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, maxImageBytes: config.maxUploadBytes };
+const router = createRouter(system.operations, {
+  mode: 'embedded',
+  limits,
+  ingestFolder: system.ingestFolder,
+});
+const webRoot = await ensureWebBuilt().catch((error: unknown) => {
+  log.warn({ err: error }, 'the web page could not be built; the API works, / says how to build the page');
+  return webDistDir;
+});
+const server = await startLocalServer({ router, limits, webRoot, port: config.port, host: config.host });
+system.startWorker();
+
+const seeded = !model.pretrained;
+const banner = [
+  `pic-search listening on ${server.url}`,
+  `  web page   ${server.url}/   API ${server.url}/openapi.json`,
+  `  model      ${model.model} (${model.pretrained ? 'pretrained' : 'SEEDED RANDOM WEIGHTS'}, profile ${model.profile}, ${model.dimension} dims)`,
+  `  provider   ${model.provider}`,
+  `  data       ${config.dataDir}`,
+];
+const warning = [
+  '!!! WARNING: no pretrained model was found, so SEEDED RANDOM WEIGHTS stand in for VGG16. !!!',
+  '!!! Everything works, but similarity only reflects low-level colour and texture, not content. !!!',
+  '!!! Run `npm run model:fetch` (or set PIC_MODEL_MANIFEST), then restart and re-ingest.        !!!',
+];
+console.log([...(seeded ? warning : []), ...banner, ...(seeded ? warning : [])].join('\n'));
+log.info(
+  { url: server.url, model: model.model, pretrained: model.pretrained, provider: model.provider },
+  seeded
+    ? 'started with SEEDED RANDOM WEIGHTS (not pretrained): search results are not meaningful'
+    : 'started',
+);
+
+let stoppingSince: number | undefined;
+async function shutdown(signal: string): Promise<void> {
+  if (stoppingSince !== undefined) {
+    // Ctrl-C reaches both tsx and this process, and tsx relays it: one keypress can arrive twice.
+    if (Date.now() - stoppingSince < 1000) return;
+    log.warn(`${signal} again: exiting at once`);
+    process.exit(1);
+  }
+  stoppingSince = Date.now();
+  log.info(`${signal}: stopping (the worker finishes its batch; Ctrl-C again to force)`);
+  try {
+    await server.close();
+    await system.close();
+    log.info('stopped cleanly');
+    process.exit(0);
+  } catch (error) {
+    log.error({ err: error }, 'error while stopping');
+    process.exit(1);
+  }
+}
+process.on('SIGINT', () => void shutdown('SIGINT'));
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
