@@ -4,6 +4,7 @@
  */
 import {
   type Api,
+  ApiError,
   describe,
   type Health,
   type ProgressView,
@@ -124,12 +125,14 @@ export class App {
     }
   }
 
-  setTopK(value: number): void {
+  /** False (and says why) when the value is not a whole number in 1..TOP_K_MAX. */
+  setTopK(value: number): boolean {
     if (!Number.isInteger(value) || value < 1 || value > TOP_K_MAX) {
       this.notify('error', `Top-K must be a whole number from 1 to ${TOP_K_MAX}.`);
-      return;
+      return false;
     }
     this.set({ topK: value });
+    return true;
   }
 
   async searchFile(original: Blob, label: string): Promise<void> {
@@ -203,13 +206,18 @@ export class App {
     if (files.length === 0) return this.notify('error', 'Choose one or more photos to upload.');
     const outcomes: UploadOutcome[] = [];
     this.set({ upload: { done: 0, total: files.length } });
-    for (let i = 0; i < files.length; i += UPLOAD_BATCH) {
-      const batch = files.slice(i, i + UPLOAD_BATCH);
+    const send = async (batch: File[]): Promise<UploadOutcome[]> => {
       try {
-        outcomes.push(...(await this.api.upload(batch, prefix.trim() || undefined)));
+        return await this.api.upload(batch, prefix.trim() || undefined);
       } catch (error) {
-        outcomes.push(...batch.map((file) => ({ name: file.name, error: describe(error) })));
+        // The API refuses a whole request for one bad file: send them one by one so the rest get in.
+        const oneBad = error instanceof ApiError && error.status >= 400 && error.status < 500;
+        if (oneBad && batch.length > 1) return (await Promise.all(batch.map((f) => send([f])))).flat();
+        return batch.map((file) => ({ name: file.name, error: describe(error) }));
       }
+    };
+    for (let i = 0; i < files.length; i += UPLOAD_BATCH) {
+      outcomes.push(...(await send(files.slice(i, i + UPLOAD_BATCH))));
       this.set({ upload: { done: outcomes.length, total: files.length } });
     }
     this.set({ upload: undefined });
@@ -239,7 +247,7 @@ export class App {
   async deleteAll(deleteObjects: boolean): Promise<void> {
     try {
       const { deleted } = await this.api.deleteAll(deleteObjects);
-      this.set({ search: undefined });
+      this.set({ search: undefined, searchError: undefined });
       this.notify('info', `Deleted ${plural(deleted, 'image')} from the library.`);
     } catch (error) {
       this.notify('error', `Could not delete everything: ${describe(error)}`);

@@ -78,11 +78,12 @@ function searchPanel(app: App): TemplateResult {
           @change=${pick} />
         <form class="row center" @submit=${(e: Event) => {
           e.preventDefault();
-          void app.rerun();
+          const topK = new FormData(e.target as HTMLFormElement).get('topK');
+          if (app.setTopK(Number(topK))) void app.rerun();
         }}>
           <label for="top-k">Top-K</label>
-          <input id="top-k" type="number" min="1" max=${TOP_K_MAX} step="1" required .value=${String(s.topK)}
-            @change=${(e: Event) => app.setTopK(Number((e.target as HTMLInputElement).value))} />
+          <input id="top-k" name="topK" type="number" min="1" max=${TOP_K_MAX} step="1" required
+            .value=${String(s.topK)} />
           <button id="search-button" type="submit" class="primary" ?disabled=${s.searching}>
             ${s.searching ? 'Searching…' : 'Search'}
           </button>
