@@ -6,6 +6,7 @@ import { ExactVectorIndex } from '../adapters/embedded/exact-vector-index.ts';
 import { FolderObjectStore } from '../adapters/embedded/folder-object-store.ts';
 import { SqliteCatalogue } from '../adapters/embedded/sqlite-catalogue.ts';
 import { SqliteJobQueue } from '../adapters/embedded/sqlite-job-queue.ts';
+import { BucketWatcher } from '../app/bucket-watcher.ts';
 import { ingestFolder } from '../app/folder-sync.ts';
 import { type IdOf, queueChangedKeys, type Stores } from '../app/indexing.ts';
 import { encodeKeyPath } from '../app/keys.ts';
@@ -41,16 +42,18 @@ export interface EmbeddedSystem {
   operations: Operations;
   /** POST /ingest {path}: mirror a folder into the bucket under a prefix, then backfill it. */
   ingestFolder(path: string, prefix?: string): Promise<IngestReport>;
-  /** Queue the keys a change in the bucket folder touched (the watcher calls this). */
-  queueChangedKeys(keys: string[]): Promise<void>;
   worker: Worker;
   /** Shared by searches and the worker: one ONNX session per process. */
   embedder: OnnxEmbedder;
   stores: Stores & { queue: SqliteJobQueue };
   /** Set when the index on disk was built by another model: searching is refused, the worker stays off. */
   indexMismatch: IndexMismatchError | undefined;
-  /** Starts the worker (unless the index belongs to another model). */
-  startWorker(): void;
+  /**
+   * Starts the background work: the worker and, with PIC_WATCH on, the bucket folder watcher, followed
+   * by one reconcile of the whole bucket so files dropped or deleted while stopped are not missed.
+   * Nothing starts when the index belongs to another model. Resolves once started; never rejects.
+   */
+  startWorker(): Promise<void>;
   /** Stops the worker (finishing its batches), then closes the model and the databases. */
   close(): Promise<void>;
 }
@@ -138,24 +141,45 @@ export async function createEmbeddedSystem(
     idOf,
     ...(log ? { logger: log } : {}),
   });
+  const watcher = config.watch
+    ? new BucketWatcher({
+        root: paths.bucket,
+        onKeys: (keys) => queueChangedKeys(stores, idOf, embedder.info, keys),
+        onPrefixes: async (prefixes) => {
+          for (const prefix of prefixes) await operations.backfill(prefix);
+        },
+        ...(log ? { logger: log } : {}),
+      })
+    : undefined;
   return {
     config,
     operations,
     ingestFolder: (path, prefix) =>
       ingestFolder({ operations, images: stores.images, catalogue: stores.catalogue, idOf }, path, prefix),
-    queueChangedKeys: (keys) => queueChangedKeys(stores, idOf, embedder.info, keys),
     worker,
     embedder,
     stores,
     indexMismatch,
-    startWorker() {
+    async startWorker() {
       if (indexMismatch) {
         log?.error('the worker is not started: the vector index belongs to another model');
         return;
       }
       worker.start();
+      if (!watcher) return;
+      try {
+        await watcher.start();
+        const report = await operations.backfill('');
+        log?.info({ ...report }, 'bucket folder reconciled with the catalogue');
+      } catch (error) {
+        log?.error(
+          { err: error },
+          'the bucket folder watcher could not start; drops are picked up by ingest only',
+        );
+      }
     },
     async close() {
+      await watcher?.close();
       await worker.stop();
       await embedder.close();
       stores.queue.close();
