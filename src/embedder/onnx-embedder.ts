@@ -166,12 +166,11 @@ export class OnnxEmbedder implements Embedder {
     }
   }
 
-  /** Runs the model on `count` images; vectors are copies (the output buffer is the runtime's). */
-  private async infer(
-    tensor: Float32Array,
-    count: number,
-    normalise = !this.loaded.manifest.output.l2Normalised,
-  ) {
+  /**
+   * Runs the model on `count` preprocessed images (NCHW, as TensorWriter writes them); vectors are copies.
+   * Public for the benchmark, which times inference apart from decoding.
+   */
+  async infer(tensor: Float32Array, count: number, normalise = !this.loaded.manifest.output.l2Normalised) {
     const { input, output } = this.loaded.manifest;
     const size = input.size;
     const feed =
