@@ -21,7 +21,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/{contract,cloud,e2e,browser}/**/*.test.ts'],
-          globalSetup: ['test/setup/model.ts'],
+          globalSetup: ['test/setup/model.ts', 'test/setup/emulators.ts'],
           fileParallelism: false,
         },
       },

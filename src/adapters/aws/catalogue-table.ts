@@ -12,10 +12,11 @@ import {
  * Items (single-table design, partition key only):
  * - `img#<object key>`  the image record (state, etag, reason, model…); carries `kp` so the `byKey`
  *   index lists keys by prefix, and `fp`/`failedAt` only while failed (sparse `failures` index).
- * - `id#<vector id>`    a copy of the same record under its vector id: claimed with a condition (a
- *   different key holding the id is a hash collision) and read with one BatchGetItem for search results.
- * - `counters`          pending / indexed / failed, moved with atomic ADD in the same transaction as
- *   the record, so progress never scans.
+ * - `id#<vector id>`    the claim of a vector id by one object key, written with a condition (a
+ *   different key holding the id is a hash collision); search results map ids → keys → records with
+ *   two BatchGetItem calls.
+ * - `counters`          pending / indexed / failed, moved with atomic ADD after each state change, so
+ *   progress never scans.
  * - `rate#<minute>`     images indexed in that minute (ADD), expiring through TTL `expiresAt`.
  */
 export const CatalogueTable = {

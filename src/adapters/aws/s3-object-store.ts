@@ -14,6 +14,11 @@ import type { ObjectStore, StoredObject } from '../../domain/ports.ts';
 
 export interface S3ObjectStoreOptions {
   bucket: string;
+  /**
+   * Stored keys are this + the key (the thumbnails live under 'thumbnails/' in the images bucket);
+   * keys given and listed are relative to it. @default ''
+   */
+  keyPrefix?: string;
   /** Lifetime of presigned GET and PUT links. @default 3600 */
   urlExpiresSeconds?: number;
 }
@@ -26,16 +31,27 @@ export class S3ObjectStore implements ObjectStore {
   readonly bucket: string;
   readonly #s3: S3Client;
   readonly #expiresIn: number;
+  readonly #prefix: string;
 
   constructor(s3: S3Client, options: S3ObjectStoreOptions) {
     this.#s3 = s3;
     this.bucket = options.bucket;
+    this.#prefix = options.keyPrefix ?? '';
     this.#expiresIn = options.urlExpiresSeconds ?? 3600;
+  }
+
+  #stored(key: string): string {
+    if (key.length === 0) throw new ValidationError('an object key cannot be empty');
+    const stored = this.#prefix + key;
+    if (Buffer.byteLength(stored, 'utf8') > MAX_KEY_BYTES) {
+      throw new ValidationError(`object key longer than ${MAX_KEY_BYTES} bytes`);
+    }
+    return stored;
   }
 
   async get(key: string): Promise<Buffer> {
     try {
-      const out = await this.#s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: checkKey(key) }));
+      const out = await this.#s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.#stored(key) }));
       return Buffer.from(
         await (out.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
       );
@@ -49,7 +65,7 @@ export class S3ObjectStore implements ObjectStore {
     await this.#s3.send(
       new PutObjectCommand({
         Bucket: this.bucket,
-        Key: checkKey(key),
+        Key: this.#stored(key),
         Body: body,
         ...(contentType ? { ContentType: contentType } : {}),
       }),
@@ -62,7 +78,7 @@ export class S3ObjectStore implements ObjectStore {
 
   async head(key: string): Promise<StoredObject | undefined> {
     try {
-      const out = await this.#s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: checkKey(key) }));
+      const out = await this.#s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.#stored(key) }));
       return {
         key,
         size: out.ContentLength ?? 0,
@@ -78,13 +94,13 @@ export class S3ObjectStore implements ObjectStore {
   async *list(prefix?: string): AsyncIterable<StoredObject> {
     const pages = paginateListObjectsV2(
       { client: this.#s3, pageSize: 1000 },
-      { Bucket: this.bucket, ...(prefix ? { Prefix: prefix } : {}) },
+      { Bucket: this.bucket, ...(this.#prefix || prefix ? { Prefix: this.#prefix + (prefix ?? '') } : {}) },
     );
     for await (const page of pages) {
       for (const object of page.Contents ?? []) {
         if (object.Key === undefined) continue;
         yield {
-          key: object.Key,
+          key: object.Key.slice(this.#prefix.length),
           size: object.Size ?? 0,
           etag: unquote(object.ETag),
           lastModified: object.LastModified ?? new Date(0),
@@ -94,11 +110,11 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async delete(key: string): Promise<void> {
-    await this.#s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: checkKey(key) }));
+    await this.#s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.#stored(key) }));
   }
 
   downloadUrl(key: string): Promise<string> {
-    return getSignedUrl(this.#s3, new GetObjectCommand({ Bucket: this.bucket, Key: checkKey(key) }), {
+    return getSignedUrl(this.#s3, new GetObjectCommand({ Bucket: this.bucket, Key: this.#stored(key) }), {
       expiresIn: this.#expiresIn,
     });
   }
@@ -113,7 +129,7 @@ export class S3ObjectStore implements ObjectStore {
   ): Promise<{ url: string; headers: Record<string, string>; expiresInSeconds: number }> {
     const command = new PutObjectCommand({
       Bucket: this.bucket,
-      Key: checkKey(key),
+      Key: this.#stored(key),
       ContentType: contentType,
     });
     const url = await getSignedUrl(this.#s3, command, {
@@ -122,14 +138,6 @@ export class S3ObjectStore implements ObjectStore {
     });
     return { url, headers: { 'Content-Type': contentType }, expiresInSeconds: this.#expiresIn };
   }
-}
-
-function checkKey(key: string): string {
-  if (key.length === 0) throw new ValidationError('an object key cannot be empty');
-  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) {
-    throw new ValidationError(`object key longer than ${MAX_KEY_BYTES} bytes`);
-  }
-  return key;
 }
 
 /** S3 returns ETags in double quotes; events and the catalogue carry them bare. */

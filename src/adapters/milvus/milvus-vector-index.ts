@@ -194,6 +194,14 @@ export class MilvusVectorIndex implements VectorIndex {
     });
   }
 
+  /** Removes the collection itself, identity included (tests and tear-down). */
+  drop(): Promise<void> {
+    return this.#call('drop', async () => {
+      check(await this.#client.dropCollection({ collection_name: this.#collection }));
+      this.#identity = undefined;
+    });
+  }
+
   async close(): Promise<void> {
     await this.#client.closeConnection();
   }

@@ -1,0 +1,159 @@
+import type { Logger } from 'pino';
+import { type AwsClients, createAwsClients } from '../adapters/aws/clients.ts';
+import { type CloudConfig, loadCloudConfig } from '../adapters/aws/config.ts';
+import { DynamoCatalogue } from '../adapters/aws/dynamo-catalogue.ts';
+import { S3ObjectStore } from '../adapters/aws/s3-object-store.ts';
+import { readMilvusToken } from '../adapters/aws/secrets.ts';
+import { SqsJobQueue } from '../adapters/aws/sqs-job-queue.ts';
+import { MilvusVectorIndex } from '../adapters/milvus/milvus-vector-index.ts';
+import type { IdOf, Stores } from '../app/indexing.ts';
+import { thumbnailKeyOf } from '../app/keys.ts';
+import type { Operations } from '../app/operations.ts';
+import { createOperations } from '../app/pic-search.ts';
+import { Worker } from '../app/worker.ts';
+import type { Embedder } from '../domain/ports.ts';
+import { type ExecutionProvider, OnnxEmbedder } from '../embedder/onnx-embedder.ts';
+import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
+import { loadManifest } from '../model/manifest.ts';
+
+export interface CloudStores extends Stores {
+  images: S3ObjectStore;
+  thumbnails: S3ObjectStore;
+  queue: SqsJobQueue;
+  catalogue: DynamoCatalogue;
+  index: MilvusVectorIndex;
+}
+
+export interface CloudSystem {
+  config: CloudConfig;
+  operations: Operations;
+  /** The ingest loop over SQS; created, not started (the GPU container starts it). */
+  worker: Worker;
+  embedder: Embedder;
+  stores: CloudStores;
+  /** Stops the worker (finishing or releasing its batches), then closes the model and the clients. */
+  close(): Promise<void>;
+}
+
+export interface CloudOptions {
+  logger?: Logger;
+  /** Share one embedder (tests, benchmarks); otherwise one is made from the manifest. */
+  embedder?: Embedder;
+  /** Providers tried in order before the CPU. @default ['cpu'] (Lambda); the GPU worker passes ['cuda'] */
+  executionProviders?: ExecutionProvider[];
+  /**
+   * Create the Milvus collection when missing and check its model identity at start: the worker does,
+   * a Lambda function does not (a cold start should not pay for it; searches check the identity anyway).
+   * @default true
+   */
+  ensureIndex?: boolean;
+  /** Long-poll wait of one receive; it also bounds how long a stop waits for a receive. @default 10000 */
+  waitMs?: number;
+  /** Test seam for hash collisions. */
+  idOf?: IdOf;
+}
+
+/** The same operations and worker loop as embedded mode, on S3, SQS, DynamoDB and Milvus. */
+export async function createCloudSystem(
+  config: CloudConfig,
+  options: CloudOptions = {},
+): Promise<CloudSystem> {
+  const log = options.logger;
+  const aws: AwsClients = createAwsClients({
+    region: config.region,
+    ...(config.awsEndpoint ? { endpoint: config.awsEndpoint } : {}),
+  });
+  const token = config.milvus.tokenSecretArn
+    ? await readMilvusToken(aws.secrets, config.milvus.tokenSecretArn)
+    : config.milvus.token;
+  const ownEmbedder = options.embedder === undefined;
+  const embedder =
+    options.embedder ??
+    (await OnnxEmbedder.create(await loadManifest(config.modelManifest), {
+      batchSize: config.batchSize,
+      intraOpNumThreads: config.threads,
+      executionProviders: options.executionProviders ?? ['cpu'],
+      requireGpu: config.requireGpu,
+      limits: { ...DEFAULT_DECODE_LIMITS, maxPixels: config.maxPixels },
+      ...(log ? { logger: log } : {}),
+    }));
+  const expiry = { urlExpiresSeconds: config.urlExpiresSeconds };
+  const stores: CloudStores = {
+    images: new S3ObjectStore(aws.s3, { bucket: config.bucket, ...expiry }),
+    thumbnails: new S3ObjectStore(aws.s3, {
+      bucket: config.bucket,
+      keyPrefix: config.thumbnailPrefix,
+      ...expiry,
+    }),
+    queue: new SqsJobQueue(aws.sqs, config.queueUrl),
+    catalogue: new DynamoCatalogue(aws.dynamodb, config.tableName),
+    index: new MilvusVectorIndex({
+      address: config.milvus.address,
+      collection: config.milvus.collection,
+      ...(token ? { token } : {}),
+    }),
+  };
+  if (options.ensureIndex ?? true) {
+    const { model, profile, dimension } = embedder.info;
+    await stores.index.ensure({ model, profile, dimension });
+  }
+  const idOf = options.idOf;
+  const operations = createOperations({
+    ...stores,
+    embedder,
+    mode: 'cloud',
+    imagePrefix: config.imagePrefix,
+    // The bucket's event notification queues uploads (src/adapters/aws/notifications.ts).
+    queueUploads: false,
+    maxPixels: config.maxPixels,
+    ...(idOf ? { idOf } : {}),
+    links: {
+      image: (key) => stores.images.downloadUrl(key),
+      thumbnail: (key) => stores.thumbnails.downloadUrl(thumbnailKeyOf(key)),
+      upload: async (key, contentType) => ({
+        key,
+        method: 'PUT',
+        ...(await stores.images.uploadUrl(key, contentType)),
+      }),
+    },
+  });
+  const worker = new Worker(stores, embedder, {
+    batchSize: config.batchSize,
+    maxReceiveCount: config.maxReceiveCount,
+    visibilitySeconds: config.visibilitySeconds,
+    maxPixels: config.maxPixels,
+    waitMs: options.waitMs ?? 10_000,
+    ...(idOf ? { idOf } : {}),
+    ...(log ? { logger: log } : {}),
+  });
+  return {
+    config,
+    operations,
+    worker,
+    embedder,
+    stores,
+    async close() {
+      await worker.stop();
+      if (ownEmbedder) await embedder.close();
+      await stores.index.close();
+      aws.destroy();
+    },
+  };
+}
+
+let lambdaSystem: Promise<CloudSystem> | undefined;
+
+/**
+ * The operations for Lambda handlers, made once per container from the environment and reused by every
+ * invocation (clients, ONNX session, Milvus channel). A failed start is not cached: the next invocation
+ * tries again.
+ */
+export function cloudOperations(): Promise<Operations> {
+  lambdaSystem ??= Promise.resolve()
+    .then(() => createCloudSystem(loadCloudConfig(), { ensureIndex: false }))
+    .catch((error: unknown) => {
+      lambdaSystem = undefined;
+      throw error;
+    });
+  return lambdaSystem.then((system) => system.operations);
+}
