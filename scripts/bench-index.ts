@@ -33,6 +33,8 @@ export interface IndexBenchRow {
   queries: number;
   p50Ms: number;
   p99Ms: number;
+  /** CPU time (all threads) per query: steadier than wall time when other work shares the cores. */
+  cpuMsPerQuery: number;
   /** Vectors written per second, batches of 1000, persisted where the candidate persists. */
   insertPerSecond: number | null;
   /** Time to reopen the persisted index and answer count() (start-up cost). */
@@ -79,15 +81,15 @@ export async function benchIndex(options: IndexBenchOptions = {}): Promise<Index
 
 export function formatTable(rows: IndexBenchRow[]): string {
   const header =
-    '| index | vectors | search p50 | search p99 | insert/s | reopen | RSS (peak) | exact top-10 | load avg |\n' +
-    '|---|---:|---:|---:|---:|---:|---:|---|---:|';
+    '| index | vectors | search p50 | search p99 | CPU/query | insert/s | reopen | RSS (peak) | exact top-10 | load avg |\n' +
+    '|---|---:|---:|---:|---:|---:|---:|---:|---|---:|';
   return [header, ...rows.map(formatRow)].join('\n');
 }
 
 function formatRow(r: IndexBenchRow): string {
   const ms = (x: number | null) => (x === null ? '–' : `${x.toFixed(1)} ms`);
   return (
-    `| ${r.candidate} | ${r.vectors.toLocaleString('en')} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ` +
+    `| ${r.candidate} | ${r.vectors.toLocaleString('en')} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${ms(r.cpuMsPerQuery)} | ` +
     `${r.insertPerSecond === null ? '–' : Math.round(r.insertPerSecond).toLocaleString('en')} | ` +
     `${r.reopenMs === null ? '–' : `${(r.reopenMs / 1000).toFixed(1)} s`} | ` +
     `${Math.round(r.rssMiB)} MiB (${Math.round(r.peakRssMiB)}) | ${r.exact ? 'yes' : 'NO'} | ${r.loadAverage.toFixed(1)} |`
@@ -262,11 +264,13 @@ async function child(candidate: Candidate, vectors: number, queries: number): Pr
     await engine.search(queryVectors[0] as Float32Array);
     const times: number[] = [];
     const answers: number[][] = [];
+    const cpuBefore = process.cpuUsage();
     for (const query of queryVectors) {
       const t = performance.now();
       answers.push(await engine.search(query));
       times.push(performance.now() - t);
     }
+    const cpu = process.cpuUsage(cpuBefore);
     const rssMiB = process.memoryUsage().rss / 2 ** 20;
     const loadAverage = loadavg()[0] as number;
     let reopenMs: number | null = null;
@@ -286,6 +290,7 @@ async function child(candidate: Candidate, vectors: number, queries: number): Pr
       queries,
       p50Ms: pick(0.5),
       p99Ms: pick(0.99),
+      cpuMsPerQuery: (cpu.user + cpu.system) / 1000 / queries,
       insertPerSecond: candidate === 'js-scan' ? null : vectors / (insertMs / 1000),
       reopenMs,
       rssMiB,

@@ -25,6 +25,8 @@ export class OnnxGemv {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
+      // One search is a few ms of work: idle threads should sleep, not spin against the embedder's threads.
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
     });
     return new OnnxGemv(session, dimension);
   }
