@@ -1,77 +1,48 @@
-import { once } from 'node:events';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { createServer as createHttpServer, type Server } from 'node:http';
-import { type AddressInfo, createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { fetchPretrained, type PretrainedSource } from './fetch.ts';
+import { fetchPretrained } from './fetch.ts';
 import { loadManifest } from './manifest.ts';
 import { sha256Of } from './model-files.ts';
-import { encodeModel } from './onnx-proto.ts';
-import { buildVgg16 } from './vgg16.ts';
+import {
+  publishedAs,
+  refusedUrl,
+  serveBytes,
+  silentServer,
+  smallClassifier,
+  type TestServer,
+} from './test-support.ts';
 
-/** A small-headed seeded classifier stands in for the 553 MB Model Zoo file. */
-const classifier = encodeModel(
-  buildVgg16({
-    seed: 5,
-    head: { kind: 'classifier', style: 'zoo', hidden: 8, classes: 4 },
-    opset: 7,
-    inputName: 'data',
-    batch: 1,
-  }),
-);
-const published = (urls: string[], bytes = classifier): PretrainedSource => ({
-  name: 'vgg16-test-imagenet',
-  description: 'the test classifier',
-  fileName: 'vgg16-7.onnx',
-  sha256: sha256Of(bytes),
-  size: bytes.length,
-  urls,
-});
+const classifier = smallClassifier();
 
 describe('fetchPretrained', () => {
   let dir: string;
-  let servers: { close(): unknown }[] = [];
+  let servers: TestServer[] = [];
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fetch-'));
   });
   afterEach(async () => {
-    for (const server of servers) server.close();
+    await Promise.all(servers.map((s) => s.close()));
     servers = [];
     await rm(dir, { recursive: true, force: true });
   });
-
-  async function serve(body: Uint8Array): Promise<string> {
-    const server: Server = createHttpServer((_, response) => {
-      response.writeHead(200, { 'content-length': body.length });
-      response.end(body);
-    });
+  const serve = async (body: Uint8Array) => {
+    const server = await serveBytes(body);
     servers.push(server);
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}/vgg16-7.onnx`;
-  }
-
-  /** Accepts connections and never answers: what a firewall that swallows packets looks like. */
-  async function silent(): Promise<string> {
-    const server = createTcpServer(() => {});
-    servers.push(server);
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}/vgg16-7.onnx`;
-  }
+    return server.url;
+  };
 
   it('fails fast when offline and says where to put the file by hand and which command converts it', async () => {
     // Prepare: a refused connection, then a source that never answers.
-    const refused = await serve(new Uint8Array());
-    servers.pop()?.close();
+    const silent = await silentServer();
+    servers.push(silent);
     const started = performance.now();
 
     // Act
     const attempt = fetchPretrained({
       modelDir: dir,
-      source: published([refused, await silent()]),
+      source: publishedAs(classifier, [await refusedUrl(), silent.url]),
       connectTimeoutMs: 300,
     });
 
@@ -95,7 +66,7 @@ describe('fetchPretrained', () => {
     // Act
     const { manifestPath } = await fetchPretrained({
       modelDir: dir,
-      source: published([url]),
+      source: publishedAs(classifier, [url]),
       onProgress: (received) => progress.push(received),
     });
 
@@ -124,7 +95,7 @@ describe('fetchPretrained', () => {
     const url = await serve(tampered);
 
     // Act
-    const attempt = fetchPretrained({ modelDir: dir, source: published([url]) });
+    const attempt = fetchPretrained({ modelDir: dir, source: publishedAs(classifier, [url]) });
 
     // Assess
     await expect(attempt).rejects.toMatchObject({ kind: 'checksum_mismatch' });
@@ -157,7 +128,7 @@ describe('fetchPretrained', () => {
     const { manifest } = await fetchPretrained({
       modelDir: dir,
       file,
-      source: published(['http://127.0.0.1:1/x']),
+      source: publishedAs(classifier, [await refusedUrl()]),
     });
 
     // Assess

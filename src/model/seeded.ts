@@ -7,13 +7,19 @@ import { buildVgg16, VGG16_INPUT_SIZE } from './vgg16.ts';
 
 export const DEFAULT_SEED = 42;
 export const SEEDED_MODEL_FILE = 'vgg16-seeded.onnx';
-/** Bump when the generator's output changes, so stale generated files are regenerated. */
-const GENERATOR = 'pic-search model:generate v1';
+const GENERATOR_NAME = 'pic-search model:generate';
+/** Bump the version when the generator's output changes, so stale generated files are regenerated. */
+const GENERATOR = `${GENERATOR_NAME} v1`;
 /** Keras `preprocess_input` caffe mode: BGR means on 0..255 values. */
 export const CAFFE_BGR_MEAN: [number, number, number] = [103.939, 116.779, 123.68];
 
 export function seededModelPath(modelDir: string): string {
   return join(modelDir, SEEDED_MODEL_FILE);
+}
+
+/** Whether a manifest describes a model this generator made (random weights), whatever its seed. */
+export function isSeededManifest(manifest: ModelManifest): boolean {
+  return manifest.source.startsWith(GENERATOR_NAME);
 }
 
 export function generateSeededModel(seed: number): Uint8Array {
