@@ -60,3 +60,10 @@ describe('matchRoute', () => {
     expect(() => matchRoute(keys, 'GET', '/images/%E0%A4%A.jpg')).toThrow(/percent-encoding/);
   });
 });
+
+describe('cloud routes', () => {
+  it('are exactly the routes API Gateway gets from the CDK stack', async () => {
+    const { ROUTES } = await import('../../infra/api.ts');
+    expect(Object.keys(ROUTES).sort()).toEqual(routeKeysFor('cloud').sort());
+  });
+});

@@ -1,0 +1,11 @@
+import { makeHealthHandler } from '../../src/http/handlers/status.ts';
+import { makeOpenApiHandler } from '../../src/http/router.ts';
+import type { HttpEvent } from '../../src/http/types.ts';
+import { cloudOperations } from '../../src/wiring/cloud.ts';
+
+const health = makeHealthHandler(await cloudOperations());
+const openApi = makeOpenApiHandler('cloud');
+
+/** GET /health and GET /openapi.json (one small function for both). */
+export const handler = (event: HttpEvent) =>
+  event.routeKey === 'GET /openapi.json' ? openApi(event) : health(event);

@@ -1,0 +1,15 @@
+import { makeUploadImagesHandler } from '../../src/http/handlers/images.ts';
+import { makeUploadsHandler } from '../../src/http/handlers/ingest.ts';
+import { CLOUD_HTTP_LIMITS, type HttpEvent } from '../../src/http/types.ts';
+import { cloudOperations } from '../../src/wiring/cloud.ts';
+
+const operations = await cloudOperations();
+const targets = makeUploadsHandler(operations);
+const multipart = makeUploadImagesHandler(operations, CLOUD_HTTP_LIMITS);
+
+/**
+ * POST /uploads (presigned S3 PUT links, for files of any size) and POST /images (multipart through
+ * Lambda, small files only: 6 MB a request).
+ */
+export const handler = (event: HttpEvent) =>
+  event.routeKey === 'POST /images' ? multipart(event) : targets(event);
