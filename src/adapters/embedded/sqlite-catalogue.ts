@@ -109,20 +109,23 @@ export class SqliteCatalogue implements Catalogue {
     };
   }
 
+  /** Check-then-write transactions are IMMEDIATE: another process (the CLI) cannot slip in between. */
   async markPending(entry: { key: string; id: string; etag?: string; size?: number }): Promise<ClaimResult> {
-    return this.#db.transaction((): ClaimResult => {
-      const owner = this.#stmt.owner.get(entry.id)?.key;
-      if (owner !== undefined && owner !== entry.key) return { ok: false, ownerKey: owner };
-      if (owner === undefined) this.#claimId(entry.key, entry.id);
-      this.#stmt.pending.run({
-        key: entry.key,
-        id: entry.id,
-        etag: entry.etag ?? null,
-        size: entry.size ?? null,
-        now: Date.now(),
-      });
-      return { ok: true };
-    })();
+    return this.#db
+      .transaction((): ClaimResult => {
+        const owner = this.#stmt.owner.get(entry.id)?.key;
+        if (owner !== undefined && owner !== entry.key) return { ok: false, ownerKey: owner };
+        if (owner === undefined) this.#claimId(entry.key, entry.id);
+        this.#stmt.pending.run({
+          key: entry.key,
+          id: entry.id,
+          etag: entry.etag ?? null,
+          size: entry.size ?? null,
+          now: Date.now(),
+        });
+        return { ok: true };
+      })
+      .immediate();
   }
 
   async markIndexed(entry: {
@@ -132,14 +135,16 @@ export class SqliteCatalogue implements Catalogue {
     model: string;
     profile: string;
   }): Promise<void> {
-    this.#db.transaction(() => {
-      const owner = this.#stmt.owner.get(entry.id)?.key;
-      if (owner !== undefined && owner !== entry.key) {
-        throw new ConflictError(`vector id ${entry.id} of '${entry.key}' already belongs to '${owner}'`);
-      }
-      if (owner === undefined) this.#claimId(entry.key, entry.id);
-      this.#stmt.indexed.run({ ...entry, etag: entry.etag ?? null, now: Date.now() });
-    })();
+    this.#db
+      .transaction(() => {
+        const owner = this.#stmt.owner.get(entry.id)?.key;
+        if (owner !== undefined && owner !== entry.key) {
+          throw new ConflictError(`vector id ${entry.id} of '${entry.key}' already belongs to '${owner}'`);
+        }
+        if (owner === undefined) this.#claimId(entry.key, entry.id);
+        this.#stmt.indexed.run({ ...entry, etag: entry.etag ?? null, now: Date.now() });
+      })
+      .immediate();
   }
 
   async markFailed(entry: { key: string; id: string; reason: string }): Promise<void> {

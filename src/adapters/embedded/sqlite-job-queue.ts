@@ -167,34 +167,37 @@ export class SqliteJobQueue implements JobQueue {
     this.#db.close();
   }
 
+  /** IMMEDIATE: takes the write lock before reading, so two processes can never claim the same row. */
   #claim(max: number): ReceivedMessage[] {
-    return this.#db.transaction(() => {
-      const now = Date.now();
-      const out: ReceivedMessage[] = [];
-      // Loops because buried messages free their places in the batch.
-      while (out.length < max) {
-        const rows = this.#stmt.due.all(now, max - out.length);
-        if (rows.length === 0) break;
-        for (const row of rows) {
-          const parsed = parseBody(row.body);
-          if (row.receive_count >= this.#maxReceiveCount) {
-            const reason = parsed.error ?? `not acknowledged after ${row.receive_count} deliveries`;
-            this.#stmt.bury.run(reason, now, row.id);
-            this.#stmt.remove.run(row.id);
-            continue;
+    return this.#db
+      .transaction(() => {
+        const now = Date.now();
+        const out: ReceivedMessage[] = [];
+        // Loops because buried messages free their places in the batch.
+        while (out.length < max) {
+          const rows = this.#stmt.due.all(now, max - out.length);
+          if (rows.length === 0) break;
+          for (const row of rows) {
+            const parsed = parseBody(row.body);
+            if (row.receive_count >= this.#maxReceiveCount) {
+              const reason = parsed.error ?? `not acknowledged after ${row.receive_count} deliveries`;
+              this.#stmt.bury.run(reason, now, row.id);
+              this.#stmt.remove.run(row.id);
+              continue;
+            }
+            const receipt = `${row.id}.${randomUUID()}`;
+            this.#stmt.claim.run(now + this.#visibilityMs, receipt, row.id);
+            out.push({
+              receipt,
+              jobs: parsed.jobs ?? [],
+              receiveCount: row.receive_count + 1,
+              ...(parsed.error === undefined ? {} : { malformed: parsed.error }),
+            });
           }
-          const receipt = `${row.id}.${randomUUID()}`;
-          this.#stmt.claim.run(now + this.#visibilityMs, receipt, row.id);
-          out.push({
-            receipt,
-            jobs: parsed.jobs ?? [],
-            receiveCount: row.receive_count + 1,
-            ...(parsed.error === undefined ? {} : { malformed: parsed.error }),
-          });
         }
-      }
-      return out;
-    })();
+        return out;
+      })
+      .immediate();
   }
 
   #setVisibleAt(receipts: string[], at: number): void {
