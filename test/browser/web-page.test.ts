@@ -44,20 +44,28 @@ async function transformedCopy(name: string): Promise<Buffer> {
     .toBuffer();
 }
 
-/** What a person's drag and drop delivers: a drop event whose DataTransfer holds the file. */
-async function dropFile(target: Page, name: string, bytes: Buffer, type: string): Promise<void> {
+/**
+ * What a person's drag and drop (or paste) delivers: a drop event on the drop zone (or a paste event on
+ * the page) whose DataTransfer holds the file.
+ */
+async function giveFile(target: Page, how: 'drop' | 'paste', name: string, bytes: Buffer): Promise<void> {
   await target.evaluate(
-    ({ name, base64, type }) => {
+    ({ how, name, base64 }) => {
       const data = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
       const transfer = new DataTransfer();
-      transfer.items.add(new File([data], name, { type }));
+      transfer.items.add(new File([data], name, { type: 'image/jpeg' }));
+      const init = { bubbles: true, cancelable: true };
+      if (how === 'paste') {
+        document.body.dispatchEvent(new ClipboardEvent('paste', { ...init, clipboardData: transfer }));
+        return;
+      }
       const zone = document.getElementById('dropzone');
       if (!zone) throw new Error('no drop zone');
       for (const kind of ['dragenter', 'dragover', 'drop']) {
-        zone.dispatchEvent(new DragEvent(kind, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+        zone.dispatchEvent(new DragEvent(kind, { ...init, dataTransfer: transfer }));
       }
     },
-    { name, base64: bytes.toString('base64'), type },
+    { how, name, base64: bytes.toString('base64') },
   );
 }
 
@@ -129,7 +137,7 @@ describe('web page in Chromium against the local service', () => {
   });
 
   it('finds the original first when a resized and cropped copy is dropped', async () => {
-    await dropFile(page, 'copy-of-car.jpg', await transformedCopy(original), 'image/jpeg');
+    await giveFile(page, 'drop', 'copy-of-car.jpg', await transformedCopy(original));
 
     await page.locator('#timings').waitFor();
     const keys = await resultKeys();
@@ -149,6 +157,13 @@ describe('web page in Chromium against the local service', () => {
       await mkdir(join(repoRoot, 'docs'), { recursive: true });
       await writeFile(join(repoRoot, 'docs/screenshot.png'), png);
     }
+  });
+
+  it('searches with an image pasted from the clipboard', async () => {
+    await giveFile(page, 'paste', 'pasted.jpg', await readFile(join(fixtures, 'pizza.jpg')));
+
+    await expect.poll(() => page.locator('.query .key').textContent(), eventually).toBe('pasted.jpg');
+    await expect.poll(async () => (await resultKeys())[0], eventually).toMatch(/(^|\/)pizza\.jpg$/);
   });
 
   it('searches with a result\'s stored vector on "More like this"', async () => {
@@ -223,17 +238,24 @@ describe('web page in Chromium against the local service', () => {
     await phone.goto(service.url);
     await expect.poll(() => shownCount(phone), eventually).toBeGreaterThan(0);
 
-    await dropFile(phone, original, await readFile(join(fixtures, original)), 'image/jpeg');
+    await giveFile(phone, 'drop', original, await readFile(join(fixtures, original)));
     await phone.locator('#timings').waitFor();
 
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(overflow).toBeLessThanOrEqual(0);
+    const camera = phone.locator('#take-photo');
+    expect([await camera.getAttribute('accept'), await camera.getAttribute('capture')]).toEqual([
+      'image/*',
+      'environment',
+    ]);
     await shot(phone, 'phone', true);
     await phone.close();
   });
 
   it('searches with the keyboard alone: choose a photo, set top-K, press Search', async () => {
     const keyboard = await context.newPage();
+    // Listening before the page loads turns file-chooser interception on in time for the key press.
+    const chooser = keyboard.waitForEvent('filechooser');
     await keyboard.goto(service.url);
     await expect.poll(() => shownCount(keyboard), eventually).toBeGreaterThan(0);
     const tabTo = async (name: string) => {
@@ -249,11 +271,8 @@ describe('web page in Chromium against the local service', () => {
     };
 
     const choose = await tabTo('Choose a photo');
-    const [chooser] = await Promise.all([
-      keyboard.waitForEvent('filechooser'),
-      keyboard.keyboard.press('Enter'),
-    ]);
-    await chooser.setFiles(join(fixtures, original));
+    await keyboard.keyboard.press('Enter');
+    await (await chooser).setFiles(join(fixtures, original));
     await keyboard.locator('#timings').waitFor();
     await tabTo('top-k');
     await keyboard.keyboard.press('ControlOrMeta+A');

@@ -51,7 +51,10 @@ function wireDropAndPaste(app: App): void {
     }
     return list[0];
   };
+  // A file input takes its own drops (many photos onto "Photos to upload"); everything else searches.
+  const ownDrop = (event: DragEvent) => (event.target as HTMLElement | null)?.closest?.('input[type=file]');
   window.addEventListener('dragover', (event) => {
+    if (ownDrop(event)) return;
     event.preventDefault();
     zone()?.classList.add('dragging');
   });
@@ -59,6 +62,7 @@ function wireDropAndPaste(app: App): void {
     if (!event.relatedTarget) zone()?.classList.remove('dragging');
   });
   window.addEventListener('drop', (event) => {
+    if (ownDrop(event)) return;
     event.preventDefault();
     zone()?.classList.remove('dragging');
     const file = firstImage(event.dataTransfer?.files, 'drop');

@@ -172,10 +172,14 @@ function card(app: App, hit: SearchHit, index: number): TemplateResult {
 
 function libraryPanel(app: App): TemplateResult {
   const s = app.state;
-  const submit = (action: (form: FormData) => Promise<void>) => (event: Event) => {
-    event.preventDefault();
-    void action(new FormData(event.target as HTMLFormElement));
-  };
+  const submit =
+    (action: (form: FormData) => Promise<void>, reset = false) =>
+    async (event: Event) => {
+      event.preventDefault();
+      const form = event.target as HTMLFormElement;
+      await action(new FormData(form));
+      if (reset) form.reset();
+    };
   const text = (form: FormData, name: string) => String(form.get(name) ?? '');
   return html`<section class="panel" aria-labelledby="library-title">
     <h2 id="library-title">Load a library</h2>
@@ -191,11 +195,13 @@ function libraryPanel(app: App): TemplateResult {
           <button type="submit" ?disabled=${s.ingesting}>${s.ingesting ? 'Queuing…' : 'Index prefix'}</button>
         </form>`
     }
-    <form id="upload-form" class="stack" @submit=${submit((f) =>
-      app.upload(
-        f.getAll('files').filter((v): v is File => v instanceof File && v.size > 0),
-        text(f, 'prefix'),
-      ),
+    <form id="upload-form" class="stack" @submit=${submit(
+      (f) =>
+        app.upload(
+          f.getAll('files').filter((v): v is File => v instanceof File && v.size > 0),
+          text(f, 'prefix'),
+        ),
+      true,
     )}>
       <label>Photos to upload <input name="files" type="file" accept="image/*" multiple required /></label>
       <label>Key prefix (optional) <input name="prefix" placeholder="uploads/" /></label>
