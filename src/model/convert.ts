@@ -10,6 +10,7 @@ import {
   decodeModel,
   defaultOpset,
   encodeModel,
+  type OnnxGraph,
   type OnnxModel,
   type OnnxNode,
   type OnnxTensor,
@@ -48,48 +49,7 @@ export function convertClassifier(source: Uint8Array, options: ConvertOptions = 
   const { graph } = model;
   const opset = defaultOpset(model);
   const initializerNames = new Set(graph.initializer.map((t) => t.name));
-  const producer = new Map<string, number>();
-  graph.node.forEach((n, i) => {
-    for (const out of n.output) producer.set(out, i);
-  });
-  const ancestorsOf = (tensors: string[]): Set<number> => {
-    const seen = new Set<number>();
-    const pending = [...tensors];
-    for (let tensor = pending.pop(); tensor !== undefined; tensor = pending.pop()) {
-      const index = producer.get(tensor);
-      if (index === undefined || seen.has(index)) continue;
-      seen.add(index);
-      pending.push(...(graph.node[index]?.input ?? []));
-    }
-    return seen;
-  };
-
-  const firstFc = graph.node.find((n) => FULLY_CONNECTED.has(n.op_type));
-  if (!firstFc) {
-    throw new ModelError(
-      'No fully connected layer (Gemm/MatMul) found: this is not a full VGG16 classifier',
-      'unsupported_graph',
-    );
-  }
-  const lastPool = Math.max(
-    ...[...ancestorsOf(firstFc.input)].filter((i) => graph.node[i]?.op_type === 'MaxPool'),
-  );
-  const cutAt = graph.node[lastPool]?.input[0];
-  if (!Number.isFinite(lastPool) || cutAt === undefined) {
-    throw new ModelError(
-      'No MaxPool before the fully connected layers: not a VGG-style graph',
-      'unsupported_graph',
-    );
-  }
-  const cutProducer = graph.node[producer.get(cutAt) ?? -1];
-  if (cutProducer?.op_type !== 'Relu') {
-    throw new ModelError(
-      `The last MaxPool before the classifier reads ${cutProducer?.op_type ?? 'a graph input'}, not a ReLU: not a VGG-style graph`,
-      'unsupported_graph',
-    );
-  }
-
-  const keptIndices = ancestorsOf([cutAt]);
+  const { cutAt, keptIndices } = findBlock5(graph);
   const kept = graph.node.filter((_, i) => keptIndices.has(i)).map((n) => ({ ...n, input: [...n.input] }));
   const used = new Set(kept.flatMap((n) => n.input));
   const dataInputs = graph.input.filter((v) => !initializerNames.has(v.name) && used.has(v.name));
@@ -146,6 +106,54 @@ export function convertClassifier(source: Uint8Array, options: ConvertOptions = 
     },
   };
   return { bytes: encodeModel(extractor), dimension, size, cutAt, droppedInitializers };
+}
+
+/**
+ * Block 5's last ReLU output: the input of the last MaxPool that feeds the first fully connected layer,
+ * so the exporter's naming (MXNet `vgg0_…` in the Model Zoo, torchvision `/features/…`) does not matter.
+ */
+function findBlock5(graph: OnnxGraph): { cutAt: string; keptIndices: Set<number> } {
+  const producer = new Map<string, number>();
+  graph.node.forEach((n, i) => {
+    for (const out of n.output) producer.set(out, i);
+  });
+  const ancestorsOf = (tensors: string[]): Set<number> => {
+    const seen = new Set<number>();
+    const pending = [...tensors];
+    for (let tensor = pending.pop(); tensor !== undefined; tensor = pending.pop()) {
+      const index = producer.get(tensor);
+      if (index === undefined || seen.has(index)) continue;
+      seen.add(index);
+      pending.push(...(graph.node[index]?.input ?? []));
+    }
+    return seen;
+  };
+
+  const firstFc = graph.node.find((n) => FULLY_CONNECTED.has(n.op_type));
+  if (!firstFc) {
+    throw new ModelError(
+      'No fully connected layer (Gemm/MatMul) found: this is not a full VGG16 classifier',
+      'unsupported_graph',
+    );
+  }
+  const lastPool = Math.max(
+    ...[...ancestorsOf(firstFc.input)].filter((i) => graph.node[i]?.op_type === 'MaxPool'),
+  );
+  const cutAt = graph.node[lastPool]?.input[0];
+  if (!Number.isFinite(lastPool) || cutAt === undefined) {
+    throw new ModelError(
+      'No MaxPool before the fully connected layers: not a VGG-style graph',
+      'unsupported_graph',
+    );
+  }
+  const cutProducer = graph.node[producer.get(cutAt) ?? -1];
+  if (cutProducer?.op_type !== 'Relu') {
+    throw new ModelError(
+      `The last MaxPool before the classifier reads ${cutProducer?.op_type ?? 'a graph input'}, not a ReLU: not a VGG-style graph`,
+      'unsupported_graph',
+    );
+  }
+  return { cutAt, keptIndices: ancestorsOf([cutAt]) };
 }
 
 function decode(source: Uint8Array): OnnxModel {
