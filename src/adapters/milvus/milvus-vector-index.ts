@@ -53,6 +53,8 @@ export class MilvusVectorIndex implements VectorIndex {
       timeout: options.timeoutMs ?? 30_000,
       // Heartbeat RPCs on a timer are useless in Lambda and unimplemented by Milvus Lite.
       telemetry: { enabled: false },
+      // The SDK logs every request at debug when NODE_ENV=test (its winston default); our errors say enough.
+      logLevel: 'warn',
     } as ConstructorParameters<typeof MilvusClient>[0]);
     // Connection failures surface on the first call (with the address, mapped below); not as an unhandled rejection.
     this.#client.connectPromise.catch(() => undefined);

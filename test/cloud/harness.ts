@@ -1,0 +1,93 @@
+import { readdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import sharp from 'sharp';
+import type { Embedder } from '../../src/domain/ports.ts';
+import { OnnxEmbedder } from '../../src/embedder/onnx-embedder.ts';
+import { loadManifest } from '../../src/model/manifest.ts';
+
+export const REPO_ROOT = resolve(import.meta.dirname, '../..');
+export const PHOTOS = resolve(REPO_ROOT, '../shared/fixtures/photos');
+export const SEEDED_MANIFEST = join(REPO_ROOT, 'models/vgg16-seeded.manifest.json');
+
+/** The first `count` fixture JPEGs, by name, so runs are repeatable. */
+export function fixturePhotos(count: number): { name: string; path: string }[] {
+  return readdirSync(PHOTOS)
+    .filter((name) => name.endsWith('.jpg'))
+    .sort()
+    .slice(0, count)
+    .map((name) => ({ name, path: join(PHOTOS, name) }));
+}
+
+/** A transformed copy as a user would search with: smaller, re-encoded at lower quality. */
+export async function transformedCopy(path: string): Promise<Buffer> {
+  const bytes = await readFile(path);
+  const { width = 640 } = await sharp(bytes).metadata();
+  return sharp(bytes)
+    .resize(Math.round(width * 0.6))
+    .jpeg({ quality: 70 })
+    .toBuffer();
+}
+
+export function seededEmbedder(): Promise<Embedder> {
+  return loadManifest(SEEDED_MANIFEST).then((loaded) => OnnxEmbedder.create(loaded, { batchSize: 4 }));
+}
+
+/** Polls `read` until `done` holds; the last value is returned either way, so the assertion shows it. */
+export async function waitFor<T>(
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs = 90_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let value = await read();
+  while (!done(value) && Date.now() < deadline) {
+    await new Promise((resume) => setTimeout(resume, 300));
+    value = await read();
+  }
+  return value;
+}
+
+/** An API Gateway HTTP API (payload v2) request, as Lambda hands it to a handler. */
+export function apiEvent(request: {
+  method: string;
+  path: string;
+  query?: Record<string, string>;
+  headers?: Record<string, string>;
+  body?: Buffer | string;
+  pathParameters?: Record<string, string>;
+}): APIGatewayProxyEventV2 {
+  const binary = Buffer.isBuffer(request.body);
+  return {
+    version: '2.0',
+    routeKey: `${request.method} ${request.path}`,
+    rawPath: request.path,
+    rawQueryString: new URLSearchParams(request.query ?? {}).toString(),
+    headers: request.headers ?? {},
+    ...(request.query ? { queryStringParameters: request.query } : {}),
+    ...(request.pathParameters ? { pathParameters: request.pathParameters } : {}),
+    ...(request.body === undefined
+      ? {}
+      : { body: binary ? (request.body as Buffer).toString('base64') : (request.body as string) }),
+    isBase64Encoded: binary,
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'api',
+      domainName: 'api.example.test',
+      domainPrefix: 'api',
+      requestId: 'request',
+      routeKey: `${request.method} ${request.path}`,
+      stage: '$default',
+      time: new Date().toISOString(),
+      timeEpoch: Date.now(),
+      http: {
+        method: request.method,
+        path: request.path,
+        protocol: 'HTTP/1.1',
+        sourceIp: '127.0.0.1',
+        userAgent: 'test',
+      },
+    },
+  };
+}
