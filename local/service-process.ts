@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
+export const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
 export const fixturesDir = resolve(repoRoot, '../shared/fixtures/photos');
 
 export interface Service {

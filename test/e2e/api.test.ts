@@ -7,9 +7,6 @@ import { cp, mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countResponse, ingestResponse, progressResponse, searchResponse } from '../../src/http/schemas.ts';
-import { isImageKey } from '../../src/imaging/formats.ts';
-import { BAD_FILES, E2E_MAX_PIXELS, writeBadFiles } from './bad-files.ts';
 import {
   fixturesDir,
   getJson,
@@ -19,7 +16,10 @@ import {
   type Service,
   startService,
   waitForSettled,
-} from './service.ts';
+} from '../../local/service-process.ts';
+import { countResponse, ingestResponse, progressResponse, searchResponse } from '../../src/http/schemas.ts';
+import { isImageKey } from '../../src/imaging/formats.ts';
+import { BAD_FILES, E2E_MAX_PIXELS, writeBadFiles } from './bad-files.ts';
 
 const MAX_UPLOAD_BYTES = 2_000_000;
 const ENV = { PIC_MAX_PIXELS: String(E2E_MAX_PIXELS), PIC_MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES) };

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { fixturesDir } from './service.ts';
+import { fixturesDir } from '../../local/service-process.ts';
 
 /** Run the service with this pixel limit so that "too many pixels" needs only a 5 MP file. */
 export const E2E_MAX_PIXELS = 4_000_000;

@@ -3,10 +3,7 @@
  * between batches or inside one; after a restart every image ends up indexed exactly once.
  */
 import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { searchResponse } from '../../src/http/schemas.ts';
-import { isImageKey } from '../../src/imaging/formats.ts';
 import {
   fixturesDir,
   getJson,
@@ -16,7 +13,9 @@ import {
   type Service,
   startService,
   waitForSettled,
-} from './service.ts';
+} from '../../local/service-process.ts';
+import { searchResponse } from '../../src/http/schemas.ts';
+import { isImageKey } from '../../src/imaging/formats.ts';
 
 let dataDir: string;
 let service: Service | undefined;

@@ -8,7 +8,7 @@ import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeDataDir, removeDir, type Service, startService } from './service.ts';
+import { makeDataDir, removeDir, type Service, startService } from '../../local/service-process.ts';
 
 const SECRET = 'TOP-SECRET-CONTENT-3f9a';
 
