@@ -37,7 +37,8 @@ const webRoot = await ensureWebBuilt().catch((error: unknown) => {
   return webDistDir;
 });
 const server = await startLocalServer({ router, limits, webRoot, port: config.port, host: config.host });
-system.startWorker();
+// Logs its own outcome and never rejects; a large bucket's reconcile must not hold back the URL.
+void system.startWorker();
 
 const seeded = !model.pretrained;
 const banner = [
