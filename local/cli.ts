@@ -92,6 +92,8 @@ async function directBackend(dataDir: string, logLevel: string): Promise<Backend
   const { operations } = system;
   return {
     async ingest(dir, prefix) {
+      // Without a worker nothing would ever settle.
+      if (system.indexMismatch) throw system.indexMismatch;
       await system.startWorker();
       return system.ingestFolder(dir, prefix);
     },

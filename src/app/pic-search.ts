@@ -172,7 +172,9 @@ export function createOperations(deps: OperationsDeps): Operations {
       const startedAt = performance.now();
       const valid = parseSearchRequest(request);
       await assertIndexMatches();
-      const vector = await index.get(idOf(key));
+      // Through the catalogue: a key that lost a hash collision must not borrow the owner's vector.
+      const record = await catalogue.get(key);
+      const vector = record?.state === 'indexed' ? await index.get(record.id) : undefined;
       if (!vector) throw new NotFoundError(`No indexed image has the key '${key}'.`);
       return search(vector, valid, { decodeMs: 0, embedMs: 0 }, startedAt);
     },

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExactVectorIndex } from '../adapters/embedded/exact-vector-index.ts';
+import { NotFoundError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
 import type { Job } from '../domain/ports.ts';
 import { thumbnailKeyOf } from './keys.ts';
@@ -81,6 +82,8 @@ describe('worker: bad files and hash collisions', () => {
     const loser = await system.stores.catalogue.get('mixed/twin-b.jpg');
     expect(loser).toMatchObject({ state: 'failed' });
     expect(loser?.reason).toMatch(/4242.*'mixed\/twin-a\.jpg'.*collision/);
+    const moreLikeLoser = system.operations.searchByKey('mixed/twin-b.jpg', { topK: 1 });
+    await expect(moreLikeLoser).rejects.toBeInstanceOf(NotFoundError);
     const { results } = await system.operations.searchByKey('mixed/twin-a.jpg', { topK: 1 });
     expect(results[0]).toMatchObject({ key: 'mixed/twin-a.jpg' });
     expect(results[0]?.score).toBeCloseTo(1, 5);
