@@ -4,16 +4,25 @@
  * like this", delete, a bad upload, a phone screen and the keyboard alone. Screenshots of each state go
  * to test-results/screenshots/; UPDATE_DOCS_SCREENSHOT=1 also refreshes docs/screenshot.png.
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  fixturesDir as fixtures,
+  getJson,
+  keyPath,
+  makeDataDir,
+  type ProgressBody,
+  removeDir,
+  repoRoot,
+  type Service,
+  startService,
+} from '../../local/service-process.ts';
 import { chromiumArgs, prepareBrowserTests } from '../setup/browser.ts';
-import { type LocalService, repoRoot, startLocalService } from './local-service.ts';
 
-const fixtures = resolve(repoRoot, '../shared/fixtures/photos');
 const screenshots = resolve(repoRoot, 'test-results/screenshots');
 const original = 'red-vintage-car.jpg';
 const notAnImage = {
@@ -22,7 +31,8 @@ const notAnImage = {
   buffer: Buffer.from('shopping list: eggs, milk'),
 };
 
-let service: LocalService;
+let service: Service;
+let dataDir: string;
 let context: BrowserContext;
 let page: Page;
 let userDataDir: string;
@@ -89,7 +99,8 @@ describe('web page in Chromium against the local service', () => {
   beforeAll(async () => {
     const executablePath = await prepareBrowserTests();
     await mkdir(screenshots, { recursive: true });
-    service = await startLocalService();
+    dataDir = await makeDataDir();
+    service = await startService(dataDir);
     userDataDir = await mkdtemp(join(tmpdir(), 'pic-search-chromium-'));
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath,
@@ -104,7 +115,8 @@ describe('web page in Chromium against the local service', () => {
   afterAll(async () => {
     await context?.close();
     await service?.stop();
-    if (userDataDir) await rm(userDataDir, { recursive: true, force: true });
+    if (dataDir) await removeDir(dataDir);
+    if (userDataDir) await removeDir(userDataDir);
   });
 
   it('opens on an empty library, says what to do next and warns about seeded weights', async () => {
@@ -114,9 +126,7 @@ describe('web page in Chromium against the local service', () => {
     await expect
       .poll(() => page.locator('.empty').textContent(), eventually)
       .toContain('The library is empty');
-    const health = (await (await fetch(`${service.url}/health`)).json()) as {
-      model: { pretrained: boolean };
-    };
+    const health = await getJson<{ model: { pretrained: boolean } }>(`${service.url}/health`);
     expect(await page.locator('#seeded-banner').isVisible()).toBe(!health.model.pretrained);
     await shot(page, 'empty');
   });
@@ -127,13 +137,19 @@ describe('web page in Chromium against the local service', () => {
 
     await expect.poll(() => page.locator('#last-ingest').textContent(), eventually).toMatch(/queued/);
     await expect
+      .poll(() => page.locator('#progress-state').textContent(), eventually)
+      .toMatch(
+        /^(Starting: speed and time left|Indexing at [\d.]+ images\/s, (about .+ left|time left unknown))/,
+      );
+    await shot(page, 'progress');
+    await expect
       .poll(() => page.locator('#progress-state').textContent(), { timeout: 180_000, interval: 500 })
       .toMatch(/^Done:/);
-    const progress = (await (await fetch(`${service.url}/progress`)).json()) as { indexed: number };
+    const progress = await getJson<ProgressBody>(`${service.url}/progress`);
     expect(progress.indexed).toBeGreaterThanOrEqual(24);
     await expect.poll(() => shownCount(page), eventually).toBe(progress.indexed);
     expect(await page.locator('#progress-counts').textContent()).toContain(`${progress.indexed} indexed`);
-    await shot(page, 'progress');
+    await shot(page, 'progress-done');
   });
 
   it('finds the original first when a resized and cropped copy is dropped', async () => {
@@ -157,6 +173,22 @@ describe('web page in Chromium against the local service', () => {
       await mkdir(join(repoRoot, 'docs'), { recursive: true });
       await writeFile(join(repoRoot, 'docs/screenshot.png'), png);
     }
+  });
+
+  it('opens a result full size and closes it again', async () => {
+    const first = page.locator('#results .card').first();
+    const key = (await first.locator('.key').textContent()) ?? '';
+
+    await first.getByRole('button', { name: `Open ${key} full size` }).click();
+
+    const full = page.locator('dialog[open] img.full');
+    await expect
+      .poll(() => full.evaluate((img: HTMLImageElement) => img.naturalWidth), eventually)
+      .toBeGreaterThan(0);
+    expect(await full.getAttribute('alt')).toBe(`Full size: ${key}`);
+    await shot(page, 'full-size');
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.locator('dialog').count(), eventually).toBe(0);
   });
 
   it('searches with an image pasted from the clipboard', async () => {
@@ -187,7 +219,7 @@ describe('web page in Chromium against the local service', () => {
 
     await expect.poll(() => shownCount(page), eventually).toBe(before - 1);
     expect(await resultKeys()).not.toContain(key);
-    const answer = await fetch(`${service.url}/images/${key.split('/').map(encodeURIComponent).join('/')}`);
+    const answer = await fetch(`${service.url}/images/${keyPath(key)}`);
     expect(answer.status).toBe(404);
   });
 

@@ -261,8 +261,11 @@ function progressPanel(s: State): TemplateResult {
 function progressLine(p: NonNullable<State['progress']>): string {
   if (p.total === 0) return 'Nothing loaded yet: load a folder or upload photos.';
   if (p.pending === 0) return `Done: ${plural(p.indexed, 'image')} indexed.`;
+  const queue = `Queue: ${p.queue.visible} waiting, ${p.queue.inFlight} in progress.`;
+  if (p.throughput <= 0)
+    return `Starting: speed and time left show once the first images are indexed. ${queue}`;
   const eta = p.etaSeconds === null ? 'time left unknown' : `about ${formatDuration(p.etaSeconds)} left`;
-  return `Indexing at ${formatRate(p.throughput)}, ${eta}. Queue: ${p.queue.visible} waiting, ${p.queue.inFlight} in progress.`;
+  return `Indexing at ${formatRate(p.throughput)}, ${eta}. ${queue}`;
 }
 
 function clickInput(id: string): void {
