@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type AssetStaging, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { type AssetStaging, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaAuthorizer, HttpLambdaResponseType } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
@@ -51,10 +52,14 @@ export function layerModulesImportedBy(bundle: string): string[] {
   return [...new Set([...bundle.matchAll(LAYER_IMPORT)].map((match) => match[1] as string))].sort();
 }
 
-/** The esbuild output NodejsFunction staged for `fn` (bundling runs when the function is constructed). */
+/** Where the code of a function or layer was staged (bundling runs when the construct is created). */
+export function stagedCodeOf(construct: lambda.Function | lambda.LayerVersion): string {
+  return (construct.node.findChild('Code').node.findChild('Stage') as AssetStaging).absoluteStagedPath;
+}
+
+/** The esbuild output NodejsFunction staged for `fn`. */
 export function bundleOf(fn: lambda.Function): string {
-  const staging = fn.node.findChild('Code').node.findChild('Stage') as AssetStaging;
-  return readFileSync(join(staging.absoluteStagedPath, 'index.mjs'), 'utf8');
+  return readFileSync(join(stagedCodeOf(fn), 'index.mjs'), 'utf8');
 }
 
 export interface ApiProps {
@@ -86,24 +91,27 @@ export class Api extends Construct {
   readonly functions: Record<ApiFunctionName, nodejs.NodejsFunction>;
   readonly authorizerFunction: nodejs.NodejsFunction;
   readonly apiToken: secretsmanager.Secret;
+  readonly runtimeLayer: lambda.LayerVersion;
+  readonly modelLayer: lambda.LayerVersion;
   /** https://<id>.execute-api.<region>.amazonaws.com, without a trailing slash. */
   readonly url: string;
 
   constructor(scope: Construct, id: string, props: ApiProps) {
     super(scope, id);
-    const runtimeLayer = new lambda.LayerVersion(this, 'RuntimeLayer', {
+    this.runtimeLayer = new lambda.LayerVersion(this, 'RuntimeLayer', {
       code: lambda.Code.fromAsset(props.runtimeLayerDir),
       compatibleRuntimes: [lambda.Runtime.NODEJS_22_X],
       compatibleArchitectures: [lambda.Architecture.X86_64],
       description: 'onnxruntime-node (linux-x64 CPU) + sharp (linux-x64 glibc)',
       removalPolicy: RemovalPolicy.DESTROY,
     });
-    const modelLayer = new lambda.LayerVersion(this, 'ModelLayer', {
+    this.modelLayer = new lambda.LayerVersion(this, 'ModelLayer', {
       code: lambda.Code.fromAsset(props.modelLayerDir),
       description: 'VGG16 conv-only feature extractor (ONNX) + manifest, under /opt/model',
       removalPolicy: RemovalPolicy.DESTROY,
     });
 
+    const { runtimeLayer, modelLayer } = this;
     const makeFunction = (name: string, entry: string, options: Partial<nodejs.NodejsFunctionProps>) =>
       new nodejs.NodejsFunction(this, pascal(name), {
         entry,
@@ -177,6 +185,7 @@ export class Api extends Construct {
     });
 
     this.httpApi = new apigw.HttpApi(this, 'HttpApi', {
+      apiName: `${Stack.of(this).stackName}-api`,
       description: 'pic-search: search by image',
       createDefaultStage: false,
       defaultAuthorizer: authorizer,
@@ -212,7 +221,23 @@ export class Api extends Construct {
       stageName: '$default',
       autoDeploy: true,
       throttle: { rateLimit: props.rateLimit, burstLimit: props.burstLimit },
-      accessLogSettings: { destination: new apigw.LogGroupLogDestination(accessLogs) },
+      accessLogSettings: {
+        destination: new apigw.LogGroupLogDestination(accessLogs),
+        // HTTP API context variables (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-logging-variables.html).
+        format: AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: '$context.requestId',
+            time: '$context.requestTime',
+            ip: '$context.identity.sourceIp',
+            route: '$context.routeKey',
+            status: '$context.status',
+            latencyMs: '$context.responseLatency',
+            bytes: '$context.responseLength',
+            authorizerError: '$context.authorizer.error',
+            integrationError: '$context.integrationErrorMessage',
+          }),
+        ),
+      },
     });
     this.url = this.httpApi.apiEndpoint;
   }

@@ -73,7 +73,7 @@ export const StackConfig = z.object({
   /** Receives before a message goes to the dead-letter queue. */
   maxReceiveCount: int(1, 1000).default(5),
   /** Manifest of the ONNX extractor shipped in the model layer and the worker image. */
-  modelManifest: z.string().default('models/vgg16.manifest.json'),
+  modelManifest: z.string().default('models/vgg16-pretrained.manifest.json'),
   /** Folder holding the built web page (vite build output). */
   webDist: z.string().default('web/dist'),
   /** Extra browser origins allowed by the API and bucket CORS besides the CloudFront site, e.g. http://localhost:5173. */

@@ -13,8 +13,8 @@ import type { Storage } from './storage.ts';
 export interface IngestProps {
   storage: Storage;
   repoRoot: string;
-  /** Path of the model manifest relative to the repo root, passed to the image build. */
-  modelManifest: string;
+  /** Model name the worker image bakes in: models/<name>.onnx + models/<name>.manifest.json. */
+  modelName: string;
   environment: Record<string, string>;
   instanceType: string;
   maxWorkers: number;
@@ -148,7 +148,7 @@ export class Ingest extends Construct {
         file: 'functions/worker/Dockerfile',
         exclude: IMAGE_CONTEXT_EXCLUDES,
         platform: Platform.LINUX_AMD64,
-        buildArgs: { MODEL_MANIFEST: props.modelManifest },
+        buildArgs: { MODEL: props.modelName },
       }),
       gpuCount: 1,
       memoryReservationMiB: props.workerMemoryMiB,

@@ -1,8 +1,19 @@
-import { relative } from 'node:path';
-import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
+import { basename, join, relative } from 'node:path';
+import {
+  Aspects,
+  CfnOutput,
+  CfnResource,
+  Duration,
+  type IAspect,
+  RemovalPolicy,
+  Stack,
+  type StackProps,
+  TagManager,
+  Tags,
+} from 'aws-cdk-lib';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import type { Construct } from 'constructs';
+import type { Construct, IConstruct } from 'constructs';
 import { Api } from './api.ts';
 import type { StackConfig } from './config.ts';
 import { Ingest } from './ingest.ts';
@@ -28,16 +39,17 @@ export class PicSearchStack extends Stack {
     super(scope, id, props);
     const { config } = props;
     this.config = config;
-    Tags.of(this).add('project', 'pic-search');
-    Tags.of(this).add('stack', id);
+    const tags = { project: 'pic-search', stack: id };
+    for (const [key, value] of Object.entries(tags)) Tags.of(this).add(key, value);
+    Aspects.of(this).add(new TagRawResources(tags));
     const logRetention = config.logRetentionDays as logs.RetentionDays;
 
-    // Server access logs of every bucket and CloudFront's standard logs; CloudFront writes with ACLs.
+    // Server access logs of the buckets (delivered under a bucket policy, no ACLs).
     const accessLogs = new s3.Bucket(this, 'AccessLogs', {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       encryption: s3.BucketEncryption.S3_MANAGED,
       enforceSSL: true,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       lifecycleRules: [{ expiration: Duration.days(90) }],
       removalPolicy: RemovalPolicy.DESTROY,
       autoDeleteObjects: true,
@@ -62,12 +74,14 @@ export class PicSearchStack extends Stack {
       MILVUS_TOKEN_SECRET_ARN: this.storage.milvusToken.secretArn,
       MILVUS_COLLECTION: config.milvusCollection,
       PIC_MAX_RECEIVE_COUNT: String(config.maxReceiveCount),
+      // The worker hides a batch for this long at once; the queue's default is the same.
+      PIC_VISIBILITY_SECONDS: String(config.visibilityTimeoutSeconds),
     };
 
     this.ingest = new Ingest(this, 'Ingest', {
       storage: this.storage,
       repoRoot: props.repoRoot,
-      modelManifest: relative(props.repoRoot, config.modelManifest),
+      modelName: workerModelName(props.repoRoot, config.modelManifest),
       environment,
       instanceType: config.instanceType,
       maxWorkers: config.maxWorkers,
@@ -124,5 +138,34 @@ export class PicSearchStack extends Stack {
       value: this.storage.milvusToken.secretArn,
       description: 'aws secretsmanager put-secret-value --secret-id <this> --secret-string <token>',
     });
+  }
+}
+
+/** functions/worker/Dockerfile copies models/<MODEL>.onnx and its manifest from the build context. */
+function workerModelName(repoRoot: string, manifestPath: string): string {
+  const inModels = relative(join(repoRoot, 'models'), manifestPath);
+  const name = basename(manifestPath, '.manifest.json');
+  if (inModels !== basename(manifestPath) || name === basename(manifestPath)) {
+    throw new Error(
+      `modelManifest must be models/<name>.manifest.json inside the repository for the worker image; got ${manifestPath}`,
+    );
+  }
+  return name;
+}
+
+/**
+ * CDK's custom-resource provider functions and roles (auto-delete of bucket objects) are raw
+ * CfnResources that Tags.of() cannot reach; tag them through the template properties instead.
+ */
+class TagRawResources implements IAspect {
+  constructor(private readonly tags: Record<string, string>) {}
+
+  visit(node: IConstruct): void {
+    if (!(node instanceof CfnResource) || TagManager.isTaggable(node)) return;
+    if (!['AWS::Lambda::Function', 'AWS::IAM::Role'].includes(node.cfnResourceType)) return;
+    node.addPropertyOverride(
+      'Tags',
+      Object.entries(this.tags).map(([Key, Value]) => ({ Key, Value })),
+    );
   }
 }

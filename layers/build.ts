@@ -64,6 +64,8 @@ export interface LayerBuild {
   model: LayerSize;
   /** Path of the manifest inside the function, for PIC_MODEL_MANIFEST. */
   modelManifestInLambda: string;
+  /** False for the seeded test model: its vectors do not mean anything. */
+  pretrained: boolean;
 }
 
 export class LambdaSizeError extends Error {
@@ -152,7 +154,7 @@ export function buildRuntimeLayer(
 export async function buildModelLayer(
   manifestPath: string,
   outDir = MODEL_LAYER_DIR,
-): Promise<LayerSize & { manifestInLambda: string }> {
+): Promise<LayerSize & { manifestInLambda: string; pretrained: boolean }> {
   const { manifest, modelPath } = await loadManifest(manifestPath);
   const actual = await sha256OfFile(modelPath);
   if (actual !== manifest.sha256) {
@@ -173,6 +175,7 @@ export async function buildModelLayer(
     name: 'model layer',
     bytes: directorySize(outDir),
     manifestInLambda: `${MODEL_MOUNT}/${basename(manifestPath)}`,
+    pretrained: manifest.pretrained,
   };
 }
 
@@ -189,11 +192,12 @@ export async function buildLayers(manifestPath: string): Promise<LayerBuild> {
     runtime,
     model: { name: model.name, bytes: model.bytes },
     modelManifestInLambda: model.manifestInLambda,
+    pretrained: model.pretrained,
   };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const manifest = resolve(process.argv[2] ?? 'models/vgg16.manifest.json');
+  const manifest = resolve(process.argv[2] ?? 'models/vgg16-pretrained.manifest.json');
   const built = await buildLayers(manifest);
   console.log(
     `runtime layer ${megabytes(built.runtime.bytes)} → ${relative(process.cwd(), RUNTIME_LAYER_DIR)}`,

@@ -1,0 +1,558 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertWithinLambdaLimit, directorySize, megabytes } from '../layers/build.ts';
+import { cfnLint } from '../scripts/cfn-lint.ts';
+import { IMAGE_SUFFIXES, imageQueueNotification } from '../src/adapters/aws/notifications.ts';
+import type { Operations } from '../src/app/operations.ts';
+import { createRouter } from '../src/http/router.ts';
+import {
+  API_FUNCTIONS,
+  type ApiFunctionName,
+  bundleOf,
+  LAYER_MODULES,
+  layerModulesImportedBy,
+  ROUTES,
+  stagedCodeOf,
+} from './api.ts';
+import { createApp } from './app.ts';
+import { nagAcknowledgements } from './nag.ts';
+import type { PicSearchStack } from './stack.ts';
+
+/**
+ * One offline synthesis of the whole app (esbuild bundling of every function, layer build, asset
+ * staging of the worker image without Docker, cdk-nag and CDK's own template validation), then
+ * assertions on the template. Synthesis takes most of this file's time, so it happens once.
+ */
+const CONTEXT = {
+  milvusAddress: 'https://in03-example.serverless.aws-eu-central-1.cloud.zilliz.com',
+  modelManifest: 'models/vgg16-seeded.manifest.json',
+  webDist: resolve(import.meta.dirname, 'fixtures/web-dist'),
+  maxWorkers: '3',
+};
+
+type Json = Record<string, any>;
+
+let outdir: string;
+let stack: PicSearchStack;
+let template: Template;
+let resources: Record<string, Json>;
+let synthSeconds: number;
+
+beforeAll(async () => {
+  outdir = mkdtempSync(join(tmpdir(), 'pic-search-cdk-'));
+  const started = performance.now();
+  const built = await createApp(CONTEXT, { outdir });
+  built.app.synth();
+  synthSeconds = (performance.now() - started) / 1000;
+  console.log(`createApp + synth: ${synthSeconds.toFixed(1)} s`);
+  stack = built.stack;
+  template = Template.fromStack(stack);
+  resources = template.toJSON().Resources as Record<string, Json>;
+});
+afterAll(() => rmSync(outdir, { recursive: true, force: true }));
+
+const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
+const logicalId = (construct: { node: { defaultChild?: unknown } }) =>
+  stack.getLogicalId(construct.node.defaultChild as never);
+const fnLogicalId = (name: ApiFunctionName) => logicalId(stack.api.functions[name]);
+
+/** The statements of every policy attached to the role of a function (or any role by logical id). */
+function statementsOfRole(roleLogicalId: string): Json[] {
+  return ofType('AWS::IAM::Policy')
+    .filter(([, policy]) => (policy.Properties.Roles as Json[]).some((role) => role.Ref === roleLogicalId))
+    .flatMap(([, policy]) => policy.Properties.PolicyDocument.Statement as Json[]);
+}
+function roleOfFunction(name: ApiFunctionName): string {
+  return resources[fnLogicalId(name)]?.Properties.Role['Fn::GetAtt'][0];
+}
+const actionsOf = (statements: Json[]) => new Set(statements.flatMap((s) => [s.Action].flat() as string[]));
+/** S3 object patterns a set of statements allows a verb on, e.g. "images/*". */
+function s3PrefixesFor(statements: Json[], verb: string): string[] {
+  return statements
+    .filter((s) => [s.Action].flat().includes(verb))
+    .flatMap((s) => [s.Resource].flat())
+    .map((resource: Json) => resource['Fn::Join']?.[1]?.[1] as string)
+    .sort();
+}
+
+describe('synthesis', () => {
+  it('synthesises offline in one pass, with CDK validation and cdk-nag as plugins', () => {
+    expect(synthSeconds).toBeGreaterThan(0);
+    expect(Object.keys(resources).length).toBeGreaterThan(100);
+  });
+
+  it('stages the worker image from functions/worker/Dockerfile without building it', () => {
+    const assets = JSON.parse(readFileSync(join(outdir, `${stack.stackName}.assets.json`), 'utf8')) as Json;
+    const images = Object.values(assets.dockerImages as Json);
+    expect(images).toHaveLength(1);
+    expect(images[0].source.dockerFile).toBe('functions/worker/Dockerfile');
+    expect(images[0].source.platform).toBe('linux/amd64');
+    expect(images[0].source.dockerBuildArgs).toEqual({ MODEL: 'vgg16-seeded' });
+  });
+});
+
+describe('images bucket and ingest queue', () => {
+  it('blocks public access, encrypts, and refuses plain HTTP', () => {
+    const bucketId = logicalId(stack.storage.images);
+    expect(resources[bucketId]?.Properties).toMatchObject({
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
+    });
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: bucketId },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+
+  it('allows presigned browser PUTs from the web page origin only', () => {
+    const cors = resources[logicalId(stack.storage.images)]?.Properties.CorsConfiguration.CorsRules as Json[];
+    expect(cors).toHaveLength(1);
+    expect(cors[0]?.AllowedMethods).toContain('PUT');
+    expect(cors[0]?.AllowedOrigins).toEqual([
+      { 'Fn::Join': ['', ['https://', { 'Fn::GetAtt': [logicalId(stack.web.distribution), 'DomainName'] }]] },
+    ]);
+  });
+
+  it('notifies the queue exactly as the moto integration tests configure their bucket', () => {
+    const [[, notifications]] = ofType('Custom::S3BucketNotifications') as [[string, Json]];
+    const queueArn = { 'Fn::GetAtt': [logicalId(stack.storage.queue), 'Arn'] };
+    const normalise = (configs: Json[]) =>
+      configs
+        .map((c) => {
+          const rules = (c.Filter.Key.FilterRules as Json[]).map(
+            (r) => `${String(r.Name).toLowerCase()}=${r.Value}`,
+          );
+          return `${JSON.stringify(c.QueueArn)} ${[c.Events].flat().join(',')} ${rules.sort().join(' ')}`;
+        })
+        .sort();
+    const expected = imageQueueNotification('QUEUE', 'images/').QueueConfigurations ?? [];
+    const deployed = notifications.Properties.NotificationConfiguration.QueueConfigurations as Json[];
+
+    expect(normalise(deployed)).toEqual(normalise(expected.map((c) => ({ ...c, QueueArn: queueArn }))));
+    expect(deployed).toHaveLength(2 * IMAGE_SUFFIXES.length);
+  });
+
+  it('dead-letters after a few receives, hides messages longer than a batch, encrypts and keeps 14 days', () => {
+    const queue = resources[logicalId(stack.storage.queue)]?.Properties;
+    expect(queue).toMatchObject({
+      VisibilityTimeout: 900,
+      MessageRetentionPeriod: 1_209_600,
+      SqsManagedSseEnabled: true,
+      RedrivePolicy: {
+        maxReceiveCount: 5,
+        deadLetterTargetArn: { 'Fn::GetAtt': [logicalId(stack.storage.deadLetters), 'Arn'] },
+      },
+    });
+    expect(resources[logicalId(stack.storage.deadLetters)]?.Properties).toMatchObject({
+      SqsManagedSseEnabled: true,
+    });
+  });
+
+  it('raises an alarm as soon as one message is dead', () => {
+    expect(resources[logicalId(stack.storage.deadLetterAlarm)]?.Properties).toMatchObject({
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [
+        { Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(stack.storage.deadLetters), 'QueueName'] } },
+      ],
+      ComparisonOperator: 'GreaterThanThreshold',
+      Threshold: 0,
+    });
+  });
+});
+
+describe('catalogue table and secrets', () => {
+  it('is on demand with point-in-time recovery and encryption', () => {
+    expect(resources[logicalId(stack.storage.table)]?.Properties).toMatchObject({
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      SSESpecification: { SSEEnabled: true },
+      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+    });
+  });
+
+  it('never puts a token in an environment or the template', () => {
+    const environments = [
+      ...ofType('AWS::Lambda::Function').map(
+        ([, fn]) => (fn.Properties.Environment?.Variables ?? {}) as Json,
+      ),
+      ...ofType('AWS::ECS::TaskDefinition').flatMap(([, task]) =>
+        (task.Properties.ContainerDefinitions as Json[]).map((c) =>
+          Object.fromEntries((c.Environment as Json[]).map((e) => [e.Name, e.Value])),
+        ),
+      ),
+    ];
+    const names = environments.flatMap((env) => Object.keys(env));
+    expect(
+      names.filter((name) => /TOKEN|PASSWORD|SECRET/.test(name) && !name.endsWith('_SECRET_ARN')),
+    ).toEqual([]);
+    expect(
+      ofType('AWS::SecretsManager::Secret').every(([, s]) => s.Properties.SecretString === undefined),
+    ).toBe(true);
+    for (const env of environments.filter((e) => 'MILVUS_ADDRESS' in e)) {
+      expect(env.MILVUS_TOKEN_SECRET_ARN).toEqual({ Ref: logicalId(stack.storage.milvusToken) });
+    }
+  });
+});
+
+describe('GPU ingest workers', () => {
+  it('run on an ECS GPU AMI in a group that scales from zero and never pins its size', () => {
+    const [[, group]] = ofType('AWS::AutoScaling::AutoScalingGroup') as [[string, Json]];
+    expect(group.Properties).toMatchObject({ MinSize: '0', MaxSize: '3' });
+    expect(group.Properties.DesiredCapacity).toBeUndefined();
+    const [[, launchTemplate]] = ofType('AWS::EC2::LaunchTemplate') as [[string, Json]];
+    expect(launchTemplate.Properties.LaunchTemplateData).toMatchObject({
+      InstanceType: 'g4dn.xlarge',
+      MetadataOptions: { HttpTokens: 'required' },
+      BlockDeviceMappings: [{ Ebs: { Encrypted: true } }],
+    });
+    const imageParameter = launchTemplate.Properties.LaunchTemplateData.ImageId.Ref as string;
+    expect(template.toJSON().Parameters[imageParameter].Default).toBe(
+      '/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id',
+    );
+  });
+
+  it('gets instances from a managed-scaling capacity provider', () => {
+    template.hasResourceProperties('AWS::ECS::CapacityProvider', {
+      AutoScalingGroupProvider: {
+        ManagedScaling: { Status: 'ENABLED', TargetCapacity: 100 },
+        ManagedTerminationProtection: 'DISABLED',
+        ManagedDraining: 'ENABLED',
+      },
+    });
+    template.hasResourceProperties('AWS::ECS::Service', {
+      DesiredCount: 0,
+      CapacityProviderStrategy: [Match.objectLike({ Weight: 1 })],
+    });
+  });
+
+  it('reserves one GPU per task and keeps its logs for a limited time', () => {
+    const [[, task]] = ofType('AWS::ECS::TaskDefinition') as [[string, Json]];
+    const [container] = task.Properties.ContainerDefinitions as Json[];
+    expect(container?.ResourceRequirements).toEqual([{ Type: 'GPU', Value: '1' }]);
+    expect(container?.LogConfiguration.LogDriver).toBe('awslogs');
+    const logGroupId = container?.LogConfiguration.Options['awslogs-group'].Ref as string;
+    expect(resources[logGroupId]?.Properties.RetentionInDays).toBe(30);
+  });
+
+  it('scales tasks between 0 and the maximum on visible + in-flight messages, from the first message', () => {
+    template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', {
+      MinCapacity: 0,
+      MaxCapacity: 3,
+    });
+    const alarms = ofType('AWS::CloudWatch::Alarm').filter(([, a]) =>
+      (a.Properties.Metrics as Json[] | undefined)?.some(
+        (m) => m.Expression === 'FILL(visible, 0) + FILL(inFlight, 0)',
+      ),
+    );
+    const byOperator = Object.fromEntries(
+      alarms.map(([, a]) => [a.Properties.ComparisonOperator, a.Properties]),
+    );
+    expect(byOperator.GreaterThanOrEqualToThreshold).toMatchObject({ Threshold: 1, EvaluationPeriods: 1 });
+    expect(byOperator.LessThanOrEqualToThreshold).toMatchObject({ Threshold: 0, EvaluationPeriods: 5 });
+    const metricNames = (byOperator.GreaterThanOrEqualToThreshold.Metrics as Json[])
+      .filter((m) => m.MetricStat)
+      .map((m) => m.MetricStat.Metric.MetricName)
+      .sort();
+    expect(metricNames).toEqual([
+      'ApproximateNumberOfMessagesNotVisible',
+      'ApproximateNumberOfMessagesVisible',
+    ]);
+
+    const policies = ofType('AWS::ApplicationAutoScaling::ScalingPolicy').map(
+      ([, p]) => p.Properties.StepScalingPolicyConfiguration as Json,
+    );
+    const scaleOut = policies.find((p) => p.AdjustmentType === 'ExactCapacity');
+    // Thresholds are relative to the alarm's 1 message: 1 worker from 1, 2 from 2000, 3 from 4000.
+    expect(scaleOut?.StepAdjustments).toEqual([
+      { MetricIntervalLowerBound: 0, MetricIntervalUpperBound: 1999, ScalingAdjustment: 1 },
+      { MetricIntervalLowerBound: 1999, MetricIntervalUpperBound: 3999, ScalingAdjustment: 2 },
+      { MetricIntervalLowerBound: 3999, ScalingAdjustment: 3 },
+    ]);
+    const scaleIn = policies.find((p) => p.AdjustmentType === 'ChangeInCapacity');
+    expect(scaleIn?.StepAdjustments).toEqual([{ MetricIntervalUpperBound: 0, ScalingAdjustment: -3 }]);
+  });
+
+  it('may only consume the queue, read images, write thumbnails, use the table and protect its own task', () => {
+    const statements = statementsOfRole(logicalId(stack.ingest.taskRole));
+    const actions = [...actionsOf(statements)];
+    expect(actions.filter((a) => a.startsWith('s3:')).sort()).toEqual([
+      's3:DeleteObject',
+      's3:GetObject',
+      's3:PutObject',
+    ]);
+    expect(s3PrefixesFor(statements, 's3:GetObject')).toEqual(['/images/*']);
+    expect(s3PrefixesFor(statements, 's3:PutObject')).toEqual(['/thumbnails/*']);
+    expect(s3PrefixesFor(statements, 's3:DeleteObject')).toEqual(['/thumbnails/*']);
+    expect(actions).toEqual(
+      expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility']),
+    );
+    expect(actions).not.toContain('sqs:SendMessage');
+    expect(actions).toEqual(
+      expect.arrayContaining(['ecs:UpdateTaskProtection', 'secretsmanager:GetSecretValue']),
+    );
+  });
+});
+
+describe('Lambda functions', () => {
+  it('run nodejs22.x on x86_64, the search function with CPU to spare', () => {
+    for (const name of API_FUNCTIONS) {
+      expect(resources[fnLogicalId(name)]?.Properties).toMatchObject({
+        Runtime: 'nodejs22.x',
+        Architectures: ['x86_64'],
+        Timeout: 29,
+      });
+    }
+    expect(resources[fnLogicalId('search')]?.Properties.MemorySize).toBeGreaterThanOrEqual(3008);
+  });
+
+  it('get the runtime and model layers whenever their bundle imports onnxruntime-node or sharp', () => {
+    const layerIds = [logicalId(stack.api.runtimeLayer), logicalId(stack.api.modelLayer)];
+    for (const name of API_FUNCTIONS) {
+      const imported = layerModulesImportedBy(bundleOf(stack.api.functions[name]));
+      const layers = ((resources[fnLogicalId(name)]?.Properties.Layers ?? []) as Json[]).map((l) => l.Ref);
+      expect({ name, layers }).toEqual({ name, layers: imported.length > 0 ? layerIds : [] });
+    }
+    // Search embeds the query image: it must load onnxruntime-node and sharp from the layer.
+    expect(layerModulesImportedBy(bundleOf(stack.api.functions.search))).toEqual([...LAYER_MODULES].sort());
+  });
+
+  it('stay under 250 MB unzipped with their layers', () => {
+    const runtime = directorySize(stagedCodeOf(stack.api.runtimeLayer));
+    const model = directorySize(stagedCodeOf(stack.api.modelLayer));
+    const sizes: Record<string, string> = { runtime: megabytes(runtime), model: megabytes(model) };
+    for (const name of API_FUNCTIONS) {
+      const bundle = directorySize(stagedCodeOf(stack.api.functions[name]));
+      const parts = [{ name: `${name} bundle`, bytes: bundle }];
+      if (resources[fnLogicalId(name)]?.Properties.Layers) {
+        parts.push({ name: 'runtime', bytes: runtime }, { name: 'model', bytes: model });
+      }
+      sizes[name] = megabytes(assertWithinLambdaLimit(parts));
+    }
+    console.log('unzipped function + layers:', sizes);
+    expect(Object.keys(sizes)).toHaveLength(API_FUNCTIONS.length + 2);
+  });
+
+  it('loads the model from the model layer', () => {
+    for (const name of API_FUNCTIONS) {
+      expect(resources[fnLogicalId(name)]?.Properties.Environment.Variables.PIC_MODEL_MANIFEST).toBe(
+        '/opt/model/vgg16-seeded.manifest.json',
+      );
+    }
+  });
+});
+
+describe('least privilege', () => {
+  const s3Verbs = (name: ApiFunctionName) =>
+    [...actionsOf(statementsOfRole(roleOfFunction(name)))].filter((a) => a.startsWith('s3:')).sort();
+  const writesTable = (name: ApiFunctionName) =>
+    actionsOf(statementsOfRole(roleOfFunction(name))).has('dynamodb:PutItem');
+
+  it('lets each function use only the S3 verbs its operations need, on their prefixes', () => {
+    expect(Object.fromEntries(API_FUNCTIONS.map((name) => [name, s3Verbs(name)]))).toEqual({
+      search: ['s3:GetObject'],
+      count: [],
+      progress: [],
+      ingest: ['s3:DeleteObject', 's3:ListBucket'],
+      uploads: ['s3:PutObject'],
+      images: ['s3:GetObject'],
+      'delete-image': ['s3:DeleteObject', 's3:GetObject'],
+      'delete-all': ['s3:DeleteObject', 's3:ListBucket'],
+      health: [],
+    });
+    expect(s3PrefixesFor(statementsOfRole(roleOfFunction('uploads')), 's3:PutObject')).toEqual(['/images/*']);
+    expect(s3PrefixesFor(statementsOfRole(roleOfFunction('ingest')), 's3:DeleteObject')).toEqual([
+      '/thumbnails/*',
+    ]);
+  });
+
+  it('lets only the functions that change the catalogue write to it', () => {
+    expect(API_FUNCTIONS.filter(writesTable).sort()).toEqual(['delete-all', 'delete-image', 'ingest']);
+    expect(actionsOf(statementsOfRole(roleOfFunction('count')))).toEqual(
+      new Set(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret']),
+    );
+  });
+
+  it('lets only ingest send to the queue and only progress read its depth', () => {
+    const sqs = Object.fromEntries(
+      API_FUNCTIONS.map((name) => [
+        name,
+        [...actionsOf(statementsOfRole(roleOfFunction(name)))].filter((a) => a.startsWith('sqs:')).sort(),
+      ]),
+    );
+    expect(Object.entries(sqs).filter(([, actions]) => actions.length > 0)).toEqual([
+      ['progress', ['sqs:GetQueueAttributes']],
+      ['ingest', ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']],
+    ]);
+  });
+
+  it('grants no wildcard actions or all-resource statements to our own roles', () => {
+    const ours = [...API_FUNCTIONS.map(roleOfFunction), logicalId(stack.ingest.taskRole)];
+    for (const role of ours) {
+      for (const statement of statementsOfRole(role)) {
+        expect([statement.Action].flat().filter((a: string) => a.includes('*'))).toEqual([]);
+        expect([statement.Resource].flat()).not.toContain('*');
+      }
+    }
+  });
+});
+
+describe('HTTP API', () => {
+  const routes = () => ofType('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties as Json);
+
+  it('serves exactly the routes the shared router serves in cloud mode', () => {
+    const router = createRouter({} as Operations, { mode: 'cloud' });
+    expect(
+      routes()
+        .map((r) => r.RouteKey)
+        .sort(),
+    ).toEqual([...router.routeKeys].sort());
+    expect(Object.keys(ROUTES).sort()).toEqual([...router.routeKeys].sort());
+  });
+
+  it('requires the bearer-token authorizer on every route', () => {
+    const authorizerId = ofType('AWS::ApiGatewayV2::Authorizer')[0]?.[0];
+    for (const route of routes()) {
+      expect({ route: route.RouteKey, type: route.AuthorizationType, id: route.AuthorizerId }).toEqual({
+        route: route.RouteKey,
+        type: 'CUSTOM',
+        id: { Ref: authorizerId },
+      });
+    }
+    template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerType: 'REQUEST',
+      EnableSimpleResponses: true,
+      IdentitySource: ['$request.header.Authorization'],
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: { API_TOKEN_SECRET_ARN: { Ref: logicalId(stack.api.apiToken) } } },
+    });
+  });
+
+  it('admits only the web page origin through CORS', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
+      CorsConfiguration: {
+        AllowOrigins: [
+          {
+            'Fn::Join': [
+              '',
+              ['https://', { 'Fn::GetAtt': [logicalId(stack.web.distribution), 'DomainName'] }],
+            ],
+          },
+        ],
+        AllowHeaders: ['authorization', 'content-type'],
+      },
+    });
+  });
+
+  it('throttles and writes access logs', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: '$default',
+      DefaultRouteSettings: { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
+      AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('routeKey') },
+    });
+  });
+});
+
+describe('web page', () => {
+  it('is a private bucket read by CloudFront through origin access control', () => {
+    expect(
+      resources[logicalId(stack.web.bucket)]?.Properties.PublicAccessBlockConfiguration.BlockPublicPolicy,
+    ).toBe(true);
+    template.resourceCountIs('AWS::CloudFront::OriginAccessControl', 1);
+    template.hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: Match.objectLike({
+        DefaultRootObject: 'index.html',
+        DefaultCacheBehavior: Match.objectLike({ ViewerProtocolPolicy: 'redirect-to-https' }),
+      }),
+    });
+  });
+
+  it('deploys the page with a config.json that points at the API', () => {
+    template.hasResourceProperties('Custom::CDKBucketDeployment', {
+      DestinationBucketName: { Ref: logicalId(stack.web.bucket) },
+      SourceMarkers: Match.arrayWith([
+        Match.objectLike({
+          '<<marker:0xbaba:0>>': { 'Fn::GetAtt': [logicalId(stack.api.httpApi), 'ApiEndpoint'] },
+        }),
+      ]),
+      DistributionPaths: ['/*'],
+    });
+  });
+});
+
+describe('stack-wide rules', () => {
+  it('outputs the API URL, web URL, bucket name and queue URL', () => {
+    const outputs = Object.keys(template.toJSON().Outputs);
+    expect(outputs).toEqual(
+      expect.arrayContaining(['ApiUrl', 'WebUrl', 'ImagesBucketName', 'IngestQueueUrl']),
+    );
+  });
+
+  it('tags every taggable resource with the project', () => {
+    const untagged = Object.entries(resources)
+      .filter(([, r]) => r.Properties?.Tags !== undefined)
+      .filter(([, r]) => {
+        const tags = r.Properties.Tags as Json[] | Json;
+        return Array.isArray(tags) ? !tags.some((t) => t.Key === 'project') : tags.project === undefined;
+      })
+      .map(([id]) => id);
+    expect(untagged).toEqual([]);
+    for (const type of [
+      'AWS::S3::Bucket',
+      'AWS::SQS::Queue',
+      'AWS::DynamoDB::Table',
+      'AWS::Lambda::Function',
+      'AWS::ECS::Cluster',
+    ]) {
+      expect(ofType(type).every(([, r]) => r.Properties.Tags !== undefined)).toBe(true);
+    }
+  });
+
+  it('sets removal policies explicitly on stateful resources', () => {
+    for (const type of [
+      'AWS::S3::Bucket',
+      'AWS::DynamoDB::Table',
+      'AWS::SQS::Queue',
+      'AWS::SecretsManager::Secret',
+      'AWS::Logs::LogGroup',
+    ]) {
+      for (const [id, resource] of ofType(type)) {
+        expect({ id, policy: resource.DeletionPolicy }).toEqual({
+          id,
+          policy: expect.stringMatching(/^(Delete|Retain)$/),
+        });
+      }
+    }
+  });
+
+  it('passes cdk-nag AwsSolutions, each acknowledgement with a reason', () => {
+    const report = new AwsSolutionsChecks().validateScope(stack);
+    expect(
+      report.violations.map((v) => `${v.ruleName} @ ${v.violatingResources.map((r) => r.constructPath)}`),
+    ).toEqual([]);
+    for (const acknowledgement of nagAcknowledgements(stack))
+      expect(acknowledgement.reason.length).toBeGreaterThan(40);
+  });
+
+  it('passes cfn-lint', async () => {
+    const result = await cfnLint([join(outdir, `${stack.stackName}.template.json`)]);
+    expect(result.output).toBe('');
+    expect(result.exitCode).toBe(0);
+  }, 300_000);
+});
