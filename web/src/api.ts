@@ -11,7 +11,7 @@ import type {
 } from '../../src/app/operations.ts';
 
 /** What a type looks like after JSON.stringify/parse: dates travel as ISO strings. */
-export type Json<T> = T extends Date
+type Json<T> = T extends Date
   ? string
   : T extends (infer U)[]
     ? Json<U>[]
@@ -19,7 +19,7 @@ export type Json<T> = T extends Date
       ? { [K in keyof T]: Json<T[K]> }
       : T;
 
-export type { Health, IngestReport, SearchResponse };
+export type { Health, SearchResponse };
 export type ProgressView = Json<Progress>;
 export type SearchHit = SearchResponse['results'][number];
 
@@ -43,7 +43,7 @@ export class ApiError extends Error {
   }
 }
 
-export interface SearchOptions {
+interface SearchOptions {
   topK: number;
 }
 
@@ -67,7 +67,7 @@ export async function loadConfig(): Promise<WebConfig> {
 }
 
 /** Keys in paths are URL-encoded per segment, so "a/b c.jpg" stays two segments. */
-export function encodeKey(key: string): string {
+function encodeKey(key: string): string {
   return key.split('/').map(encodeURIComponent).join('/');
 }
 
@@ -204,7 +204,7 @@ export class Api {
 export type UploadOutcome = { name: string; key?: string | undefined; error?: string };
 
 /** Reads the API's {error, message} body; falls back to the status line for anything else. */
-export async function toApiError(response: Response, what: string): Promise<ApiError> {
+async function toApiError(response: Response, what: string): Promise<ApiError> {
   const text = await response.text().catch(() => '');
   try {
     const body = JSON.parse(text) as { error?: unknown; message?: unknown };
