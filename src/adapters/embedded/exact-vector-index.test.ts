@@ -175,6 +175,29 @@ describe('ExactVectorIndex', () => {
     await expect(index.upsert([{ id: '1', key: 'a', vector: randomUnit(1) }])).rejects.toThrow(/ensure/);
   });
 
+  it('answers parallel searches consistently while vectors are written and deleted', async () => {
+    const index = open(500);
+    await index.ensure(identity);
+    const item = (i: number) => ({ id: String(i), key: `k/${i}`, vector: randomUnit(i) });
+    await index.upsert(Array.from({ length: 3000 }, (_, i) => item(i)));
+
+    const searches = Array.from({ length: 20 }, (_, q) => index.search(randomUnit(q % 3000), { topK: 5 }));
+    const writes = Array.from({ length: 10 }, async (_, w) => {
+      await index.upsert(Array.from({ length: 200 }, (_, j) => item(3000 + w * 200 + j)));
+      await index.delete(Array.from({ length: 100 }, (_, j) => String(w * 100 + j + 1000)));
+    });
+    const results = await Promise.all(searches);
+    await Promise.all(writes);
+
+    for (const [q, hits] of results.entries()) {
+      expect(hits).toHaveLength(5);
+      for (const hit of hits) expect(hit.key).toBe(`k/${hit.id}`);
+      // Each query is a stored vector that no writer deleted (ids 1000–1999 are the deleted ones).
+      if (q % 3000 < 1000) expect(hits[0]).toMatchObject({ id: String(q % 3000) });
+    }
+    expect(await index.count()).toBe(3000 + 2000 - 1000);
+  });
+
   it('keeps 63-bit ids exact', async () => {
     const index = open();
     await index.ensure(identity);
