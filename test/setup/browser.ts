@@ -40,14 +40,9 @@ export function ensureChromium(): string {
   return chromiumPath;
 }
 
-/** Chromium's path, once it is there and the page is built. */
+/** Chromium's path, once it is there and the page is built (the browser suite's beforeAll calls this). */
 export async function prepareBrowserTests(): Promise<string> {
   const executablePath = ensureChromium();
   await ensureWebBuilt();
   return executablePath;
-}
-
-/** Vitest global setup: installing Chromium can take minutes, which a test hook should not spend. */
-export default async function setup(): Promise<void> {
-  await prepareBrowserTests();
 }
