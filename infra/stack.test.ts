@@ -34,6 +34,7 @@ const CONTEXT = {
   maxWorkers: '3',
 };
 
+// biome-ignore lint/suspicious/noExplicitAny: synthesised CloudFormation is untyped JSON, walked freely here.
 type Json = Record<string, any>;
 
 let outdir: string;

@@ -17,6 +17,7 @@ function storageTemplate(overrides: Partial<StorageProps> = {}) {
     ...overrides,
   });
   const template = Template.fromStack(stack);
+  // biome-ignore lint/suspicious/noExplicitAny: synthesised CloudFormation is untyped JSON.
   const resources = Object.values(template.toJSON().Resources as Record<string, Record<string, any>>);
   return { template, ofType: (type: string) => resources.filter((r) => r.Type === type) };
 }
@@ -56,9 +57,8 @@ describe('storage', () => {
 
   it('creates the catalogue table with the adapter’s indexes', () => {
     const { ofType } = storageTemplate();
-    const indexes = (
-      ofType('AWS::DynamoDB::Table')[0]?.Properties.GlobalSecondaryIndexes as { IndexName: string }[]
-    ).map((index) => index.IndexName);
-    expect(indexes.sort()).toEqual(['byKey', 'failures']);
+    const [table] = ofType('AWS::DynamoDB::Table');
+    const indexes: { IndexName: string }[] = table?.Properties.GlobalSecondaryIndexes ?? [];
+    expect(indexes.map((index) => index.IndexName).sort()).toEqual(['byKey', 'failures']);
   });
 });
