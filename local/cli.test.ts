@@ -17,7 +17,7 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
   try {
     const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'local/cli.ts', ...args], {
       cwd: REPO_ROOT,
-      env: { ...process.env, PIC_URL: '', NO_COLOR: '1' },
+      env: { ...process.env, PIC_URL: '', PIC_MODEL_FETCH: 'false', NO_COLOR: '1' },
     });
     return { code: 0, stdout, stderr };
   } catch (error) {

@@ -16,6 +16,7 @@ export const ConfigEnv = z.object({
   HOST: z.string().default('127.0.0.1'),
   /** Model manifest; unset means: the pretrained model when present, otherwise the seeded one. */
   PIC_MODEL_MANIFEST: z.string().optional(),
+  PIC_MODEL_FETCH: z.enum(['true', 'false', '1', '0']).default('true'),
   PIC_MAX_UPLOAD_BYTES: positiveInt(25 * 1024 * 1024),
   PIC_MAX_PIXELS: positiveInt(100_000_000),
   PIC_BATCH_SIZE: z.coerce.number().int().min(1).max(256).default(8),
@@ -31,6 +32,8 @@ export interface Config {
   port: number;
   host: string;
   modelManifest: string | undefined;
+  /** Download the pretrained weights at start when none are installed (else the seeded model stands in). */
+  modelFetch: boolean;
   maxUploadBytes: number;
   maxPixels: number;
   /** Images per inference batch in the worker. */
@@ -86,12 +89,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: e.PORT,
     host: e.HOST,
     modelManifest: e.PIC_MODEL_MANIFEST === undefined ? undefined : resolve(e.PIC_MODEL_MANIFEST),
+    modelFetch: flag(e.PIC_MODEL_FETCH),
     maxUploadBytes: e.PIC_MAX_UPLOAD_BYTES,
     maxPixels: e.PIC_MAX_PIXELS,
     batchSize: e.PIC_BATCH_SIZE,
     threads: e.PIC_THREADS,
     maxReceiveCount: e.PIC_MAX_RECEIVE_COUNT,
-    watch: e.PIC_WATCH === 'true' || e.PIC_WATCH === '1',
+    watch: flag(e.PIC_WATCH),
     logLevel: e.PIC_LOG_LEVEL,
   };
+}
+
+function flag(value: 'true' | 'false' | '1' | '0'): boolean {
+  return value === 'true' || value === '1';
 }

@@ -23,7 +23,13 @@ export async function tempSystem(
   options: EmbeddedOptions = {},
 ): Promise<TempSystem> {
   const dataDir = await mkdtemp(join(tmpdir(), 'pic-search-'));
-  const config = loadConfig({ PIC_DATA_DIR: dataDir, PIC_BATCH_SIZE: '4', PIC_WATCH: 'false', ...env });
+  const config = loadConfig({
+    PIC_DATA_DIR: dataDir,
+    PIC_BATCH_SIZE: '4',
+    PIC_WATCH: 'false',
+    PIC_MODEL_FETCH: 'false',
+    ...env,
+  });
   const system = await createEmbeddedSystem(config, options);
   return Object.assign(system, {
     dataDir,

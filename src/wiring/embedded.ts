@@ -1,4 +1,3 @@
-import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -18,13 +17,11 @@ import { IndexMismatchError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
 import { OnnxEmbedder } from '../embedder/onnx-embedder.ts';
 import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
-import { type LoadedManifest, loadManifest } from '../model/manifest.ts';
-import { ensureSeededModel } from '../model/seeded.ts';
+import { type ModelLog, type ResolvedModel, resolveModel as resolveModelFiles } from '../model/resolve.ts';
 
 /** The queue's visibility timeout; the worker's heartbeat keeps a long batch hidden beyond it. */
 const VISIBILITY_SECONDS = 60;
 const MODEL_DIR = fileURLToPath(new URL('../../models/', import.meta.url));
-const PRETRAINED_MANIFEST = join(MODEL_DIR, 'vgg16-pretrained.manifest.json');
 
 /** Where everything lives under the data directory. */
 export function dataLayout(dataDir: string) {
@@ -66,16 +63,16 @@ export interface EmbeddedOptions {
   visibilitySeconds?: number;
 }
 
-/** The model: PIC_MODEL_MANIFEST, else the fetched pretrained one, else the seeded one (generated if missing). */
-export async function resolveModel(config: Config): Promise<LoadedManifest> {
-  if (config.modelManifest) return loadManifest(config.modelManifest);
-  const pretrained = await access(PRETRAINED_MANIFEST).then(
-    () => true,
-    () => false,
-  );
-  if (pretrained) return loadManifest(PRETRAINED_MANIFEST);
-  const seeded = await ensureSeededModel({ modelDir: MODEL_DIR });
-  return loadManifest(seeded.manifestPath);
+const SILENT: ModelLog = { info: () => undefined, warn: () => undefined };
+
+/** The model: PIC_MODEL_MANIFEST, else the installed pretrained one, else a download (PIC_MODEL_FETCH), else the seeded one. */
+export function resolveModel(config: Config, log: ModelLog = SILENT): Promise<ResolvedModel> {
+  return resolveModelFiles({
+    ...(config.modelManifest ? { manifestPath: config.modelManifest } : {}),
+    modelDir: MODEL_DIR,
+    allowFetch: config.modelFetch,
+    log,
+  });
 }
 
 /** The whole system on one machine: folder bucket, SQLite queue and catalogue, exact vector index. */
@@ -88,7 +85,8 @@ export async function createEmbeddedSystem(
   const visibilitySeconds = options.visibilitySeconds ?? VISIBILITY_SECONDS;
   const paths = dataLayout(config.dataDir);
   const limits = { ...DEFAULT_DECODE_LIMITS, maxPixels: config.maxPixels };
-  const embedder = await OnnxEmbedder.create(await resolveModel(config), {
+  const model = await resolveModel(config, log);
+  const embedder = await OnnxEmbedder.create(model, {
     batchSize: config.batchSize,
     intraOpNumThreads: config.threads,
     limits,
@@ -104,9 +102,9 @@ export async function createEmbeddedSystem(
     catalogue: new SqliteCatalogue(paths.catalogue),
     index: new ExactVectorIndex(paths.index),
   };
-  const { model, profile, dimension } = embedder.info;
   let indexMismatch: IndexMismatchError | undefined;
   try {
+    const { model, profile, dimension } = embedder.info;
     await stores.index.ensure({ model, profile, dimension });
   } catch (error) {
     if (!(error instanceof IndexMismatchError)) throw error;
