@@ -26,6 +26,7 @@ export interface MilvusVectorIndexOptions {
 const KEY_MAX_BYTES = 1024;
 const PROPERTY = { model: 'pic.model', profile: 'pic.profile', dimension: 'pic.dimension' } as const;
 const HNSW = { M: 16, efConstruction: 200 };
+const NOT_LOADED = /\b101\b.*(released|not loaded)|collection not loaded/i;
 /** Milvus caps top-k at 16384; the API caps it far lower. */
 const MAX_TOP_K = 16_384;
 
@@ -42,6 +43,7 @@ export class MilvusVectorIndex implements VectorIndex {
   readonly #collection: string;
   readonly #indexType: 'HNSW' | 'AUTOINDEX';
   #identity: IndexIdentity | undefined;
+  #loading: Promise<void> | undefined;
 
   constructor(options: MilvusVectorIndexOptions) {
     this.#address = options.address;
@@ -236,12 +238,18 @@ export class MilvusVectorIndex implements VectorIndex {
     );
   }
 
-  async #loaded(): Promise<void> {
-    const state = await this.#client.getLoadState({ collection_name: this.#collection });
-    check(state.status);
-    if (state.state !== 'LoadStateLoaded') {
-      check(await this.#client.loadCollectionSync({ collection_name: this.#collection }));
-    }
+  /** Loads the collection unless it is loaded; concurrent callers share one load. */
+  #loaded(): Promise<void> {
+    this.#loading ??= (async () => {
+      const state = await this.#client.getLoadState({ collection_name: this.#collection });
+      check(state.status);
+      if (state.state !== 'LoadStateLoaded') {
+        check(await this.#client.loadCollectionSync({ collection_name: this.#collection }));
+      }
+    })().finally(() => {
+      this.#loading = undefined;
+    });
+    return this.#loading;
   }
 
   async #requireIdentity(): Promise<IndexIdentity> {
@@ -285,10 +293,20 @@ export class MilvusVectorIndex implements VectorIndex {
     return { model: 'unknown', profile: 'unknown', dimension: vectorDimension(described.schema?.fields) };
   }
 
-  /** Wraps every call: unreachable servers and rejected tokens become ServiceUnavailableError with the address. */
+  /**
+   * Wraps every call. A collection that is no longer loaded (Milvus Lite forgets the load state when it
+   * restarts; Milvus error 101) is loaded and the call tried once more. Unreachable servers and rejected
+   * tokens become ServiceUnavailableError with the address.
+   */
   async #call<T>(operation: string, run: () => Promise<T>): Promise<T> {
     try {
-      return await run();
+      try {
+        return await run();
+      } catch (error) {
+        if (!(error instanceof Error) || !NOT_LOADED.test(error.message)) throw error;
+        await this.#loaded();
+        return await run();
+      }
     } catch (error) {
       if (error instanceof AppError) throw error;
       const message = error instanceof Error ? error.message : String(error);

@@ -1,0 +1,194 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { loadCloudConfig } from '../../src/adapters/aws/config.ts';
+import { vectorIdOf } from '../../src/domain/ids.ts';
+import type { Embedder } from '../../src/domain/ports.ts';
+import { type CloudSystem, createCloudSystem } from '../../src/wiring/cloud.ts';
+import { startMilvusLite } from '../services/emulators.ts';
+import { fixturePhotos, REPO_ROOT, seededEmbedder, waitFor } from './harness.ts';
+import { type CloudStack, createCloudStack, emulatorClients, visibleMessages } from './support.ts';
+
+// Failures the cloud deployment must survive, each on its own queue, table and collection. The Milvus
+// outages use a Milvus Lite server of this file's own (its own data directory and port), stopped and
+// started again for real; the process test runs functions/worker/main.ts as the container does.
+
+const awsEndpoint = inject('awsEndpoint');
+const clients = emulatorClients(awsEndpoint);
+const photos = fixturePhotos(8);
+let embedder: Embedder;
+let milvusDir: string;
+let milvus: Awaited<ReturnType<typeof startMilvusLite>>;
+const systems: CloudSystem[] = [];
+const logLines: string[] = [];
+const logger = pino({ level: 'info' }, { write: (line: string) => logLines.push(line) });
+
+async function stackAndSystem(options: {
+  maxReceiveCount: number;
+  milvusAddress: string;
+  batchSize?: number;
+}): Promise<{ stack: CloudStack; system: CloudSystem }> {
+  const stack = await createCloudStack(
+    clients,
+    { awsEndpoint, milvusAddress: options.milvusAddress },
+    { maxReceiveCount: options.maxReceiveCount, visibilityTimeoutSeconds: 30 },
+  );
+  const env = {
+    ...stack.env,
+    PIC_MAX_RECEIVE_COUNT: String(options.maxReceiveCount),
+    PIC_BATCH_SIZE: String(options.batchSize ?? 2),
+    PIC_VISIBILITY_SECONDS: '30',
+  };
+  stack.env = env;
+  const system = await createCloudSystem(loadCloudConfig(env), { embedder, waitMs: 1000, logger });
+  systems.push(system);
+  return { stack, system };
+}
+
+const putPhotos = async (bucket: string, list: typeof photos) => {
+  for (const photo of list) {
+    await clients.s3.send(
+      new PutObjectCommand({ Bucket: bucket, Key: `images/${photo.name}`, Body: await readFile(photo.path) }),
+    );
+  }
+};
+
+beforeAll(async () => {
+  embedder = await seededEmbedder();
+  milvusDir = await mkdtemp(join(tmpdir(), 'pic-milvus-faults-'));
+  milvus = await startMilvusLite(milvusDir);
+}, 120_000);
+
+afterAll(async () => {
+  for (const system of systems) await system.close();
+  await embedder?.close();
+  await milvus?.stop();
+  await rm(milvusDir, { recursive: true, force: true });
+  clients.destroy();
+});
+
+describe('cloud faults', () => {
+  it('indexes every image exactly once when Milvus stops mid-ingest and comes back', async () => {
+    const { stack, system } = await stackAndSystem({ maxReceiveCount: 10, milvusAddress: milvus.address });
+    system.worker.start();
+    await putPhotos(stack.bucket, photos);
+
+    await waitFor(
+      () => system.operations.progress(0),
+      (p) => p.indexed >= 2,
+    );
+    await milvus.stop();
+    await new Promise((resume) => setTimeout(resume, 3000));
+    milvus = await startMilvusLite(milvusDir, milvus.port);
+    const done = await waitFor(
+      () => system.operations.progress(5),
+      (p) => p.indexed === photos.length && p.pending === 0,
+      240_000,
+    );
+
+    // Milvus Lite replays its write-ahead log when the collection is loaded again after the restart.
+    const vectors = await waitFor(
+      () => system.stores.index.count(),
+      (n) => n === photos.length,
+      30_000,
+    );
+
+    expect(done).toMatchObject({ total: photos.length, indexed: photos.length, failed: 0, pending: 0 });
+    expect(vectors).toBe(photos.length);
+    for (const photo of photos) {
+      expect(await system.stores.index.get(vectorIdOf(`images/${photo.name}`))).toBeDefined();
+    }
+    expect(system.worker.stats.retried).toBeGreaterThan(0);
+    expect(await visibleMessages(clients, stack.queue.deadLetterUrl)).toBe(0);
+  });
+
+  it('dead-letters a message nobody can read, logging why', async () => {
+    const { stack, system } = await stackAndSystem({ maxReceiveCount: 2, milvusAddress: milvus.address });
+    system.worker.start();
+    const body = '{"this is": "not an S3 event"}';
+
+    await clients.sqs.send(new SendMessageCommand({ QueueUrl: stack.queue.url, MessageBody: body }));
+    await waitFor(
+      () => visibleMessages(clients, stack.queue.deadLetterUrl),
+      (n) => n === 1,
+    );
+
+    const dead = await clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.queue.deadLetterUrl }));
+    expect(dead.Messages?.[0]?.Body).toBe(body);
+    expect(await visibleMessages(clients, stack.queue.url)).toBe(0);
+    expect(logLines.some((line) => line.includes('not an S3 event or a pic-search message'))).toBe(true);
+  });
+
+  it('dead-letters a job that fails on every delivery and records the reason in the catalogue', async () => {
+    const { stack, system } = await stackAndSystem({ maxReceiveCount: 2, milvusAddress: milvus.address });
+    const photo = photos[0] as (typeof photos)[number];
+    const key = `images/${photo.name}`;
+    await milvus.stop();
+    system.worker.start();
+
+    await putPhotos(stack.bucket, [photo]);
+    await waitFor(
+      () => visibleMessages(clients, stack.queue.deadLetterUrl),
+      (n) => n === 1,
+      120_000,
+    );
+    const record = await system.stores.catalogue.get(key);
+    milvus = await startMilvusLite(milvusDir, milvus.port);
+
+    expect(record?.state).toBe('failed');
+    expect(record?.reason).toMatch(/Gave up after 2 attempts/);
+    expect(record?.reason).toContain(milvus.address);
+    const progress = await system.operations.progress(5);
+    expect(progress.recentFailures.map((f) => f.key)).toEqual([key]);
+  });
+
+  it('loses nothing when the worker process gets SIGTERM mid-batch', async () => {
+    const { stack, system } = await stackAndSystem({
+      maxReceiveCount: 5,
+      milvusAddress: inject('milvusAddress'),
+    });
+    await putPhotos(stack.bucket, photos);
+    const child: ChildProcess = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'functions/worker/main.ts', '--mode', 'cloud'],
+      {
+        cwd: REPO_ROOT,
+        env: { ...process.env, ...stack.env, PIC_LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exited = once(child, 'exit');
+
+    await waitFor(
+      () => system.operations.progress(0),
+      (p) => p.indexed >= 1,
+      120_000,
+    );
+    child.kill('SIGTERM');
+    const [code] = await exited;
+    const atStop = await system.operations.progress(0);
+    system.worker.start();
+    const done = await waitFor(
+      () => system.operations.progress(5),
+      (p) => p.indexed === photos.length && p.pending === 0,
+      180_000,
+    );
+
+    expect(code).toBe(0);
+    expect(stderr).toContain('worker stopped');
+    expect(atStop.indexed).toBeLessThan(photos.length);
+    expect(done).toMatchObject({ total: photos.length, indexed: photos.length, failed: 0 });
+    expect(await system.stores.index.count()).toBe(photos.length);
+    expect(await visibleMessages(clients, stack.queue.deadLetterUrl)).toBe(0);
+  });
+});
