@@ -51,6 +51,12 @@ async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; value: T 
   return { ms: performance.now() - started, value };
 }
 
+/** Process CPU time (all threads) since `since`: unlike wall time, it hardly moves when neighbours load the machine. */
+function cpuMs(since: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1000;
+}
+
 function log(message: string): void {
   process.stderr.write(`[bench:embed] ${message}\n`);
 }
@@ -78,12 +84,14 @@ async function pureInference(embedder: OnnxEmbedder, imageLength: number, batch:
   const tensor = randomTensor(imageLength * batch);
   await embedder.infer(tensor, batch);
   const times: number[] = [];
+  const cpu = process.cpuUsage();
   for (let r = 0; r < runs; r++) times.push((await timed(() => embedder.infer(tensor, batch))).ms);
   return {
     batch,
     runs,
     medianMs: round(median(times), 1),
     imagesPerSecond: round((batch * 1000) / median(times)),
+    cpuMsPerImage: round(cpuMs(cpu) / (batch * runs), 1),
   };
 }
 
@@ -171,7 +179,13 @@ async function main(): Promise<void> {
 
   // 1. Pure inference, batch × intra-op threads.
   const loadTimes: number[] = [];
-  const inference: { threads: number; batch: number; imagesPerSecond: number; medianMs: number }[] = [];
+  const inference: {
+    threads: number;
+    batch: number;
+    imagesPerSecond: number;
+    medianMs: number;
+    cpuMsPerImage: number;
+  }[] = [];
   for (const threads of [...new Set([1, cores])]) {
     const { embedder, loadMs } = await create(loaded, { intraOpNumThreads: threads });
     loadTimes.push(loadMs);
@@ -184,7 +198,7 @@ async function main(): Promise<void> {
   }
 
   // 2. ONNX Runtime settings, one change at a time from the defaults, at batch 8 and one thread per core.
-  const settings: { setting: string; imagesPerSecond: number; loadMs: number }[] = [];
+  const settings: { setting: string; imagesPerSecond: number; cpuMsPerImage: number; loadMs: number }[] = [];
   if (!quick) {
     const variants: [string, OnnxEmbedderOptions][] = [
       ['defaults', {}],
@@ -194,12 +208,18 @@ async function main(): Promise<void> {
       ['executionMode=parallel, interOp=2', { executionMode: 'parallel', interOpNumThreads: 2 }],
       ['enableCpuMemArena=false', { enableCpuMemArena: false }],
       ['enableMemPattern=false', { enableMemPattern: false }],
+      ['allowSpinning=false', { allowSpinning: false }],
     ];
     for (const [setting, options] of variants) {
       const { embedder, loadMs } = await create(loaded, { intraOpNumThreads: cores, ...options });
       loadTimes.push(loadMs);
       const result = await pureInference(embedder, imageLength, 8, 2);
-      settings.push({ setting, imagesPerSecond: result.imagesPerSecond, loadMs: Math.round(loadMs) });
+      settings.push({
+        setting,
+        imagesPerSecond: result.imagesPerSecond,
+        cpuMsPerImage: result.cpuMsPerImage,
+        loadMs: Math.round(loadMs),
+      });
       log(`settings ${setting}: ${result.imagesPerSecond} img/s`);
       await embedder.close();
     }
@@ -232,13 +252,17 @@ async function main(): Promise<void> {
     pureImagesPerSecond: number;
     pipelineImagesPerSecond: number;
     ratio: number;
+    pureCpuMsPerImage: number;
+    pipelineCpuMsPerImage: number;
   }[] = [];
+  const pure = await pureInference(embedder, imageLength, batchSize, quick ? 1 : 2);
   for (const [source, images] of [
     ['500×375 JPEG', quick ? small.slice(0, 16) : small],
     ['4000×3000 JPEG', large],
   ] as const) {
-    const pure = await pureInference(embedder, imageLength, batchSize, quick ? 1 : 2);
+    const cpu = process.cpuUsage();
     const { ms, value } = await timed(() => embedder.embed(images));
+    const pipelineCpuMsPerImage = round(cpuMs(cpu) / images.length, 1);
     if (!value.every((o) => o.ok)) throw new Error('pipeline images failed to embed');
     const pipelineImagesPerSecond = (images.length * 1000) / ms;
     pipeline.push({
@@ -247,6 +271,8 @@ async function main(): Promise<void> {
       pureImagesPerSecond: pure.imagesPerSecond,
       pipelineImagesPerSecond: round(pipelineImagesPerSecond),
       ratio: round(pipelineImagesPerSecond / pure.imagesPerSecond, 3),
+      pureCpuMsPerImage: pure.cpuMsPerImage,
+      pipelineCpuMsPerImage,
     });
     log(`pipeline ${source}: ${round(pipelineImagesPerSecond)} img/s vs pure ${pure.imagesPerSecond}`);
   }
@@ -317,15 +343,32 @@ async function main(): Promise<void> {
   await mkdir(dirname(args.out as string), { recursive: true });
   await writeFile(args.out as string, `${JSON.stringify(result, null, 2)}\n`);
 
-  const rows: (string | number)[][] = [['measure', 'setting', 'value']];
-  for (const r of inference)
-    rows.push(['pure inference', `threads ${r.threads}, batch ${r.batch}`, `${r.imagesPerSecond} img/s`]);
-  for (const r of settings) rows.push(['ORT setting (batch 8)', r.setting, `${r.imagesPerSecond} img/s`]);
+  const rows: (string | number)[][] = [['measure', 'setting', 'value', 'CPU ms/image']];
+  for (const r of inference) {
+    rows.push([
+      'pure inference',
+      `threads ${r.threads}, batch ${r.batch}`,
+      `${r.imagesPerSecond} img/s`,
+      r.cpuMsPerImage,
+    ]);
+  }
+  for (const r of settings)
+    rows.push(['ORT setting (batch 8)', r.setting, `${r.imagesPerSecond} img/s`, r.cpuMsPerImage]);
   for (const r of decode)
     rows.push(['decode + preprocess', `${r.source}, ${r.profile}`, `${r.imagesPerSecond} img/s`]);
   for (const r of pipeline) {
-    rows.push(['pipeline embed()', `${r.source}, batch ${r.batch}`, `${r.pipelineImagesPerSecond} img/s`]);
-    rows.push(['pipeline ÷ pure inference', `${r.source}, batch ${r.batch}`, `${r.ratio}`]);
+    rows.push([
+      'pipeline embed()',
+      `${r.source}, batch ${r.batch}`,
+      `${r.pipelineImagesPerSecond} img/s`,
+      r.pipelineCpuMsPerImage,
+    ]);
+    rows.push([
+      'pipeline ÷ pure inference',
+      `${r.source}, batch ${r.batch}`,
+      `${r.ratio}`,
+      `pure ${r.pureCpuMsPerImage}`,
+    ]);
   }
   rows.push([
     'single query (decode+embed)',

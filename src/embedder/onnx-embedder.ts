@@ -24,6 +24,11 @@ export interface OnnxEmbedderOptions {
   executionMode?: 'sequential' | 'parallel';
   enableCpuMemArena?: boolean;
   enableMemPattern?: boolean;
+  /**
+   * Whether idle intra-op threads busy-wait for the next operator. Spinning saves microseconds between
+   * operators but burns cores that the decoders (and any neighbour process) could use.
+   */
+  allowSpinning?: boolean;
   /** Tried in order, then 'cpu' (a failed 'cuda' is logged); only 'cuda' when `requireGpu`. */
   executionProviders?: ExecutionProvider[];
   /** Refuse to start without the GPU (the GPU worker): silently running on CPU is the failure to avoid. */
@@ -51,6 +56,7 @@ export const DEFAULT_EMBEDDER_OPTIONS = {
   executionMode: 'sequential',
   enableCpuMemArena: true,
   enableMemPattern: true,
+  allowSpinning: true,
   executionProviders: ['cpu'],
   requireGpu: false,
   fullDecodeConcurrency: 4,
@@ -94,6 +100,8 @@ export class OnnxEmbedder implements Embedder {
       executionMode: settings.executionMode,
       enableCpuMemArena: settings.enableCpuMemArena,
       enableMemPattern: settings.enableMemPattern,
+      // Session config entries (onnxruntime_session_options_config_keys.h), flattened by the binding.
+      extra: { session: { intra_op: { allow_spinning: settings.allowSpinning ? '1' : '0' } } },
     };
     const started = performance.now();
     const { session, provider } = await openSession(loaded.modelPath, sessionOptions, settings, log);
