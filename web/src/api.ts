@@ -124,8 +124,8 @@ export class Api {
       const form = new FormData();
       if (prefix) form.append('prefix', prefix);
       for (const file of files) form.append('files', file, file.name);
-      const { keys } = await this.json<{ keys: string[] }>('POST', '/images', form);
-      return files.map((file, i) => ({ name: file.name, key: keys[i] }));
+      await this.json<{ keys: string[] }>('POST', '/images', form);
+      return files.map((file) => ({ name: file.name }));
     }
     const { uploads } = await this.json<{ uploads: UploadTarget[] }>('POST', '/uploads', {
       files: files.map((file) => ({ name: file.name, contentType: file.type || 'application/octet-stream' })),
@@ -143,7 +143,7 @@ export class Api {
             body: file,
           });
           if (!response.ok) throw await toApiError(response, file.name);
-          return { name: file.name, key: target.key };
+          return { name: file.name };
         } catch (error) {
           return { name: file.name, error: describe(error) };
         }
@@ -201,7 +201,8 @@ export class Api {
   }
 }
 
-export type UploadOutcome = { name: string; key?: string | undefined; error?: string };
+/** One file's upload: `error` says why it did not get in. */
+export type UploadOutcome = { name: string; error?: string };
 
 /** Reads the API's {error, message} body; falls back to the status line for anything else. */
 async function toApiError(response: Response, what: string): Promise<ApiError> {
