@@ -44,7 +44,6 @@ export class Web extends Construct {
       },
       priceClass: cloudfront.PriceClass.PRICE_CLASS_100,
       httpVersion: cloudfront.HttpVersion.HTTP2_AND_3,
-      minimumProtocolVersion: cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
     });
     this.origin = `https://${this.distribution.distributionDomainName}`;
   }
