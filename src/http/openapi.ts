@@ -25,15 +25,19 @@ import {
 
 type Json = Record<string, unknown>;
 
-const components = {
-  SearchResponse: searchResponse,
+/** Request bodies are described as callers send them ("input"): unknown fields are ignored, not refused. */
+const requestComponents = {
   MoreLikeThis: moreLikeThisBody,
+  IngestRequest: ingestBody,
+  UploadsRequest: uploadsBody,
+} satisfies Record<string, z.ZodType>;
+
+const responseComponents = {
+  SearchResponse: searchResponse,
   Count: countResponse,
   Progress: progressResponse,
-  IngestRequest: ingestBody,
   IngestReport: ingestResponse,
   Keys: keysResponse,
-  UploadsRequest: uploadsBody,
   Uploads: uploadsResponse,
   DeletedOne: deletedOneResponse,
   DeletedAll: deletedAllResponse,
@@ -41,11 +45,11 @@ const components = {
   Error: errorResponse,
 } satisfies Record<string, z.ZodType>;
 
-type ComponentName = keyof typeof components;
+type ComponentName = keyof typeof requestComponents | keyof typeof responseComponents;
 
-function jsonSchema(schema: z.ZodType): Json {
-  // Parameters and responses are described as the handlers see them after parsing ("output").
-  const { $schema: _, ...rest } = z.toJSONSchema(schema, { io: 'output', unrepresentable: 'any' }) as Json;
+/** Query parameters and responses are described as the handlers see them after parsing ("output"). */
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output' = 'output'): Json {
+  const { $schema: _, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Json;
   return rest;
 }
 
@@ -256,9 +260,12 @@ export function openApiDocument(mode: 'embedded' | 'cloud'): Json {
     },
     paths,
     components: {
-      schemas: Object.fromEntries(
-        Object.entries(components).map(([name, schema]) => [name, jsonSchema(schema)]),
-      ),
+      schemas: {
+        ...Object.fromEntries(
+          Object.entries(requestComponents).map(([name, s]) => [name, jsonSchema(s, 'input')]),
+        ),
+        ...Object.fromEntries(Object.entries(responseComponents).map(([name, s]) => [name, jsonSchema(s)])),
+      },
     },
   };
 }
