@@ -5,7 +5,14 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SearchResponse } from '../src/app/operations.ts';
 import { waitUntilSettled } from '../src/app/settle.ts';
-import { FIXTURES, photoFolder, REPO_ROOT, type TempSystem, tempSystem } from '../src/app/test-system.ts';
+import {
+  FIXTURES,
+  photoFolder,
+  REPO_ROOT,
+  SEEDED_MANIFEST,
+  type TempSystem,
+  tempSystem,
+} from '../src/app/test-system.ts';
 import { createRouter } from '../src/http/router.ts';
 import { DEFAULT_HTTP_LIMITS } from '../src/http/types.ts';
 import { type LocalServer, startLocalServer } from './server.ts';
@@ -17,7 +24,7 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
   try {
     const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'local/cli.ts', ...args], {
       cwd: REPO_ROOT,
-      env: { ...process.env, PIC_URL: '', PIC_MODEL_FETCH: 'false', NO_COLOR: '1' },
+      env: { ...process.env, PIC_URL: '', PIC_MODEL_MANIFEST: SEEDED_MANIFEST, NO_COLOR: '1' },
     });
     return { code: 0, stdout, stderr };
   } catch (error) {

@@ -11,6 +11,8 @@ import { createEmbeddedSystem, type EmbeddedOptions, type EmbeddedSystem } from 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
 /** CI has the fixtures beside the repository, like this machine. */
 export const FIXTURES = resolve(REPO_ROOT, '../shared/fixtures/photos');
+/** Tests pin the seeded model (made by the global setup) even where pretrained weights are installed. */
+export const SEEDED_MANIFEST = resolve(REPO_ROOT, 'models/vgg16-seeded.manifest.json');
 
 export interface TempSystem extends EmbeddedSystem {
   dataDir: string;
@@ -27,7 +29,7 @@ export async function tempSystem(
     PIC_DATA_DIR: dataDir,
     PIC_BATCH_SIZE: '4',
     PIC_WATCH: 'false',
-    PIC_MODEL_FETCH: 'false',
+    PIC_MODEL_MANIFEST: SEEDED_MANIFEST,
     ...env,
   });
   const system = await createEmbeddedSystem(config, options);
