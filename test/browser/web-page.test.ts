@@ -162,10 +162,16 @@ describe('web page in Chromium against the local service', () => {
     const scores = (await page.locator('#results .score').allTextContents()).map(Number);
     expect(scores).toEqual([...scores].sort((a, b) => b - a));
     expect(await page.locator('.query img').getAttribute('alt')).toBe('Query image: copy-of-car.jpg');
-    const thumbnail = page.locator('#results img').first();
-    await expect
-      .poll(() => thumbnail.evaluate((img: HTMLImageElement) => img.naturalWidth), eventually)
-      .toBeGreaterThan(0);
+    const shownThumbnails = () =>
+      page
+        .locator('#results img')
+        .evaluateAll((imgs: HTMLImageElement[]) =>
+          imgs
+            .filter((img) => img.getBoundingClientRect().top < window.innerHeight)
+            .map((img) => img.complete && img.naturalWidth > 0),
+        );
+    await expect.poll(shownThumbnails, eventually).not.toContain(false);
+    expect((await shownThumbnails()).length).toBeGreaterThan(0);
     const path = await shot(page, 'results');
     if (process.env.UPDATE_DOCS_SCREENSHOT) {
       const png = await sharp(path).png({ palette: true, quality: 80, compressionLevel: 9 }).toBuffer();
@@ -183,7 +189,7 @@ describe('web page in Chromium against the local service', () => {
 
     const full = page.locator('dialog[open] img.full');
     await expect
-      .poll(() => full.evaluate((img: HTMLImageElement) => img.naturalWidth), eventually)
+      .poll(() => full.evaluate((img: HTMLImageElement) => (img.complete ? img.naturalWidth : 0)), eventually)
       .toBeGreaterThan(0);
     expect(await full.getAttribute('alt')).toBe(`Full size: ${key}`);
     await shot(page, 'full-size');
