@@ -95,10 +95,6 @@ export class Worker {
     };
   }
 
-  get running(): boolean {
-    return this.#loop !== undefined && !this.#stopSignal.signal.aborted;
-  }
-
   start(): void {
     if (this.#loop) return;
     this.#loop = this.#run();
@@ -129,10 +125,7 @@ export class Worker {
         continue;
       }
       if (messages.length === 0) continue;
-      this.#log?.debug(
-        { receipts: messages.map((m) => `${m.receipt.slice(0, 6)}#${m.receiveCount}`) },
-        'received',
-      );
+      this.#log?.debug({ deliveries: messages.map((m) => m.receiveCount) }, 'batch received');
       if (this.#stopSignal.signal.aborted) {
         await this.#stores.queue.release(messages.map((m) => m.receipt));
         break;
@@ -188,6 +181,8 @@ export class Worker {
       // Only image file names are images, as in backfill and folder ingest; other objects are left alone.
       const outcomes = await this.#reconcile(keys.filter(isImageKey));
       for (const key of keys) if (!isImageKey(key)) outcomes.set(key, 'done');
+      // Work done: from here on a tick must not undo the back-off set for the messages to retry.
+      clearInterval(heartbeat);
       const done: string[] = [];
       const retry: ReceivedMessage[] = [];
       for (const m of wellFormed) {
