@@ -61,8 +61,9 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  /** PutObject returns no LastModified; the local clock stands in (S3's own differs by well under a second). */
   async put(key: string, body: Uint8Array, contentType?: string): Promise<StoredObject> {
-    await this.#s3.send(
+    const out = await this.#s3.send(
       new PutObjectCommand({
         Bucket: this.bucket,
         Key: this.#stored(key),
@@ -70,10 +71,7 @@ export class S3ObjectStore implements ObjectStore {
         ...(contentType ? { ContentType: contentType } : {}),
       }),
     );
-    // HEAD for S3's own LastModified; PutObject does not return it.
-    const stored = await this.head(key);
-    if (!stored) throw new Error(`S3 lost '${key}' right after PutObject`);
-    return stored;
+    return { key, size: body.byteLength, etag: unquote(out.ETag), lastModified: new Date() };
   }
 
   async head(key: string): Promise<StoredObject | undefined> {

@@ -1,0 +1,191 @@
+/**
+ * Cloud-mode benchmark on the emulators (moto + Milvus Lite, started here from the test venv):
+ *   1. worker throughput over the real S3 → SQS → worker → Milvus + DynamoDB path, with the CPU provider,
+ *      as a ratio to pure inference (embedder.embed on in-memory bytes) measured in the same run;
+ *   2. the search handler's latency split (decode, embed, Milvus search, DynamoDB lookup, URL signing)
+ *      p50/p99 with 10 000 vectors in the collection.
+ * Prints a table and writes bench-results/cloud.json.
+ *
+ *   npm run bench:cloud                  # ≈ 3–5 min on 2 cores
+ *   npm run bench:cloud -- --quick       # fewer images and queries
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { loadCloudConfig } from '../src/adapters/aws/config.ts';
+import type { SearchResponse } from '../src/app/operations.ts';
+import { makeSearchHandler } from '../src/http/handlers/search.ts';
+import { CLOUD_HTTP_LIMITS } from '../src/http/types.ts';
+import { createCloudSystem } from '../src/wiring/cloud.ts';
+import { apiEvent, fixturePhotos, seededEmbedder, transformedCopy, waitFor } from '../test/cloud/harness.ts';
+import { createCloudStack, emulatorClients } from '../test/cloud/support.ts';
+import { startEmulators } from '../test/services/emulators.ts';
+
+const repoRoot = resolve(import.meta.dirname, '..');
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    vectors: { type: 'string', default: '10000' },
+    out: { type: 'string', default: resolve(repoRoot, 'bench-results/cloud.json') },
+  },
+});
+const quick = args.quick === true;
+const rounds = quick ? 1 : 3;
+const queries = quick ? 20 : 60;
+const totalVectors = Number(args.vectors);
+
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+};
+const r1 = (x: number) => Math.round(x * 10) / 10;
+
+const emulators = await startEmulators((line) => console.log(line));
+const clients = emulatorClients(emulators.awsEndpoint);
+const embedder = await seededEmbedder();
+try {
+  const stack = await createCloudStack(clients, emulators);
+  const config = loadCloudConfig({ ...stack.env, PIC_BATCH_SIZE: '8' });
+  const system = await createCloudSystem(config, { embedder, waitMs: 1000 });
+  const photos = fixturePhotos(100);
+  const bytes = await Promise.all(photos.map((photo) => readFile(photo.path)));
+
+  // 1. Pure inference: the embedder alone on in-memory bytes, batches of 8 as the worker sends them.
+  const images = Array.from({ length: rounds }, () => bytes).flat();
+  await embedder.embed(bytes.slice(0, 8));
+  let started = performance.now();
+  for (let i = 0; i < images.length; i += 8) await embedder.embed(images.slice(i, i + 8));
+  const inferencePerSecond = images.length / ((performance.now() - started) / 1000);
+
+  // 2. The worker on the full cloud path: objects already in the bucket, their notifications queued.
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, photo] of photos.entries()) {
+      await clients.s3.send(
+        new PutObjectCommand({ Bucket: stack.bucket, Key: `images/r${round}/${photo.name}`, Body: bytes[i] }),
+      );
+    }
+  }
+  const expected = images.length;
+  await waitFor(
+    async () => (await system.stores.queue.depth()).visible,
+    (n) => n >= expected,
+    60_000,
+  );
+  started = performance.now();
+  system.worker.start();
+  const indexed = await waitFor(
+    () => system.operations.progress(0),
+    (p) => p.indexed + p.failed >= expected,
+    900_000,
+  );
+  const workerSeconds = (performance.now() - started) / 1000;
+  await system.worker.stop();
+  const workerPerSecond = indexed.indexed / workerSeconds;
+
+  // 3. Search latency with `totalVectors` in Milvus: random unit vectors fill the collection up (the
+  // photos' own vectors score far above them, so the top hits and their DynamoDB lookups are real).
+  const filler = totalVectors - indexed.indexed;
+  const dimension = embedder.info.dimension;
+  let state = 12345;
+  const next = () => {
+    state = (state * 1_103_515_245 + 12_345) >>> 0;
+    return state / 2 ** 32 - 0.5;
+  };
+  for (let i = 0; i < filler; i += 500) {
+    const items = Array.from({ length: Math.min(500, filler - i) }, (_, j) => {
+      const v = Float32Array.from({ length: dimension }, next);
+      const norm = Math.hypot(...v);
+      return {
+        id: String(1_000_000 + i + j),
+        key: `images/filler/${i + j}.jpg`,
+        vector: v.map((x) => x / norm),
+      };
+    });
+    await system.stores.index.upsert(items);
+  }
+  const vectorCount = await system.stores.index.count();
+  const search = makeSearchHandler(system.operations, CLOUD_HTTP_LIMITS);
+  const queryImages = await Promise.all(photos.slice(0, 10).map((photo) => transformedCopy(photo.path)));
+  const split = { decodeMs: [], embedMs: [], searchMs: [], lookupMs: [], signMs: [], totalMs: [] } as Record<
+    string,
+    number[]
+  >;
+  let top1 = 0;
+  for (let q = -3; q < queries; q++) {
+    const index = (q + queries) % queryImages.length;
+    const response = await search(
+      apiEvent({
+        method: 'POST',
+        path: '/search',
+        query: { topK: '10' },
+        headers: { 'content-type': 'image/jpeg' },
+        body: queryImages[index] as Buffer,
+      }),
+    );
+    if (q < 0) continue; // warm-up
+    const body = JSON.parse(response.body as string) as SearchResponse;
+    const t = body.timings;
+    if (body.results[0]?.key.endsWith(`/${photos[index]?.name}`)) top1++;
+    split.decodeMs?.push(t.decodeMs);
+    split.embedMs?.push(t.embedMs);
+    split.searchMs?.push(t.searchMs);
+    split.lookupMs?.push(t.lookupMs);
+    split.signMs?.push(Math.max(0, t.totalMs - t.decodeMs - t.embedMs - t.searchMs - t.lookupMs));
+    split.totalMs?.push(t.totalMs);
+  }
+  await system.close();
+
+  const latency = Object.fromEntries(
+    Object.entries(split).map(([name, values]) => [
+      name,
+      { p50: r1(percentile(values, 50)), p99: r1(percentile(values, 99)) },
+    ]),
+  );
+  const result = {
+    when: new Date().toISOString(),
+    machine: {
+      cpus: cpus()[0]?.model,
+      cores: availableParallelism(),
+      loadAverage1m: r1(loadavg()[0] ?? 0),
+      node: process.version,
+    },
+    emulators: { aws: 'moto 5.2.5 (server mode)', milvus: 'milvus-lite 3.2.2 (gRPC server), HNSW + COSINE' },
+    model: { name: embedder.info.model, provider: embedder.info.provider, batchSize: config.batchSize },
+    throughput: {
+      images: expected,
+      indexed: indexed.indexed,
+      failed: indexed.failed,
+      inferenceImagesPerSecond: r1(inferencePerSecond),
+      workerImagesPerSecond: r1(workerPerSecond),
+      ratio: Math.round((workerPerSecond / inferencePerSecond) * 100) / 100,
+      target: 0.85,
+    },
+    search: { vectors: vectorCount, queries, topK: 10, top1Matches: top1, latencyMs: latency },
+  };
+  await mkdir(dirname(args.out as string), { recursive: true });
+  await writeFile(args.out as string, `${JSON.stringify(result, null, 2)}\n`);
+
+  const rows: [string, string][] = [
+    ['pure inference (embed, batch 8)', `${result.throughput.inferenceImagesPerSecond} images/s`],
+    [
+      'worker on S3 → SQS → Milvus + DynamoDB',
+      `${result.throughput.workerImagesPerSecond} images/s (${expected} images)`,
+    ],
+    ['ratio worker / inference', `${result.throughput.ratio} (target ≥ 0.85)`],
+    ...Object.entries(latency).map(
+      ([name, { p50, p99 }]) =>
+        [`search ${name} at ${vectorCount} vectors`, `p50 ${p50} ms, p99 ${p99} ms`] as [string, string],
+    ),
+    ['search top-1 = original', `${top1}/${queries}`],
+  ];
+  const width = Math.max(...rows.map(([name]) => name.length));
+  console.log(rows.map(([name, value]) => `${name.padEnd(width)}  ${value}`).join('\n'));
+  console.log(`Wrote ${args.out}`);
+} finally {
+  await embedder.close();
+  clients.destroy();
+  await emulators.stop();
+}
