@@ -21,6 +21,7 @@ import {
   type Service,
   startService,
 } from '../../local/service-process.ts';
+import { SEEDED_WARNING } from '../../web/src/messages.ts';
 import { chromiumArgs, prepareBrowserTests } from '../setup/browser.ts';
 
 const screenshots = resolve(repoRoot, 'test-results/screenshots');
@@ -128,6 +129,8 @@ describe('web page in Chromium against the local service', () => {
       .toContain('The library is empty');
     const health = await getJson<{ model: { pretrained: boolean } }>(`${service.url}/health`);
     expect(await page.locator('#seeded-banner').isVisible()).toBe(!health.model.pretrained);
+    if (!health.model.pretrained)
+      expect(await page.locator('#seeded-banner').textContent()).toBe(SEEDED_WARNING);
     await shot(page, 'empty');
   });
 

@@ -4,6 +4,7 @@ import type { SearchHit } from './api.ts';
 import { type App, type State, TOP_K_MAX } from './app.ts';
 import { confirmDialog, viewImage } from './dialogs.ts';
 import { formatDuration, formatMs, formatRate, formatScore, formatTime, plural } from './format.ts';
+import { SEEDED_WARNING } from './messages.ts';
 
 export function page(app: App): TemplateResult {
   const s = app.state;
@@ -36,10 +37,7 @@ function banners(s: State): TemplateResult {
     }
     ${
       s.health?.model.pretrained === false
-        ? html`<p class="banner warn" id="seeded-banner" role="note">
-          Seeded (random) weights in use — results are only meaningful for near-duplicates; see README to bring
-          pretrained VGG16
-        </p>`
+        ? html`<p class="banner warn" id="seeded-banner" role="note">${SEEDED_WARNING}</p>`
         : nothing
     }
   `;
