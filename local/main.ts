@@ -7,8 +7,7 @@
 
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { createRouter } from '../src/http/router.ts';
-import type { HttpLimits } from '../src/http/types.ts';
-import { DEFAULT_HTTP_LIMITS } from '../src/http/types.ts';
+import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../src/http/types.ts';
 import { createLogger } from '../src/logger.ts';
 import { createEmbeddedSystem } from '../src/wiring/embedded.ts';
 import { ensureWebBuilt, webDistDir } from '../web/ensure-built.ts';
@@ -36,7 +35,19 @@ const webRoot = await ensureWebBuilt().catch((error: unknown) => {
   log.warn({ err: error }, 'the web page could not be built; the API works, / says how to build the page');
   return webDistDir;
 });
-const server = await startLocalServer({ router, limits, webRoot, port: config.port, host: config.host });
+const server = await startLocalServer({
+  router,
+  limits,
+  webRoot,
+  port: config.port,
+  host: config.host,
+}).catch(async (error: NodeJS.ErrnoException) => {
+  const hint =
+    error.code === 'EADDRINUSE' ? `: port ${config.port} is in use; start with PORT=<another port>` : '';
+  log.fatal({ err: error }, `cannot listen on ${config.host}:${config.port}${hint}`);
+  await system.close();
+  process.exit(1);
+});
 // Logs its own outcome and never rejects; a large bucket's reconcile must not hold back the URL.
 void system.startWorker();
 
