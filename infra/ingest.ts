@@ -152,7 +152,8 @@ export class Ingest extends Construct {
       }),
       gpuCount: 1,
       memoryReservationMiB: props.workerMemoryMiB,
-      environment: props.environment,
+      // Lambda sets AWS_REGION itself; a container gets it from us.
+      environment: { ...props.environment, AWS_REGION: Stack.of(this).region },
       logging: ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: 'worker' }),
       // ECS waits this long after SIGTERM so the worker can finish or release its batch (120 s is the maximum).
       stopTimeout: Duration.seconds(120),

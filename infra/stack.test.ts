@@ -246,6 +246,9 @@ describe('GPU ingest workers', () => {
     const [[, task]] = ofType('AWS::ECS::TaskDefinition') as [[string, Json]];
     const [container] = task.Properties.ContainerDefinitions as Json[];
     expect(container?.ResourceRequirements).toEqual([{ Type: 'GPU', Value: '1' }]);
+    expect(container?.Environment).toEqual(
+      expect.arrayContaining([{ Name: 'AWS_REGION', Value: { Ref: 'AWS::Region' } }]),
+    );
     expect(container?.LogConfiguration.LogDriver).toBe('awslogs');
     const logGroupId = container?.LogConfiguration.Options['awslogs-group'].Ref as string;
     expect(resources[logGroupId]?.Properties.RetentionInDays).toBe(30);
