@@ -198,6 +198,12 @@ export async function buildLayers(manifestPath: string): Promise<LayerBuild> {
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const manifest = resolve(process.argv[2] ?? 'models/vgg16-pretrained.manifest.json');
+  if (!existsSync(manifest)) {
+    console.error(
+      `${manifest} does not exist: run \`npm run model:fetch\`, or pass a manifest (e.g. models/vgg16-seeded.manifest.json).`,
+    );
+    process.exit(1);
+  }
   const built = await buildLayers(manifest);
   console.log(
     `runtime layer ${megabytes(built.runtime.bytes)} → ${relative(process.cwd(), RUNTIME_LAYER_DIR)}`,
