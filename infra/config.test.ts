@@ -47,7 +47,7 @@ describe('stack configuration', () => {
     const attempt = () =>
       parseConfig({ ...VALID, modelManifest: 'models/absent.manifest.json', webDist: 'nowhere' }, REPO);
     expect(attempt).toThrow(/npm run model:fetch/);
-    expect(attempt).toThrow(/vite build web/);
+    expect(attempt).toThrow(/npm run build:web/);
   });
 
   it('accepts an imported bucket and secret, and comma-separated extra origins', () => {

@@ -126,7 +126,7 @@ export function parseConfig(raw: Record<string, unknown>, repoRoot: string): Sta
   }
   if (!existsSync(resolve(result.webDist, 'index.html'))) {
     problems.push(
-      `webDist: ${result.webDist}/index.html does not exist — build the web page first (npx vite build web)`,
+      `webDist: ${result.webDist}/index.html does not exist — build the web page first (npm run build:web)`,
     );
   }
   if (problems.length > 0)
