@@ -54,6 +54,8 @@ export class DynamoCatalogue implements Catalogue {
   readonly #db: DynamoDBClient;
   readonly #table: string;
   readonly #windowMinutes: number;
+  /** The items this process last wrote (bounded): a guess that saves reads, checked by version (#change). */
+  readonly #written = new Map<string, Item>();
 
   constructor(db: DynamoDBClient, tableName: string, options: DynamoCatalogueOptions = {}) {
     this.#db = db;
@@ -123,6 +125,7 @@ export class DynamoCatalogue implements Catalogue {
         const old = await this.#getImageItem(key);
         if (!old) return true;
         const record = toRecord(old);
+        this.#written.delete(key);
         const deleted = await this.#conditional(
           new DeleteItemCommand({
             TableName: this.#table,
@@ -148,6 +151,7 @@ export class DynamoCatalogue implements Catalogue {
 
   /** Deletes every record, id claim, counter and rate bucket (paged through the byKey index, no scan). */
   async clear(): Promise<void> {
+    this.#written.clear();
     const pks: string[] = [];
     for await (const record of this.list()) pks.push(imagePk(record.key), idPk(record.id));
     pks.push(COUNTERS, ...this.#rateBuckets());
@@ -213,39 +217,55 @@ export class DynamoCatalogue implements Catalogue {
     change: Change,
     onCollision: 'report' | 'skip',
   ): Promise<ClaimResult> {
+    // Fast path: this process wrote the record last, after claiming its id. If the version still
+    // matches, nobody changed or removed it since (remove deletes the record first), so the claim
+    // stands too: one conditional put, no reads. The worker's pending → indexed step takes it.
+    const last = this.#written.get(key);
+    if (last && str(last.vid) === id && (await this.#put(key, id, change, last, true))) return { ok: true };
     const owner = await this.#claim(key, id);
     if (owner !== undefined && onCollision === 'report') return { ok: false, ownerKey: owner };
-    // A pending mark is usually the first for its key: try the create before paying for a read.
-    let assumeNew = change.kind === 'pending';
+    // A first pending mark usually creates the record: try that before paying for a read.
+    let assumeNew = change.kind === 'pending' && last === undefined;
     await this.#retrying(async () => {
       const old = assumeNew ? undefined : await this.#getImageItem(key);
       assumeNew = false;
-      const previous = old && toRecord(old);
-      const next = applyChange(previous, key, id, change);
-      const written = await this.#conditional(
-        new PutItemCommand({
-          TableName: this.#table,
-          Item: {
-            ...toItem(next, num(old?.ver) + 1),
-            pk: { S: imagePk(key) },
-            kp: { S: 'img' },
-            ...failureIndexOf(next),
-          },
-          ...(old
-            ? {
-                ConditionExpression: 'ver = :ver',
-                ExpressionAttributeValues: { ':ver': { N: String(num(old.ver)) } },
-              }
-            : { ConditionExpression: 'attribute_not_exists(pk)' }),
-        }),
-      );
-      if (!written) return false;
-      if (previous?.state !== next.state)
-        await this.#db.send(this.#counterUpdate(previous?.state, next.state));
-      if (next.state === 'indexed') await this.#db.send(this.#rateUpdate());
-      return true;
+      return this.#put(key, id, change, old, owner === undefined);
     });
     return { ok: true };
+  }
+
+  /** The conditional put of the next record over `old` (version check), then the counters; false on a conflict. */
+  async #put(
+    key: string,
+    id: string,
+    change: Change,
+    old: Item | undefined,
+    claimed: boolean,
+  ): Promise<boolean> {
+    const previous = old && toRecord(old);
+    const next = applyChange(previous, key, id, change);
+    const item = toItem(next, num(old?.ver) + 1);
+    const written = await this.#conditional(
+      new PutItemCommand({
+        TableName: this.#table,
+        Item: { ...item, pk: { S: imagePk(key) }, kp: { S: 'img' }, ...failureIndexOf(next) },
+        ...(old
+          ? {
+              ConditionExpression: 'ver = :ver',
+              ExpressionAttributeValues: { ':ver': { N: String(num(old.ver)) } },
+            }
+          : { ConditionExpression: 'attribute_not_exists(pk)' }),
+      }),
+    );
+    if (!written) {
+      this.#written.delete(key);
+      return false;
+    }
+    if (claimed) remember(this.#written, key, item);
+    else this.#written.delete(key);
+    if (previous?.state !== next.state) await this.#db.send(this.#counterUpdate(previous?.state, next.state));
+    if (next.state === 'indexed') await this.#db.send(this.#rateUpdate());
+    return true;
   }
 
   /** Claims `id` for `key` (idempotent); returns the other key that owns it, if any. */
@@ -422,6 +442,15 @@ function toRecord(item: Item): ImageRecord {
   if (item.profile?.S !== undefined) record.profile = item.profile.S;
   if (item.indexedAt?.N !== undefined) record.indexedAt = new Date(Number(item.indexedAt.N));
   return record;
+}
+
+const REMEMBERED = 10_000;
+
+/** Map insertion order is age: past the bound, the oldest entry goes. */
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > REMEMBERED) map.delete(map.keys().next().value as string);
 }
 
 const imagePk = (key: string) => `img#${key}`;
