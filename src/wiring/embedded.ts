@@ -16,6 +16,7 @@ import type { Config } from '../config.ts';
 import { IndexMismatchError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
 import { OnnxEmbedder } from '../embedder/onnx-embedder.ts';
+import { ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
 import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
 import { type ModelLog, type ResolvedModel, resolveModel as resolveModelFiles } from '../model/resolve.ts';
 
@@ -40,8 +41,13 @@ export interface EmbeddedSystem {
   /** POST /ingest {path}: mirror a folder into the bucket under a prefix, then backfill it. */
   ingestFolder(path: string, prefix?: string): Promise<IngestReport>;
   worker: Worker;
-  /** Shared by searches and the worker: one ONNX session per process. */
+  /** Searches' embedder, on the main thread. */
   embedder: OnnxEmbedder;
+  /**
+   * The worker's embedder, on a worker thread: onnxruntime-node runs inference synchronously on the
+   * calling thread, which would stall the HTTP server for each ingest batch.
+   */
+  ingestEmbedder: ThreadedEmbedder;
   stores: Stores & { queue: SqliteJobQueue };
   /** Set when the index on disk was built by another model: searching is refused, the worker stays off. */
   indexMismatch: IndexMismatchError | undefined;
@@ -86,12 +92,16 @@ export async function createEmbeddedSystem(
   const paths = dataLayout(config.dataDir);
   const limits = { ...DEFAULT_DECODE_LIMITS, maxPixels: config.maxPixels };
   const model = await resolveModel(config, log);
-  const embedder = await OnnxEmbedder.create(model, {
-    batchSize: config.batchSize,
-    intraOpNumThreads: config.threads,
-    limits,
-    ...(log ? { logger: log } : {}),
-  });
+  const embedderOptions = { batchSize: config.batchSize, intraOpNumThreads: config.threads, limits };
+  const [embedder, ingestEmbedder] = await Promise.all([
+    OnnxEmbedder.create(model, { ...embedderOptions, ...(log ? { logger: log } : {}) }),
+    ThreadedEmbedder.create(model, {
+      ...embedderOptions,
+      ...(log
+        ? { log: { level: log.level, name: 'ingest-embedder', pretty: process.stderr.isTTY === true } }
+        : {}),
+    }),
+  ]);
   const stores = {
     images: new FolderObjectStore(paths.bucket, { urlBase: '/images' }),
     thumbnails: new FolderObjectStore(paths.thumbnails, { urlBase: '/thumbnails' }),
@@ -131,7 +141,7 @@ export async function createEmbeddedSystem(
       }),
     },
   });
-  const worker = new Worker(stores, embedder, {
+  const worker = new Worker(stores, ingestEmbedder, {
     batchSize: config.batchSize,
     maxReceiveCount: config.maxReceiveCount,
     visibilitySeconds,
@@ -156,6 +166,7 @@ export async function createEmbeddedSystem(
       ingestFolder({ operations, images: stores.images, catalogue: stores.catalogue, idOf }, path, prefix),
     worker,
     embedder,
+    ingestEmbedder,
     stores,
     indexMismatch,
     async startWorker() {
@@ -179,7 +190,7 @@ export async function createEmbeddedSystem(
     async close() {
       await watcher?.close();
       await worker.stop();
-      await embedder.close();
+      await Promise.all([embedder.close(), ingestEmbedder.close()]);
       stores.queue.close();
       stores.catalogue.close();
       await stores.index.close();

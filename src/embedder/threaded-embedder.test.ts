@@ -1,0 +1,93 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ImageError } from '../domain/errors.ts';
+import type { EmbedOutcome } from '../domain/ports.ts';
+import { loadManifest } from '../model/manifest.ts';
+import { OnnxEmbedder } from './onnx-embedder.ts';
+import { ThreadedEmbedder } from './threaded-embedder.ts';
+
+const repoRoot = resolve(import.meta.dirname, '../..');
+const photos = resolve(repoRoot, '../shared/fixtures/photos');
+const manifestPath = resolve(repoRoot, 'models/vgg16-seeded.manifest.json');
+
+function vectorOf(outcome: EmbedOutcome | undefined): Float32Array {
+  if (!outcome?.ok) throw new Error(`expected a vector, got ${JSON.stringify(outcome)}`);
+  return outcome.vector;
+}
+
+function maxDifference(a: Float32Array, b: Float32Array): number {
+  return a.reduce((max, value, i) => Math.max(max, Math.abs(value - (b[i] as number))), 0);
+}
+
+/** The longest gap between ticks of a 10 ms timer while `work` runs: how long this event loop stalled. */
+async function longestStall<T>(work: () => Promise<T>): Promise<{ result: T; gapMs: number }> {
+  let last = performance.now();
+  let gapMs = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    gapMs = Math.max(gapMs, now - last);
+    last = now;
+  }, 10);
+  try {
+    const result = await work();
+    return { result, gapMs: Math.max(gapMs, performance.now() - last) };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+describe('ThreadedEmbedder with the seeded VGG16', () => {
+  let threaded: ThreadedEmbedder;
+  let local: OnnxEmbedder;
+  let images: Buffer[];
+
+  beforeAll(async () => {
+    const names = (await readdir(photos)).filter((name) => /\.(jpe?g|png|webp)$/i.test(name)).sort();
+    images = await Promise.all(names.slice(0, 8).map((name) => readFile(resolve(photos, name))));
+    [threaded, local] = await Promise.all([
+      ThreadedEmbedder.create(manifestPath, { batchSize: 8 }),
+      loadManifest(manifestPath).then((loaded) => OnnxEmbedder.create(loaded, { batchSize: 8 })),
+    ]);
+  });
+  afterAll(async () => {
+    await Promise.all([threaded?.close(), local?.close()]);
+  });
+
+  it('describes the model its thread loaded', () => {
+    expect(threaded.info).toEqual(local.info);
+  });
+
+  it('gives the same vectors as the embedder on this thread for the same bytes', async () => {
+    const fromThread = await threaded.embed(images);
+    const here = await local.embed(images);
+    const one = await threaded.embedOne(images[0] as Buffer);
+
+    expect(fromThread).toHaveLength(images.length);
+    for (const [i, outcome] of fromThread.entries()) {
+      expect(maxDifference(vectorOf(outcome), vectorOf(here[i]))).toBeLessThanOrEqual(1e-6);
+    }
+    expect(maxDifference(one.vector, vectorOf(here[0]))).toBeLessThanOrEqual(1e-6);
+    expect(images[0]?.length).toBeGreaterThan(0);
+  });
+
+  it('reports a bad image with its reason while the others embed', async () => {
+    const junk = Buffer.from('this is not an image');
+
+    const outcomes = await threaded.embed([images[0] as Buffer, junk, images[1] as Buffer]);
+    const single = threaded.embedOne(junk);
+
+    expect(outcomes[0]?.ok).toBe(true);
+    expect(outcomes[2]?.ok).toBe(true);
+    expect(outcomes[1]).toMatchObject({ ok: false, reason: expect.stringMatching(/\w/) });
+    await expect(single).rejects.toBeInstanceOf(ImageError);
+  });
+
+  it('keeps this event loop responsive while the thread embeds a batch of 8', async () => {
+    const { result, gapMs } = await longestStall(() => threaded.embed(images));
+
+    expect(result.every((outcome) => outcome.ok)).toBe(true);
+    expect(gapMs).toBeLessThan(250);
+  });
+});
