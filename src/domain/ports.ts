@@ -102,7 +102,13 @@ export type ClaimResult = { ok: true } | { ok: false; ownerKey: string };
 export interface Catalogue {
   /** Records the id ↔ key mapping (or reports a collision) and marks the image pending. */
   markPending(entry: { key: string; id: string; etag?: string; size?: number }): Promise<ClaimResult>;
-  markIndexed(entry: { key: string; id: string; etag?: string; model: string; profile: string }): Promise<void>;
+  markIndexed(entry: {
+    key: string;
+    id: string;
+    etag?: string;
+    model: string;
+    profile: string;
+  }): Promise<void>;
   markFailed(entry: { key: string; id: string; reason: string }): Promise<void>;
   get(key: string): Promise<ImageRecord | undefined>;
   /** Batch lookup for search results; missing ids are absent from the map. */

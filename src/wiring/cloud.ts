@@ -144,16 +144,29 @@ export async function createCloudSystem(
 let lambdaSystem: Promise<CloudSystem> | undefined;
 
 /**
- * The operations for Lambda handlers, made once per container from the environment and reused by every
+ * The cloud system for Lambda handlers, made once per container from the environment and reused by every
  * invocation (clients, ONNX session, Milvus channel). A failed start is not cached: the next invocation
  * tries again.
  */
-export function cloudOperations(): Promise<Operations> {
+export function lambdaCloudSystem(): Promise<CloudSystem> {
   lambdaSystem ??= Promise.resolve()
     .then(() => createCloudSystem(loadCloudConfig(), { ensureIndex: false }))
     .catch((error: unknown) => {
       lambdaSystem = undefined;
       throw error;
     });
-  return lambdaSystem.then((system) => system.operations);
+  return lambdaSystem;
+}
+
+export function cloudOperations(): Promise<Operations> {
+  return lambdaCloudSystem().then((system) => system.operations);
+}
+
+/** Presigned GET links for an image or its thumbnail: Lambda answers 302 instead of streaming bytes. */
+export async function cloudImageLinks(): Promise<
+  (key: string, variant: 'image' | 'thumbnail') => Promise<string>
+> {
+  const { stores } = await lambdaCloudSystem();
+  return (key, variant) =>
+    variant === 'image' ? stores.images.downloadUrl(key) : stores.thumbnails.downloadUrl(thumbnailKeyOf(key));
 }
