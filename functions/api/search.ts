@@ -3,4 +3,4 @@ import { CLOUD_HTTP_LIMITS } from '../../src/http/types.ts';
 import { cloudOperations } from '../../src/wiring/cloud.ts';
 
 /** POST /search — query image (raw, multipart "image") or {"key"}; clients are made once per container. */
-export const handler = makeSearchHandler(await cloudOperations(), CLOUD_HTTP_LIMITS);
+export const handler = makeSearchHandler(await cloudOperations('at-start'), CLOUD_HTTP_LIMITS);

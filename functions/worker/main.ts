@@ -51,7 +51,11 @@ try {
 async function runWorker(mode: Options['mode'], log: Logger): Promise<void> {
   const system =
     mode === 'cloud'
-      ? await createCloudSystem(loadCloudConfig(), { logger: log, executionProviders: ['cuda'] })
+      ? await createCloudSystem(loadCloudConfig(), {
+          logger: log,
+          executionProviders: ['cuda'],
+          embedderThread: true,
+        })
       : await createEmbeddedSystem(loadConfig(), { logger: log });
   const { info } = system.embedder;
   log.info(

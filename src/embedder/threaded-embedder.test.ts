@@ -1,6 +1,8 @@
-import { readdir, readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImageError } from '../domain/errors.ts';
 import type { EmbedOutcome } from '../domain/ports.ts';
@@ -89,5 +91,47 @@ describe('ThreadedEmbedder with the seeded VGG16', () => {
 
     expect(result.every((outcome) => outcome.ok)).toBe(true);
     expect(gapMs).toBeLessThan(250);
+  });
+});
+
+describe('ThreadedEmbedder from a bundle, as the worker container runs it', () => {
+  it('starts its thread from the sibling bundle embedder-thread.mjs', async () => {
+    // Inside the repository, so the bundles find node_modules as the container's /app/dist does.
+    await mkdir(join(repoRoot, '.cache'), { recursive: true });
+    const dist = await mkdtemp(join(repoRoot, '.cache/bundle-'));
+    try {
+      const options = {
+        bundle: true,
+        platform: 'node',
+        format: 'esm',
+        packages: 'external',
+        logLevel: 'silent',
+      } as const;
+      await build({
+        ...options,
+        entryPoints: [resolve(import.meta.dirname, 'threaded-embedder.ts')],
+        outfile: join(dist, 'threaded-embedder.mjs'),
+      });
+      await build({
+        ...options,
+        entryPoints: [resolve(import.meta.dirname, 'embedder-thread.ts')],
+        outfile: join(dist, 'embedder-thread.mjs'),
+      });
+      const bundled = (await import(pathToFileURL(join(dist, 'threaded-embedder.mjs')).href)) as {
+        ThreadedEmbedder: typeof ThreadedEmbedder;
+      };
+      const embedder = await bundled.ThreadedEmbedder.create(manifestPath, { batchSize: 1 });
+      try {
+        const image = await readFile(
+          resolve(photos, (await readdir(photos)).filter((n) => n.endsWith('.jpg')).sort()[0] as string),
+        );
+        const { vector } = await embedder.embedOne(image);
+        expect(vector).toHaveLength(embedder.info.dimension);
+      } finally {
+        await embedder.close();
+      }
+    } finally {
+      await rm(dist, { recursive: true, force: true });
+    }
   });
 });

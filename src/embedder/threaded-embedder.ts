@@ -36,11 +36,18 @@ interface Pending {
 }
 
 /**
- * Node 20 does not apply the parent's `--import tsx` hooks to a worker's entry module, so the thread
- * starts from this bootstrap, which registers tsx itself and then imports the TypeScript entry.
+ * The thread's entry module. From source (tsx) it is embedder-thread.ts, started through a bootstrap that
+ * registers tsx, because Node 20 does not apply the parent's `--import tsx` hooks to a worker's entry.
+ * From a bundle (the worker container's dist/worker.mjs) it is the sibling bundle dist/embedder-thread.mjs.
  */
-function bootstrapOf(entry: URL): string {
-  return `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry.href)}); })`;
+function threadEntry(): { source: string | URL; eval: boolean } {
+  if (!import.meta.url.endsWith('.ts'))
+    return { source: new URL('./embedder-thread.mjs', import.meta.url), eval: false };
+  const entry = new URL('./embedder-thread.ts', import.meta.url);
+  return {
+    source: `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry.href)}); })`,
+    eval: true,
+  };
 }
 
 /**
@@ -71,10 +78,8 @@ export class ThreadedEmbedder implements Embedder {
     const loaded = typeof manifest === 'string' ? await loadManifest(manifest) : manifest;
     const { log, ...rest } = options;
     const start: ThreadStart = { loaded, options: rest, ...(log ? { log } : {}) };
-    const worker = new Worker(bootstrapOf(new URL('./embedder-thread.ts', import.meta.url)), {
-      eval: true,
-      workerData: start,
-    });
+    const entry = threadEntry();
+    const worker = new Worker(entry.source, { eval: entry.eval, workerData: start });
     const info = await new Promise<EmbedderInfo>((resolve, reject) => {
       const onExit = (code: number) =>
         reject(new Error(`The embedder thread exited (code ${code}) before it was ready.`));

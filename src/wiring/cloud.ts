@@ -12,7 +12,9 @@ import type { Operations } from '../app/operations.ts';
 import { createOperations } from '../app/pic-search.ts';
 import { Worker } from '../app/worker.ts';
 import type { Embedder } from '../domain/ports.ts';
+import { LazyEmbedder } from '../embedder/lazy-embedder.ts';
 import { type ExecutionProvider, OnnxEmbedder } from '../embedder/onnx-embedder.ts';
+import { ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
 import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
 import { loadManifest } from '../model/manifest.ts';
 
@@ -42,6 +44,18 @@ export interface CloudOptions {
   /** Providers tried in order before the CPU. @default ['cpu'] (Lambda); the GPU worker passes ['cuda'] */
   executionProviders?: ExecutionProvider[];
   /**
+   * Run the model on a worker thread (ThreadedEmbedder): onnxruntime-node blocks its calling thread for a
+   * whole batch, so the worker container does this to keep its S3, SQS, DynamoDB and Milvus calls moving
+   * while a batch is inferred. Lambda (one request at a time) does not. @default false
+   */
+  embedderThread?: boolean;
+  /**
+   * When to open the ONNX session: 'on-first-use' spares the Lambda functions that never embed (all but
+   * search) the model load at cold start. CPU only, as the provider is part of the stated identity.
+   * @default 'at-start'
+   */
+  openModel?: 'at-start' | 'on-first-use';
+  /**
    * Create the Milvus collection when missing and check its model identity at start: the worker does,
    * a Lambda function does not (a cold start should not pay for it; searches check the identity anyway).
    * @default true
@@ -67,16 +81,7 @@ export async function createCloudSystem(
     ? await readMilvusToken(aws.secrets, config.milvus.tokenSecretArn)
     : config.milvus.token;
   const ownEmbedder = options.embedder === undefined;
-  const embedder =
-    options.embedder ??
-    (await OnnxEmbedder.create(await loadManifest(config.modelManifest), {
-      batchSize: config.batchSize,
-      intraOpNumThreads: config.threads,
-      executionProviders: options.executionProviders ?? ['cpu'],
-      requireGpu: config.requireGpu,
-      limits: { ...DEFAULT_DECODE_LIMITS, maxPixels: config.maxPixels },
-      ...(log ? { logger: log } : {}),
-    }));
+  const embedder = options.embedder ?? (await createEmbedder(config, options));
   const expiry = { urlExpiresSeconds: config.urlExpiresSeconds };
   const stores: CloudStores = {
     images: new S3ObjectStore(aws.s3, { bucket: config.bucket, ...expiry }),
@@ -141,16 +146,51 @@ export async function createCloudSystem(
   };
 }
 
+async function createEmbedder(config: CloudConfig, options: CloudOptions): Promise<Embedder> {
+  const log = options.logger;
+  const loaded = await loadManifest(config.modelManifest);
+  const executionProviders = options.executionProviders ?? ['cpu'];
+  const settings = {
+    batchSize: config.batchSize,
+    intraOpNumThreads: config.threads,
+    executionProviders,
+    requireGpu: config.requireGpu,
+    limits: { ...DEFAULT_DECODE_LIMITS, maxPixels: config.maxPixels },
+  };
+  if (options.embedderThread) {
+    return ThreadedEmbedder.create(loaded, {
+      ...settings,
+      ...(log ? { log: { level: log.level, name: 'embedder' } } : {}),
+    });
+  }
+  const open = () => OnnxEmbedder.create(loaded, { ...settings, ...(log ? { logger: log } : {}) });
+  if (options.openModel !== 'on-first-use') return open();
+  if (executionProviders.some((provider) => provider !== 'cpu'))
+    throw new Error("openModel 'on-first-use' is for the CPU provider only");
+  const { manifest } = loaded;
+  const info = {
+    model: manifest.name,
+    profile: manifest.profile,
+    dimension: manifest.output.dimension,
+    provider: 'cpu',
+    pretrained: manifest.pretrained,
+  };
+  return new LazyEmbedder(info, open);
+}
+
 let lambdaSystem: Promise<CloudSystem> | undefined;
+
+type OpenModel = NonNullable<CloudOptions['openModel']>;
 
 /**
  * The cloud system for Lambda handlers, made once per container from the environment and reused by every
- * invocation (clients, ONNX session, Milvus channel). A failed start is not cached: the next invocation
- * tries again.
+ * invocation (clients, ONNX session, Milvus channel). Only the search function opens the model at start;
+ * the others never embed, and would open it on first use. A failed start is not cached: the next
+ * invocation tries again.
  */
-export function lambdaCloudSystem(): Promise<CloudSystem> {
+export function lambdaCloudSystem(openModel: OpenModel = 'on-first-use'): Promise<CloudSystem> {
   lambdaSystem ??= Promise.resolve()
-    .then(() => createCloudSystem(loadCloudConfig(), { ensureIndex: false }))
+    .then(() => createCloudSystem(loadCloudConfig(), { ensureIndex: false, openModel }))
     .catch((error: unknown) => {
       lambdaSystem = undefined;
       throw error;
@@ -158,8 +198,8 @@ export function lambdaCloudSystem(): Promise<CloudSystem> {
   return lambdaSystem;
 }
 
-export function cloudOperations(): Promise<Operations> {
-  return lambdaCloudSystem().then((system) => system.operations);
+export function cloudOperations(openModel: OpenModel = 'on-first-use'): Promise<Operations> {
+  return lambdaCloudSystem(openModel).then((system) => system.operations);
 }
 
 /** Presigned GET links for an image or its thumbnail: Lambda answers 302 instead of streaming bytes. */
