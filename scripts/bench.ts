@@ -170,10 +170,10 @@ async function fillDataDir(dataDir: string, identity: IndexIdentity, vectors: nu
       return { id: vectorIdOf(key), key, vector: randomUnitVector(random) };
     });
     await index.upsert(items);
-    for (const { id, key } of items) {
-      await catalogue.markPending({ key, id });
-      await catalogue.markIndexed({ key, id, model: identity.model, profile: identity.profile });
-    }
+    await catalogue.markPending(items.map(({ id, key }) => ({ key, id })));
+    await catalogue.markIndexed(
+      items.map(({ id, key }) => ({ key, id, model: identity.model, profile: identity.profile })),
+    );
   }
   await index.close();
   catalogue.close();

@@ -4,6 +4,7 @@ import type {
   ImageRecord,
   JobQueue,
   ObjectStore,
+  PendingEntry,
   StoredObject,
   VectorIndex,
 } from '../domain/ports.ts';
@@ -50,21 +51,25 @@ function isQueued(record: ImageRecord | undefined, etag: string, now: number): b
 }
 
 /**
- * Claims the key's vector id and marks the image pending. A different key owning the id is a hash
- * collision: the image is recorded as failed with the other key named, never merged into its vector.
+ * Claims the keys' vector ids and marks the images pending; true for each one claimed. A different key
+ * owning an id is a hash collision: that image is recorded as failed with the other key named, never
+ * merged into its vector.
  */
-export async function claim(
-  catalogue: Catalogue,
-  entry: { key: string; id: string; etag?: string; size?: number },
-): Promise<boolean> {
-  const result = await catalogue.markPending(entry);
-  if (result.ok) return true;
-  await catalogue.markFailed({
-    key: entry.key,
-    id: entry.id,
-    reason: `Its vector id ${entry.id} is already used by '${result.ownerKey}' (a 63-bit hash collision); rename one of the two files to index both.`,
-  });
-  return false;
+export async function claimAll(catalogue: Catalogue, entries: PendingEntry[]): Promise<boolean[]> {
+  if (entries.length === 0) return [];
+  const results = await catalogue.markPending(entries);
+  await Promise.all(
+    results.map((result, i) => {
+      if (result.ok) return undefined;
+      const { key, id } = entries[i] as PendingEntry;
+      return catalogue.markFailed({
+        key,
+        id,
+        reason: `Its vector id ${id} is already used by '${result.ownerKey}' (a 63-bit hash collision); rename one of the two files to index both.`,
+      });
+    }),
+  );
+  return results.map((result) => result.ok);
 }
 
 export interface QueueOutcome {
@@ -89,22 +94,26 @@ export async function queueObjects(
   const outcome: QueueOutcome = { queued: 0, unchanged: 0 };
   const now = Date.now();
   for (let start = 0; start < objects.length; start += SEND_CHUNK) {
-    const jobs = [];
-    for (const object of objects.slice(start, start + SEND_CHUNK)) {
-      const record = known ? known.get(object.key) : await stores.catalogue.get(object.key);
+    const chunk = objects.slice(start, start + SEND_CHUNK);
+    const records = known ?? (await stores.catalogue.getMany(chunk.map((object) => object.key)));
+    const toClaim: StoredObject[] = [];
+    for (const object of chunk) {
+      const record = records.get(object.key);
       if (isIndexed(record, object.etag, model)) {
         outcome.unchanged++;
         continue;
       }
       outcome.queued++;
-      if (isQueued(record, object.etag, now)) continue;
-      const entry = { key: object.key, id: idOf(object.key), etag: object.etag, size: object.size };
-      if (await claim(stores.catalogue, entry)) {
-        jobs.push({ kind: 'upsert' as const, key: object.key, etag: object.etag, size: object.size });
-      } else {
-        outcome.queued--;
-      }
+      if (!isQueued(record, object.etag, now)) toClaim.push(object);
     }
+    const claimed = await claimAll(
+      stores.catalogue,
+      toClaim.map(({ key, etag, size }) => ({ key, id: idOf(key), etag, size })),
+    );
+    const jobs = toClaim
+      .filter((_, i) => claimed[i])
+      .map(({ key, etag, size }) => ({ kind: 'upsert' as const, key, etag, size }));
+    outcome.queued -= toClaim.length - jobs.length;
     if (jobs.length > 0) await stores.queue.send(jobs);
   }
   return outcome;

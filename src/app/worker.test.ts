@@ -143,13 +143,15 @@ describe('worker: crashes, stops, outages and malformed messages', () => {
       }),
     );
     for (const job of done.filter((j) => j.key !== 'crash/c.jpg')) {
-      await stores.catalogue.markIndexed({
-        key: job.key,
-        id: vectorIdOf(job.key),
-        etag: job.etag,
-        model: embedder.info.model,
-        profile: embedder.info.profile,
-      });
+      await stores.catalogue.markIndexed([
+        {
+          key: job.key,
+          id: vectorIdOf(job.key),
+          etag: job.etag,
+          model: embedder.info.model,
+          profile: embedder.info.profile,
+        },
+      ]);
     }
 
     const worker = new Worker(stores, embedder, options);

@@ -5,7 +5,7 @@ import { NotFoundError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
 import type { Embedder, ReceivedMessage, StoredObject } from '../domain/ports.ts';
 import { isImageKey } from '../imaging/formats.ts';
-import { claim, forgetImages, type IdOf, isIndexed, type Stores } from './indexing.ts';
+import { claimAll, forgetImages, type IdOf, isIndexed, type Stores } from './indexing.ts';
 import { THUMBNAIL_CONTENT_TYPE, thumbnailKeyOf } from './keys.ts';
 
 export interface WorkerOptions {
@@ -231,20 +231,17 @@ export class Worker {
     const retryAll = (list: string[], error: unknown) => {
       for (const key of list) outcomes.set(key, { retry: asError(error) });
     };
-    const claimed: Claimed[] = [];
     const gone: string[] = [];
-    await Promise.all(
-      keys.map(async (key) => {
-        try {
-          const found = await this.#claim(key);
-          if (found === 'gone') gone.push(key);
-          else if (found) claimed.push(found);
-          else outcomes.set(key, 'done');
-        } catch (error) {
-          retryAll([key], error);
-        }
-      }),
-    );
+    const claimed: Claimed[] = [];
+    try {
+      claimed.push(...(await this.#claim(keys, gone, retryAll)));
+    } catch (error) {
+      retryAll(
+        keys.filter((key) => !outcomes.has(key) && !gone.includes(key)),
+        error,
+      );
+    }
+    for (const key of keys) if (!outcomes.has(key) && !gone.includes(key)) outcomes.set(key, 'done');
     const downloaded = await Promise.all(
       claimed.map(async (item) => {
         try {
@@ -267,7 +264,6 @@ export class Worker {
     if (batch.length === 0) return outcomes;
     try {
       await this.#index(batch);
-      for (const item of batch) outcomes.set(item.key, 'done');
     } catch (error) {
       retryAll(
         batch.map((item) => item.key),
@@ -278,23 +274,48 @@ export class Worker {
   }
 
   /**
-   * Looks the object up and claims its id: 'gone' when the object no longer exists, undefined when
-   * there is nothing to do (already indexed with this content, or the id belongs to another key).
+   * Looks the objects up and claims the ids of those to (re)index. Keys whose object no longer exists go
+   * to `gone`; a failed lookup sets that key to retry; keys already indexed with this content, or whose
+   * id belongs to another key, are left out (nothing to do). The catalogue is read and written once for
+   * the whole batch.
    */
-  async #claim(key: string): Promise<Claimed | 'gone' | undefined> {
+  async #claim(
+    keys: string[],
+    gone: string[],
+    retry: (keys: string[], error: unknown) => void,
+  ): Promise<Claimed[]> {
     const { images, catalogue } = this.#stores;
-    const object = await images.head(key);
-    if (!object) return 'gone';
-    const record = await catalogue.get(key);
-    if (isIndexed(record, object.etag, this.#embedder.info)) {
+    const found: StoredObject[] = [];
+    await Promise.all(
+      keys.map(async (key) => {
+        try {
+          const object = await images.head(key);
+          if (object) found.push(object);
+          else gone.push(key);
+        } catch (error) {
+          retry([key], error);
+        }
+      }),
+    );
+    const records = await catalogue.getMany(found.map((object) => object.key));
+    const changed = found.filter((object) => {
+      if (!isIndexed(records.get(object.key), object.etag, this.#embedder.info)) return true;
       this.stats.unchanged++;
-      return undefined;
-    }
-    const id = this.#options.idOf(key);
-    if (await claim(catalogue, { key, id, etag: object.etag, size: object.size })) return { key, id, object };
-    this.stats.failed++;
-    this.#log?.warn({ key, id }, 'vector id collision recorded');
-    return undefined;
+      return false;
+    });
+    const entries = changed.map((object) => ({
+      key: object.key,
+      id: this.#options.idOf(object.key),
+      etag: object.etag,
+      size: object.size,
+    }));
+    const ok = await claimAll(catalogue, entries);
+    return entries.flatMap((entry, i) => {
+      if (ok[i]) return [{ key: entry.key, id: entry.id, object: changed[i] as StoredObject }];
+      this.stats.failed++;
+      this.#log?.warn({ key: entry.key, id: entry.id }, 'vector id collision recorded');
+      return [];
+    });
   }
 
   /** Embeds the batch, writes vectors, thumbnails and catalogue entries; bad images are recorded failed. */
@@ -327,9 +348,9 @@ export class Worker {
           : this.#log?.warn({ key: item.key }, 'no thumbnail could be made'),
       ),
     );
-    for (const { item } of good) {
-      await catalogue.markIndexed({ key: item.key, id: item.id, etag: item.object.etag, model, profile });
-    }
+    await catalogue.markIndexed(
+      good.map(({ item }) => ({ key: item.key, id: item.id, etag: item.object.etag, model, profile })),
+    );
     this.stats.indexed += good.length;
     this.#log?.debug({ keys: good.map(({ item }) => item.key) }, 'indexed');
   }

@@ -99,18 +99,35 @@ export interface ProgressCounts {
 /** Outcome of claiming an id for a key: a different key already owning the id is a hash collision. */
 export type ClaimResult = { ok: true } | { ok: false; ownerKey: string };
 
+export interface PendingEntry {
+  key: string;
+  id: string;
+  etag?: string;
+  size?: number;
+}
+
+export interface IndexedEntry {
+  key: string;
+  id: string;
+  etag?: string;
+  model: string;
+  profile: string;
+}
+
+/**
+ * Where the state of each image is kept. Marks take a whole batch, as the worker and re-ingest hold one:
+ * an adapter can share its writes between the entries (DynamoDB adds the batch's counter changes in one
+ * request).
+ */
 export interface Catalogue {
-  /** Records the id ↔ key mapping (or reports a collision) and marks the image pending. */
-  markPending(entry: { key: string; id: string; etag?: string; size?: number }): Promise<ClaimResult>;
-  markIndexed(entry: {
-    key: string;
-    id: string;
-    etag?: string;
-    model: string;
-    profile: string;
-  }): Promise<void>;
+  /** Records each id ↔ key mapping (or reports a collision) and marks the images pending: one result per entry. */
+  markPending(entries: PendingEntry[]): Promise<ClaimResult[]>;
+  /** Marks the images indexed; ConflictError when an id has come to belong to another key meanwhile. */
+  markIndexed(entries: IndexedEntry[]): Promise<void>;
   markFailed(entry: { key: string; id: string; reason: string }): Promise<void>;
   get(key: string): Promise<ImageRecord | undefined>;
+  /** The records of many keys in one lookup; keys without a record are absent from the map. */
+  getMany(keys: string[]): Promise<Map<string, ImageRecord>>;
   /** Batch lookup for search results; missing ids are absent from the map. */
   getByIds(ids: string[]): Promise<Map<string, ImageRecord>>;
   /** Every record whose key starts with `prefix`: re-ingest compares them with the bucket. */

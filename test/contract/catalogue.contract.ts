@@ -37,7 +37,7 @@ export function describeCatalogueContract(name: string, make: () => Promise<Cata
       const image = { ...entry('photos/cat.jpg'), etag: 'etag-1', size: 1234 };
 
       // Act
-      const claim = await catalogue.markPending(image);
+      const [claim] = await catalogue.markPending([image]);
       const record = await catalogue.get('photos/cat.jpg');
 
       // Assess
@@ -49,10 +49,10 @@ export function describeCatalogueContract(name: string, make: () => Promise<Cata
     });
 
     it('reports a hash collision instead of merging two keys under one id', async () => {
-      await catalogue.markPending({ key: 'first.jpg', id: '4242' });
+      await catalogue.markPending([{ key: 'first.jpg', id: '4242' }]);
 
-      const collision = await catalogue.markPending({ key: 'second.jpg', id: '4242' });
-      const sameKeyAgain = await catalogue.markPending({ key: 'first.jpg', id: '4242' });
+      const [collision] = await catalogue.markPending([{ key: 'second.jpg', id: '4242' }]);
+      const [sameKeyAgain] = await catalogue.markPending([{ key: 'first.jpg', id: '4242' }]);
 
       expect(collision).toEqual({ ok: false, ownerKey: 'first.jpg' });
       expect(sameKeyAgain).toEqual({ ok: true });
@@ -60,8 +60,8 @@ export function describeCatalogueContract(name: string, make: () => Promise<Cata
     });
 
     it('records the loser of a collision as failed without taking the id from its owner', async () => {
-      await catalogue.markPending({ key: 'owner.jpg', id: '77' });
-      await catalogue.markIndexed({ key: 'owner.jpg', id: '77', model: 'm', profile: 'p' });
+      await catalogue.markPending([{ key: 'owner.jpg', id: '77' }]);
+      await catalogue.markIndexed([{ key: 'owner.jpg', id: '77', model: 'm', profile: 'p' }]);
 
       await catalogue.markFailed({ key: 'loser.jpg', id: '77', reason: 'vector id collides with owner.jpg' });
 
@@ -72,15 +72,15 @@ export function describeCatalogueContract(name: string, make: () => Promise<Cata
 
     it('moves an image through pending, indexed, pending and failed, then indexed again', async () => {
       const image = entry('life.jpg');
-      await catalogue.markPending({ ...image, etag: 'v1' });
+      await catalogue.markPending([{ ...image, etag: 'v1' }]);
 
-      await catalogue.markIndexed({ ...image, etag: 'v1', model: 'vgg16', profile: 'caffe-224' });
+      await catalogue.markIndexed([{ ...image, etag: 'v1', model: 'vgg16', profile: 'caffe-224' }]);
       const indexed = await catalogue.get('life.jpg');
-      await catalogue.markPending({ ...image, etag: 'v2' });
+      await catalogue.markPending([{ ...image, etag: 'v2' }]);
       const pendingAgain = await catalogue.get('life.jpg');
       await catalogue.markFailed({ ...image, reason: 'corrupt: premature end of JPEG' });
       const failed = await catalogue.get('life.jpg');
-      await catalogue.markIndexed({ ...image, etag: 'v2', model: 'vgg16', profile: 'caffe-224' });
+      await catalogue.markIndexed([{ ...image, etag: 'v2', model: 'vgg16', profile: 'caffe-224' }]);
       const reindexed = await catalogue.get('life.jpg');
 
       expect(indexed).toMatchObject({ state: 'indexed', etag: 'v1', model: 'vgg16', profile: 'caffe-224' });
@@ -92,9 +92,9 @@ export function describeCatalogueContract(name: string, make: () => Promise<Cata
     });
 
     it('counts progress by state, recent work, and the latest failures newest first', async () => {
-      for (const key of ['p1', 'p2', 'i1', 'i2', 'i3', 'f1', 'f2']) await catalogue.markPending(entry(key));
+      for (const key of ['p1', 'p2', 'i1', 'i2', 'i3', 'f1', 'f2']) await catalogue.markPending([entry(key)]);
       for (const key of ['i1', 'i2', 'i3']) {
-        await catalogue.markIndexed({ ...entry(key), model: 'm', profile: 'p' });
+        await catalogue.markIndexed([{ ...entry(key), model: 'm', profile: 'p' }]);
       }
       await catalogue.markFailed({ ...entry('f1'), reason: 'older failure' });
       await sleep(20);
@@ -110,11 +110,11 @@ export function describeCatalogueContract(name: string, make: () => Promise<Cata
     });
 
     it('keeps the counts right when an image changes state and when it is removed', async () => {
-      await catalogue.markPending(entry('a'));
-      await catalogue.markPending(entry('b'));
-      await catalogue.markIndexed({ ...entry('a'), model: 'm', profile: 'p' });
-      await catalogue.markIndexed({ ...entry('a'), model: 'm', profile: 'p' });
-      await catalogue.markPending(entry('b'));
+      await catalogue.markPending([entry('a')]);
+      await catalogue.markPending([entry('b')]);
+      await catalogue.markIndexed([{ ...entry('a'), model: 'm', profile: 'p' }]);
+      await catalogue.markIndexed([{ ...entry('a'), model: 'm', profile: 'p' }]);
+      await catalogue.markPending([entry('b')]);
 
       await catalogue.remove(['b']);
       const progress = await catalogue.progress(5);
@@ -122,10 +122,49 @@ export function describeCatalogueContract(name: string, make: () => Promise<Cata
       expect(progress).toMatchObject({ total: 1, pending: 0, indexed: 1, failed: 0 });
     });
 
+    it('marks a batch at once: one result per entry in order, the counts of the whole batch', async () => {
+      await catalogue.markPending([{ key: 'owner.jpg', id: '31' }]);
+      const batch = [entry('b1.jpg'), { key: 'intruder.jpg', id: '31' }, entry('b2.jpg'), entry('b3.jpg')];
+
+      const claims = await catalogue.markPending(batch);
+      await catalogue.markIndexed(
+        [entry('b1.jpg'), entry('b3.jpg')].map((e) => ({ ...e, model: 'm', profile: 'p' })),
+      );
+      const progress = await catalogue.progress(0);
+
+      expect(claims).toEqual([
+        { ok: true },
+        { ok: false, ownerKey: 'owner.jpg' },
+        { ok: true },
+        { ok: true },
+      ]);
+      expect(progress).toMatchObject({ total: 4, pending: 2, indexed: 2, failed: 0, recentlyIndexed: 2 });
+    });
+
+    it('refuses to mark indexed an image whose id belongs to another key', async () => {
+      await catalogue.markPending([{ key: 'owner.jpg', id: '32' }]);
+
+      const marking = catalogue.markIndexed([{ key: 'intruder.jpg', id: '32', model: 'm', profile: 'p' }]);
+
+      await expect(marking).rejects.toThrow(/already belongs to 'owner.jpg'/);
+      expect((await catalogue.getByIds(['32'])).get('32')?.key).toBe('owner.jpg');
+    });
+
+    it('looks up many keys at once, leaving unknown keys out', async () => {
+      await catalogue.markPending([entry('k/1.jpg'), entry('k/2.jpg')]);
+      await catalogue.markIndexed([{ ...entry('k/2.jpg'), model: 'm', profile: 'p' }]);
+
+      const records = await catalogue.getMany(['k/1.jpg', 'k/2.jpg', 'k/unknown.jpg', 'k/1.jpg']);
+
+      expect([...records.keys()].sort()).toEqual(['k/1.jpg', 'k/2.jpg']);
+      expect(records.get('k/1.jpg')).toMatchObject({ key: 'k/1.jpg', state: 'pending' });
+      expect(records.get('k/2.jpg')).toMatchObject({ key: 'k/2.jpg', state: 'indexed', model: 'm' });
+    });
+
     it('looks up many ids at once, leaving unknown ids out', async () => {
       const keys = ['x/1.jpg', 'x/2.jpg', 'y/3.jpg'];
-      for (const key of keys) await catalogue.markPending(entry(key));
-      await catalogue.markIndexed({ ...entry('x/1.jpg'), model: 'm', profile: 'p' });
+      for (const key of keys) await catalogue.markPending([entry(key)]);
+      await catalogue.markIndexed([{ ...entry('x/1.jpg'), model: 'm', profile: 'p' }]);
 
       const found = await catalogue.getByIds([...keys.map(vectorIdOf), '123456789']);
       const none = await catalogue.getByIds([]);
@@ -139,7 +178,7 @@ export function describeCatalogueContract(name: string, make: () => Promise<Cata
 
     it('lists every record, or those whose key starts with a prefix', async () => {
       const keys = ['a/1.jpg', 'a/2.jpg', 'a/b/3.jpg', 'ab.jpg', 'b/4.jpg', 'ü/5.jpg'];
-      for (const key of keys) await catalogue.markPending(entry(key));
+      for (const key of keys) await catalogue.markPending([entry(key)]);
 
       const all = await keysOf(catalogue.list());
       const underA = await keysOf(catalogue.list('a/'));
@@ -152,7 +191,7 @@ export function describeCatalogueContract(name: string, make: () => Promise<Cata
 
     it('lists more records than fit in one page', async () => {
       const keys = Array.from({ length: 1200 }, (_, i) => `many/${String(i).padStart(4, '0')}.jpg`);
-      for (const key of keys) await catalogue.markPending(entry(key));
+      for (const key of keys) await catalogue.markPending([entry(key)]);
 
       const listed = await keysOf(catalogue.list('many/'));
 
@@ -160,11 +199,11 @@ export function describeCatalogueContract(name: string, make: () => Promise<Cata
     });
 
     it('removes records and frees their ids', async () => {
-      await catalogue.markPending({ key: 'old.jpg', id: '99' });
-      await catalogue.markPending(entry('keep.jpg'));
+      await catalogue.markPending([{ key: 'old.jpg', id: '99' }]);
+      await catalogue.markPending([entry('keep.jpg')]);
 
       await catalogue.remove(['old.jpg', 'never-there.jpg']);
-      const reclaim = await catalogue.markPending({ key: 'new.jpg', id: '99' });
+      const [reclaim] = await catalogue.markPending([{ key: 'new.jpg', id: '99' }]);
 
       expect(await catalogue.get('old.jpg')).toBeUndefined();
       expect(reclaim).toEqual({ ok: true });
@@ -172,7 +211,7 @@ export function describeCatalogueContract(name: string, make: () => Promise<Cata
     });
 
     it('clears everything', async () => {
-      for (const key of ['1', '2', '3']) await catalogue.markPending(entry(key));
+      for (const key of ['1', '2', '3']) await catalogue.markPending([entry(key)]);
       await catalogue.markFailed({ ...entry('3'), reason: 'bad' });
 
       await catalogue.clear();

@@ -68,7 +68,7 @@ describe('SqliteCatalogue', () => {
 
   it('lists records in the UTF-8 byte order of their keys', async () => {
     for (const key of ['\u{1F408}.jpg', '\uFF5E.jpg', 'z.jpg'])
-      await catalogue.markPending({ key, id: key.length + key });
+      await catalogue.markPending([{ key, id: key.length + key }]);
 
     const keys: string[] = [];
     for await (const record of catalogue.list()) keys.push(record.key);
@@ -77,17 +77,17 @@ describe('SqliteCatalogue', () => {
   });
 
   it('refuses to mark an image indexed under an id another key owns', async () => {
-    await catalogue.markPending({ key: 'owner.jpg', id: '5' });
+    await catalogue.markPending([{ key: 'owner.jpg', id: '5' }]);
 
     await expect(
-      catalogue.markIndexed({ key: 'intruder.jpg', id: '5', model: 'm', profile: 'p' }),
+      catalogue.markIndexed([{ key: 'intruder.jpg', id: '5', model: 'm', profile: 'p' }]),
     ).rejects.toBeInstanceOf(ConflictError);
     expect(await catalogue.get('intruder.jpg')).toBeUndefined();
   });
 
   it('keeps its data across a reopen', async () => {
-    await catalogue.markPending({ key: 'a.jpg', id: '1', etag: 'e' });
-    await catalogue.markIndexed({ key: 'a.jpg', id: '1', etag: 'e', model: 'm', profile: 'p' });
+    await catalogue.markPending([{ key: 'a.jpg', id: '1', etag: 'e' }]);
+    await catalogue.markIndexed([{ key: 'a.jpg', id: '1', etag: 'e', model: 'm', profile: 'p' }]);
     catalogue.close();
 
     catalogue = new SqliteCatalogue(path);

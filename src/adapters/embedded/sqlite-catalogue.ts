@@ -1,6 +1,14 @@
 import type Database from 'better-sqlite3';
 import { ConflictError } from '../../domain/errors.ts';
-import type { Catalogue, ClaimResult, ImageRecord, ImageState, ProgressCounts } from '../../domain/ports.ts';
+import type {
+  Catalogue,
+  ClaimResult,
+  ImageRecord,
+  ImageState,
+  IndexedEntry,
+  PendingEntry,
+  ProgressCounts,
+} from '../../domain/ports.ts';
 import { openSqlite } from './sqlite.ts';
 
 export interface SqliteCatalogueOptions {
@@ -110,39 +118,38 @@ export class SqliteCatalogue implements Catalogue {
   }
 
   /** Check-then-write transactions are IMMEDIATE: another process (the CLI) cannot slip in between. */
-  async markPending(entry: { key: string; id: string; etag?: string; size?: number }): Promise<ClaimResult> {
+  async markPending(entries: PendingEntry[]): Promise<ClaimResult[]> {
     return this.#db
-      .transaction((): ClaimResult => {
-        const owner = this.#stmt.owner.get(entry.id)?.key;
-        if (owner !== undefined && owner !== entry.key) return { ok: false, ownerKey: owner };
-        if (owner === undefined) this.#claimId(entry.key, entry.id);
-        this.#stmt.pending.run({
-          key: entry.key,
-          id: entry.id,
-          etag: entry.etag ?? null,
-          size: entry.size ?? null,
-          now: Date.now(),
-        });
-        return { ok: true };
-      })
+      .transaction(() =>
+        entries.map((entry): ClaimResult => {
+          const owner = this.#stmt.owner.get(entry.id)?.key;
+          if (owner !== undefined && owner !== entry.key) return { ok: false, ownerKey: owner };
+          if (owner === undefined) this.#claimId(entry.key, entry.id);
+          this.#stmt.pending.run({
+            key: entry.key,
+            id: entry.id,
+            etag: entry.etag ?? null,
+            size: entry.size ?? null,
+            now: Date.now(),
+          });
+          return { ok: true };
+        }),
+      )
       .immediate();
   }
 
-  async markIndexed(entry: {
-    key: string;
-    id: string;
-    etag?: string;
-    model: string;
-    profile: string;
-  }): Promise<void> {
+  /** All or nothing: a conflict on one entry rolls the batch back. */
+  async markIndexed(entries: IndexedEntry[]): Promise<void> {
     this.#db
       .transaction(() => {
-        const owner = this.#stmt.owner.get(entry.id)?.key;
-        if (owner !== undefined && owner !== entry.key) {
-          throw new ConflictError(`vector id ${entry.id} of '${entry.key}' already belongs to '${owner}'`);
+        for (const entry of entries) {
+          const owner = this.#stmt.owner.get(entry.id)?.key;
+          if (owner !== undefined && owner !== entry.key) {
+            throw new ConflictError(`vector id ${entry.id} of '${entry.key}' already belongs to '${owner}'`);
+          }
+          if (owner === undefined) this.#claimId(entry.key, entry.id);
+          this.#stmt.indexed.run({ ...entry, etag: entry.etag ?? null, now: Date.now() });
         }
-        if (owner === undefined) this.#claimId(entry.key, entry.id);
-        this.#stmt.indexed.run({ ...entry, etag: entry.etag ?? null, now: Date.now() });
       })
       .immediate();
   }
@@ -152,8 +159,16 @@ export class SqliteCatalogue implements Catalogue {
   }
 
   async get(key: string): Promise<ImageRecord | undefined> {
-    const row = this.#stmt.get.get(key);
-    return row && toRecord(row);
+    return (await this.getMany([key])).get(key);
+  }
+
+  async getMany(keys: string[]): Promise<Map<string, ImageRecord>> {
+    const out = new Map<string, ImageRecord>();
+    for (const key of keys) {
+      const row = this.#stmt.get.get(key);
+      if (row) out.set(key, toRecord(row));
+    }
+    return out;
   }
 
   async getByIds(ids: string[]): Promise<Map<string, ImageRecord>> {
