@@ -7,7 +7,7 @@
  *      p50/p99 with 10 000 vectors in the collection.
  * Prints a table and writes bench-results/cloud.json.
  *
- *   npm run bench:cloud                  # ≈ 3–5 min on 2 cores
+ *   npm run bench:cloud                  # ≈ 8 min on 2 cores
  *   npm run bench:cloud -- --quick       # fewer images and queries
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -37,7 +37,7 @@ const { values: args } = parseArgs({
   },
 });
 const quick = args.quick === true;
-const rounds = quick ? 1 : 3;
+const rounds = quick ? 1 : 5;
 const queries = quick ? 20 : 60;
 const totalVectors = Number(args.vectors);
 const imagesPerRound = Number(args.images ?? (quick ? 25 : 100));

@@ -17,7 +17,11 @@ export interface WorkerOptions {
   waitMs?: number;
   /** The queue's visibility timeout: the heartbeat extends it to this every third of it. @default 60 */
   visibilitySeconds?: number;
-  /** Batches in flight: 2 lets batch k+1 download and decode while batch k is inferred. @default 2 */
+  /**
+   * Batches in flight. 3 keeps the model busy: while batch k is inferred, batch k-1 writes its vectors and
+   * records and batch k+1 is received, looked up, claimed and downloaded; with 2 the model waited for
+   * batch k+1 whenever k-1's writes ran long. @default 3
+   */
   batchesInFlight?: number;
   /** Longest side of the WebP thumbnail. @default 256 */
   thumbnailSize?: number;
@@ -87,7 +91,7 @@ export class Worker {
     this.#options = {
       waitMs: 1000,
       visibilitySeconds: 60,
-      batchesInFlight: 2,
+      batchesInFlight: 3,
       thumbnailSize: 256,
       maxPixels: 100_000_000,
       idOf: vectorIdOf,
