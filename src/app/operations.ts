@@ -37,6 +37,13 @@ export interface Progress extends Omit<ProgressCounts, 'recentlyIndexed' | 'wind
   queue: { visible: number; inFlight: number };
 }
 
+export interface UploadReport {
+  /** Keys of the images stored (and so queued for indexing). */
+  keys: string[];
+  /** Files refused, each with the reason; the others were stored all the same. */
+  rejected: { name: string; error: string; message: string }[];
+}
+
 export interface IngestReport {
   /** Objects queued because they are new or changed. */
   queued: number;
@@ -86,11 +93,14 @@ export interface Operations {
   progress(recentFailures?: number): Promise<Progress>;
   /** Queue every object under `prefix` that is not indexed with its current content; forget the gone. */
   backfill(prefix: string): Promise<IngestReport>;
-  /** Store uploaded images in the bucket; they are ingested like any drop. */
+  /**
+   * Store uploaded images in the bucket; they are ingested like any drop. A file that is not a usable image
+   * is refused with its reason and the others are stored; ImageError when every file is refused.
+   */
   upload(
     files: { name: string; body: Uint8Array; contentType?: string }[],
     prefix?: string,
-  ): Promise<string[]>;
+  ): Promise<UploadReport>;
   /** Presigned browser uploads (cloud); embedded mode answers with its own upload route. */
   uploadTargets(files: { name: string; contentType: string }[], prefix?: string): Promise<UploadTarget[]>;
   deleteImage(key: string, options?: { keepObject?: boolean }): Promise<void>;

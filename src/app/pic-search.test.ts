@@ -154,15 +154,29 @@ describe('operations over the embedded adapters and the seeded model', () => {
     await otherIndex.close();
   });
 
-  it('refuses an upload that is not an image, and queues one that is', async () => {
+  it('refuses an upload that is not an image, and stores and queues the good files of a mixed one', async () => {
     const upload = system.operations.upload(
       [{ name: 'notes.jpg', body: Buffer.from('not a picture') }],
       'up/',
     );
     await expect(upload).rejects.toBeInstanceOf(ImageError);
     const body = await readFile(join(FIXTURES, 'pizza.jpg'));
-    const keys = await system.operations.upload([{ name: 'pizza copy.jpg', body }], 'up/');
-    expect(keys).toEqual(['up/pizza copy.jpg']);
+    const report = await system.operations.upload(
+      [
+        { name: 'pizza copy.jpg', body },
+        { name: 'truncated.jpg', body: body.subarray(0, 200) },
+      ],
+      'up/',
+    );
+    expect(report.keys).toEqual(['up/pizza copy.jpg']);
+    expect(report.rejected).toEqual([
+      {
+        name: 'truncated.jpg',
+        error: expect.any(String),
+        message: expect.stringMatching(/^'truncated.jpg': /),
+      },
+    ]);
+    expect(await system.stores.images.head('up/truncated.jpg')).toBeUndefined();
     await waitUntilSettled(system.operations, { timeoutMs: 60_000 });
     expect(await system.operations.count()).toBe(KEYS.length + 1);
   });

@@ -13,6 +13,7 @@ import type {
   Progress,
   SearchRequest,
   SearchResponse,
+  UploadReport,
   UploadTarget,
 } from './operations.ts';
 
@@ -133,19 +134,32 @@ export function createOperations(deps: OperationsDeps): Operations {
   async function upload(
     files: { name: string; body: Uint8Array; contentType?: string }[],
     prefix?: string,
-  ): Promise<string[]> {
+  ): Promise<UploadReport> {
     const stored: StoredObject[] = [];
+    const refused: { name: string; error: ImageError }[] = [];
     for (const file of files) {
       const key = keyFor(file.name, prefix);
-      // Refused here with the reason (415) rather than accepted and failed later in /progress.
-      await inspectImage(file.body, limits).catch((error: unknown) => {
-        if (error instanceof ImageError) throw new ImageError(`'${file.name}': ${error.message}`, error.kind);
-        throw error;
-      });
-      stored.push(await images.put(key, file.body, file.contentType ?? contentTypeOf(key)));
+      // Refused here with the reason rather than accepted and failed later in /progress.
+      const problem = await inspectImage(file.body, limits).then(
+        () => undefined,
+        (error: unknown) => {
+          if (error instanceof ImageError)
+            return new ImageError(`'${file.name}': ${error.message}`, error.kind);
+          throw error;
+        },
+      );
+      if (problem) refused.push({ name: file.name, error: problem });
+      else stored.push(await images.put(key, file.body, file.contentType ?? contentTypeOf(key)));
+    }
+    const first = refused[0]?.error;
+    if (stored.length === 0 && first) {
+      throw new ImageError(refused.map(({ error }) => error.message).join('; '), first.kind);
     }
     if (deps.queueUploads) await queueObjects(deps, idOf, embedder.info, stored);
-    return stored.map((object) => object.key);
+    return {
+      keys: stored.map((object) => object.key),
+      rejected: refused.map(({ name, error }) => ({ name, error: error.kind, message: error.message })),
+    };
   }
 
   function keyFor(name: string, prefix: string | undefined): string {

@@ -13,12 +13,12 @@ import {
   healthResponse,
   ingestBody,
   ingestResponse,
-  keysResponse,
   moreLikeThisBody,
   progressQuery,
   progressResponse,
   searchQuery,
   searchResponse,
+  uploadResponse,
   uploadsBody,
   uploadsResponse,
 } from './schemas.ts';
@@ -37,7 +37,7 @@ const responseComponents = {
   Count: countResponse,
   Progress: progressResponse,
   IngestReport: ingestResponse,
-  Keys: keysResponse,
+  Upload: uploadResponse,
   Uploads: uploadsResponse,
   DeletedOne: deletedOneResponse,
   DeletedAll: deletedAllResponse,
@@ -169,7 +169,7 @@ export function openApiDocument(mode: 'embedded' | 'cloud'): Json {
       post: {
         operationId: 'uploadImages',
         summary:
-          'Upload one or many images (parts named "files", optional field "prefix"); they are ingested like a drop.',
+          'Upload one or many images (parts named "files", optional field "prefix"); they are ingested like a drop. A file that is not a usable image is refused with its reason and the others are stored; 415 only when every file is refused.',
         requestBody: {
           required: true,
           content: {
@@ -185,7 +185,14 @@ export function openApiDocument(mode: 'embedded' | 'cloud'): Json {
             },
           },
         },
-        responses: { ...ok(201, 'Stored under these keys.', 'Keys'), ...errors(400, 413, 415) },
+        responses: {
+          ...ok(
+            201,
+            'The good files stored under these keys; the refused ones listed with their reasons.',
+            'Upload',
+          ),
+          ...errors(400, 413, 415),
+        },
       },
       delete: {
         operationId: 'deleteAll',
@@ -238,7 +245,7 @@ export function openApiDocument(mode: 'embedded' | 'cloud'): Json {
             required: true,
             content: { 'image/*': { schema: { type: 'string', contentMediaType: 'image/*' } } },
           },
-          responses: { ...ok(201, 'Stored.', 'Keys'), ...errors(400, 413, 415) },
+          responses: { ...ok(201, 'Stored.', 'Upload'), ...errors(400, 413, 415) },
         },
       }),
     },

@@ -143,7 +143,10 @@ export const ingestResponse = z.object({
     .describe('Folder ingest only: what copying the folder into the bucket did.'),
 });
 
-export const keysResponse = z.object({ keys: z.array(z.string()) });
+export const uploadResponse = z.object({
+  keys: z.array(z.string()),
+  rejected: z.array(z.object({ name: z.string(), error: z.string(), message: z.string() })),
+});
 
 export const uploadsResponse = z.object({
   uploads: z.array(

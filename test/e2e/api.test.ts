@@ -24,6 +24,8 @@ import { BAD_FILES, E2E_MAX_PIXELS, writeBadFiles } from './bad-files.ts';
 const MAX_UPLOAD_BYTES = 2_000_000;
 const ENV = { PIC_MAX_PIXELS: String(E2E_MAX_PIXELS), PIC_MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES) };
 
+const sleep = (ms: number) => new Promise((resume) => setTimeout(resume, ms));
+
 let workDir: string;
 let service: Service;
 let photos: string[];
@@ -50,7 +52,14 @@ async function upload(files: { name: string; body: Buffer }[], prefix?: string) 
   if (prefix) form.append('prefix', prefix);
   for (const file of files) form.append('files', new Blob([new Uint8Array(file.body)]), file.name);
   const response = await fetch(`${service.url}/images`, { method: 'POST', body: form });
-  return { status: response.status, body: (await response.json()) as { keys?: string[]; error?: string } };
+  return {
+    status: response.status,
+    body: (await response.json()) as {
+      keys?: string[];
+      rejected?: { name: string; error: string; message: string }[];
+      error?: string;
+    },
+  };
 }
 
 beforeAll(async () => {
@@ -224,6 +233,30 @@ describe('the running service', () => {
     expect(uploaded).toMatchObject({ status: 415, body: { error: 'not_an_image' } });
   });
 
+  it('stores the good files of a multipart upload and lists each refused one with its reason', async () => {
+    const photo = await readFile(join(fixturesDir, photos[0] as string));
+
+    const mixed = await upload(
+      [
+        { name: 'kept.jpg', body: photo },
+        { name: 'notes.jpg', body: Buffer.from('not a picture') },
+        { name: 'cut.jpg', body: photo.subarray(0, 300) },
+      ],
+      'mixed/',
+    );
+    await waitForSettled(service);
+
+    expect(mixed.status).toBe(201);
+    expect(mixed.body.keys).toEqual(['mixed/kept.jpg']);
+    expect(mixed.body.rejected?.map((r) => [r.name, r.error])).toEqual([
+      ['notes.jpg', 'not_an_image'],
+      ['cut.jpg', expect.any(String)],
+    ]);
+    expect(mixed.body.rejected?.[1]?.message).toMatch(/^'cut.jpg': \w/);
+    expect((await fetch(`${service.url}/images/mixed/notes.jpg`)).status).toBe(404);
+    expect((await fetch(`${service.url}/images/mixed/kept.jpg`)).status).toBe(200);
+  });
+
   it('answers 400 for an ingest path that does not exist, or a body that is not JSON', async () => {
     const post = (body: string) =>
       fetch(`${service.url}/ingest`, {
@@ -335,10 +368,14 @@ describe('the running service', () => {
     // Act
     const exitCode = await service.stop('SIGTERM');
     service = await startService(service.dataDir, ENV);
-    // The start-up reconcile retries the failed files once; their reasons come back the same.
+    // The start-up reconcile (after the server listens) retries the failed files once; their reasons come
+    // back the same. Settled only counts once it has queued them.
+    const reconciled = () => service.output().includes('bucket folder reconciled with the catalogue');
+    for (let waited = 0; !reconciled() && waited < 60_000; waited += 100) await sleep(100);
     await waitForSettled(service);
     // Assess
     expect(exitCode).toBe(0);
+    expect(reconciled()).toBe(true);
     expect(await count()).toBe(before.count);
     expect(await getJson(`${service.url}/progress`)).toMatchObject({
       indexed: (before.progress as { indexed: number }).indexed,

@@ -124,8 +124,15 @@ export class Api {
       const form = new FormData();
       if (prefix) form.append('prefix', prefix);
       for (const file of files) form.append('files', file, file.name);
-      await this.json<{ keys: string[] }>('POST', '/images', form);
-      return files.map((file) => ({ name: file.name }));
+      const { rejected } = await this.json<{ rejected: { name: string; message: string }[] }>(
+        'POST',
+        '/images',
+        form,
+      );
+      return files.map((file) => {
+        const refused = rejected.find((r) => r.name === file.name);
+        return refused ? { name: file.name, error: refused.message } : { name: file.name };
+      });
     }
     const { uploads } = await this.json<{ uploads: UploadTarget[] }>('POST', '/uploads', {
       files: files.map((file) => ({ name: file.name, contentType: file.type || 'application/octet-stream' })),

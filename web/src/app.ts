@@ -210,7 +210,7 @@ export class App {
       try {
         return await this.api.upload(batch, prefix.trim() || undefined);
       } catch (error) {
-        // The API refuses a whole request for one bad file: send them one by one so the rest get in.
+        // A whole request can be refused (too large for the server's limit): send its files one by one.
         const oneBad = error instanceof ApiError && error.status >= 400 && error.status < 500;
         if (oneBad && batch.length > 1) return (await Promise.all(batch.map((f) => send([f])))).flat();
         return batch.map((file) => ({ name: file.name, error: describe(error) }));

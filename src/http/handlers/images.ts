@@ -55,11 +55,11 @@ export function makeUploadImagesHandler(
       body: file.body,
       contentType: file.contentType,
     }));
-    return json(201, { keys: await operations.upload(files, form.fields.prefix) });
+    return json(201, await operations.upload(files, form.fields.prefix));
   });
 }
 
-/** PUT /images/{key+} — raw body (embedded mode's answer to presigned uploads) → 201 {keys}. */
+/** PUT /images/{key+} — raw body (embedded mode's answer to presigned uploads) → 201 {keys, rejected: []}. */
 export function makePutImageHandler(
   operations: Operations,
   limits: HttpLimits = DEFAULT_HTTP_LIMITS,
@@ -68,7 +68,7 @@ export function makePutImageHandler(
     const key = pathKey(event);
     const body = bodyBytes(event, limits.maxImageBytes);
     const contentType = header(event, 'content-type');
-    return json(201, { keys: await operations.upload([{ name: key, body, contentType }], '') });
+    return json(201, await operations.upload([{ name: key, body, contentType }], ''));
   });
 }
 
