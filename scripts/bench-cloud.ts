@@ -7,7 +7,7 @@
  *      p50/p99 with 10 000 vectors in the collection.
  * Prints a table and writes bench-results/cloud.json.
  *
- *   npm run bench:cloud                  # ≈ 8 min on 2 cores
+ *   npm run bench:cloud                  # ≈ 6 min on 2 cores
  *   npm run bench:cloud -- --quick       # fewer images and queries
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -25,6 +25,7 @@ import { createCloudSystem } from '../src/wiring/cloud.ts';
 import { apiEvent, fixturePhotos, seededEmbedder, transformedCopy, waitFor } from '../test/cloud/harness.ts';
 import { createCloudStack, emulatorClients } from '../test/cloud/support.ts';
 import { startEmulators } from '../test/services/emulators.ts';
+import { median, percentile, unitVector } from './bench-support.ts';
 
 const repoRoot = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
@@ -42,10 +43,6 @@ const queries = quick ? 20 : 60;
 const totalVectors = Number(args.vectors);
 const imagesPerRound = Number(args.images ?? (quick ? 25 : 100));
 
-const percentile = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
-};
 const r1 = (x: number) => Math.round(x * 10) / 10;
 
 const emulators = await startEmulators((line) => console.log(line));
@@ -108,7 +105,6 @@ try {
   }
   const indexed = await system.operations.progress(0);
   const expected = rounds * photos.length;
-  const median = (values: number[]) => percentile(values, 50);
   const inferencePerSecond = median(perRound.map((r) => r.inference));
   const workerPerSecond = median(perRound.map((r) => r.worker));
   const ratio = median(perRound.map((r) => r.ratio));
@@ -116,22 +112,12 @@ try {
   // Search latency with `totalVectors` in Milvus: random unit vectors fill the collection up (the
   // photos' own vectors score far above them, so the top hits and their DynamoDB lookups are real).
   const filler = totalVectors - indexed.indexed;
-  const dimension = embedder.info.dimension;
-  let state = 12345;
-  const next = () => {
-    state = (state * 1_103_515_245 + 12_345) >>> 0;
-    return state / 2 ** 32 - 0.5;
-  };
   for (let i = 0; i < filler; i += 500) {
-    const items = Array.from({ length: Math.min(500, filler - i) }, (_, j) => {
-      const v = Float32Array.from({ length: dimension }, next);
-      const norm = Math.hypot(...v);
-      return {
-        id: String(1_000_000 + i + j),
-        key: `images/filler/${i + j}.jpg`,
-        vector: v.map((x) => x / norm),
-      };
-    });
+    const items = Array.from({ length: Math.min(500, filler - i) }, (_, j) => ({
+      id: String(1_000_000 + i + j),
+      key: `images/filler/${i + j}.jpg`,
+      vector: unitVector(i + j, 12345, embedder.info.dimension),
+    }));
     await system.stores.index.upsert(items);
   }
   const vectorCount = await system.stores.index.count();

@@ -23,6 +23,7 @@ import { dot } from '../src/embedder/vectors.ts';
 import { DEFAULT_DECODE_LIMITS } from '../src/imaging/decode.ts';
 import { createTensorWriter, tensorSpecOf, toModelPixels } from '../src/imaging/preprocess.ts';
 import { type LoadedManifest, loadManifest, type PreprocessProfile } from '../src/model/manifest.ts';
+import { median, percentile, round } from './bench-support.ts';
 
 const repoRoot = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
@@ -36,14 +37,6 @@ const { values: args } = parseArgs({
 const quick = args.quick === true;
 const providers = (args.providers as string).split(',') as ExecutionProvider[];
 const cores = availableParallelism();
-
-const median = (values: number[]) => percentile(values, 50);
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank] as number;
-}
-const round = (value: number, digits = 2) => Number(value.toFixed(digits));
 
 async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; value: T }> {
   const started = performance.now();

@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import * as sqliteVec from 'sqlite-vec';
 import { ExactVectorIndex } from '../src/adapters/embedded/exact-vector-index.ts';
+import { percentile, unitVector } from './bench-support.ts';
 
 const DIMENSION = 512;
 const TOP_K = 10;
@@ -115,24 +116,6 @@ async function runChild(candidate: Candidate, vectors: number, queries: number):
     { maxBuffer: 1 << 20, encoding: 'utf8' },
   );
   return JSON.parse(stdout.trim().split('\n').at(-1) as string) as IndexBenchRow;
-}
-
-/** Deterministic unit vector number `i` of a seeded stream, regenerated instead of kept in memory. */
-function unitVector(i: number, seed = 1): Float32Array {
-  let state = (Math.imul(i + 1, 2654435761) ^ Math.imul(seed, 40503)) >>> 0;
-  const v = new Float32Array(DIMENSION);
-  let sum = 0;
-  for (let d = 0; d < DIMENSION; d++) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    const x = (state >>> 0) / 4294967296 - 0.5;
-    v[d] = x;
-    sum += x * x;
-  }
-  const norm = Math.sqrt(sum);
-  for (let d = 0; d < DIMENSION; d++) v[d] = (v[d] as number) / norm;
-  return v;
 }
 
 interface Engine {
@@ -282,14 +265,12 @@ async function child(candidate: Candidate, vectors: number, queries: number): Pr
     await engine.close();
     const reference = referenceTopK(vectors, queryVectors.slice(0, CHECKED_QUERIES));
     const exact = reference.every((ids, q) => JSON.stringify(ids) === JSON.stringify(answers[q]));
-    times.sort((a, b) => a - b);
-    const pick = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))] as number;
     return {
       candidate,
       vectors,
       queries,
-      p50Ms: pick(0.5),
-      p99Ms: pick(0.99),
+      p50Ms: percentile(times, 50),
+      p99Ms: percentile(times, 99),
       cpuMsPerQuery: (cpu.user + cpu.system) / 1000 / queries,
       insertPerSecond: candidate === 'js-scan' ? null : vectors / (insertMs / 1000),
       reopenMs,

@@ -33,6 +33,7 @@ import { isImageKey } from '../src/imaging/formats.ts';
 import { createPrng } from '../src/model/prng.ts';
 import { dataLayout } from '../src/wiring/embedded.ts';
 import { benchIndex, type IndexBenchRow } from './bench-index.ts';
+import { percentile, round, unitVector } from './bench-support.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -45,14 +46,8 @@ const { values: args } = parseArgs({
   },
 });
 const resultsDir = resolve(repoRoot, 'bench-results');
-const DIMENSION = 512;
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
-const round = (value: number, digits = 2) => Number(value.toFixed(digits));
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
-}
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 /** 1. The embedding bench, as its own process (it is a script, not a library), read back from its JSON. */
@@ -144,30 +139,16 @@ async function ingestThroughput(count: number) {
   }
 }
 
-function randomUnitVector(random: () => number): Float32Array {
-  const vector = new Float32Array(DIMENSION);
-  let norm = 0;
-  for (let i = 0; i < DIMENSION; i++) {
-    const value = random() * 2 - 1;
-    vector[i] = value;
-    norm += value * value;
-  }
-  const scale = 1 / Math.sqrt(norm);
-  for (let i = 0; i < DIMENSION; i++) vector[i] = (vector[i] as number) * scale;
-  return vector;
-}
-
 /** Fills the data folder's index and catalogue directly, as if `vectors` images had been ingested. */
 async function fillDataDir(dataDir: string, identity: IndexIdentity, vectors: number): Promise<void> {
   const paths = dataLayout(dataDir);
   const index = new ExactVectorIndex(paths.index);
   const catalogue = new SqliteCatalogue(paths.catalogue);
-  const random = createPrng(11);
   await index.ensure(identity);
   for (let start = 0; start < vectors; start += 1000) {
     const items = Array.from({ length: Math.min(1000, vectors - start) }, (_, i) => {
       const key = `bench/image-${start + i}.jpg`;
-      return { id: vectorIdOf(key), key, vector: randomUnitVector(random) };
+      return { id: vectorIdOf(key), key, vector: unitVector(start + i, 11) };
     });
     await index.upsert(items);
     await catalogue.markPending(items.map(({ id, key }) => ({ key, id })));

@@ -17,11 +17,7 @@ export interface WorkerOptions {
   waitMs?: number;
   /** The queue's visibility timeout: the heartbeat extends it to this every third of it. @default 60 */
   visibilitySeconds?: number;
-  /**
-   * Batches in flight. 3 keeps the model busy: while batch k is inferred, batch k-1 writes its vectors and
-   * records and batch k+1 is received, looked up, claimed and downloaded; with 2 the model waited for
-   * batch k+1 whenever k-1's writes ran long. @default 3
-   */
+  /** Batches in flight: 2 lets batch k+1 be received, claimed and downloaded while batch k is inferred. @default 2 */
   batchesInFlight?: number;
   /** Longest side of the WebP thumbnail. @default 256 */
   thumbnailSize?: number;
@@ -91,7 +87,7 @@ export class Worker {
     this.#options = {
       waitMs: 1000,
       visibilitySeconds: 60,
-      batchesInFlight: 3,
+      batchesInFlight: 2,
       thumbnailSize: 256,
       maxPixels: 100_000_000,
       idOf: vectorIdOf,
@@ -229,23 +225,16 @@ export class Worker {
     }
   }
 
-  /** Brings the index in line with the bucket for each key. */
+  /** Brings the index in line with the bucket for each key; a key that nothing set to retry is done. */
   async #reconcile(keys: string[]): Promise<Map<string, KeyOutcome>> {
     const outcomes = new Map<string, KeyOutcome>();
     const retryAll = (list: string[], error: unknown) => {
       for (const key of list) outcomes.set(key, { retry: asError(error) });
     };
-    const gone: string[] = [];
-    const claimed: Claimed[] = [];
-    try {
-      claimed.push(...(await this.#claim(keys, gone, retryAll)));
-    } catch (error) {
-      retryAll(
-        keys.filter((key) => !outcomes.has(key) && !gone.includes(key)),
-        error,
-      );
-    }
-    for (const key of keys) if (!outcomes.has(key) && !gone.includes(key)) outcomes.set(key, 'done');
+    const { claimed, gone } = await this.#claim(keys, retryAll).catch((error: unknown) => {
+      retryAll(keys, error);
+      return { claimed: [] as Claimed[], gone: [] as string[] };
+    });
     const downloaded = await Promise.all(
       claimed.map(async (item) => {
         try {
@@ -259,37 +248,36 @@ export class Worker {
     );
     try {
       await forgetImages(this.#stores, this.#options.idOf, gone);
-      for (const key of gone) outcomes.set(key, 'done');
       this.stats.removed += gone.length;
     } catch (error) {
       retryAll(gone, error);
     }
     const batch = downloaded.filter((item) => item !== undefined);
-    if (batch.length === 0) return outcomes;
-    try {
-      await this.#index(batch);
-    } catch (error) {
-      retryAll(
-        batch.map((item) => item.key),
-        error,
+    if (batch.length > 0) {
+      await this.#index(batch).catch((error: unknown) =>
+        retryAll(
+          batch.map((item) => item.key),
+          error,
+        ),
       );
     }
+    for (const key of keys) if (!outcomes.has(key)) outcomes.set(key, 'done');
     return outcomes;
   }
 
   /**
-   * Looks the objects up and claims the ids of those to (re)index. Keys whose object no longer exists go
-   * to `gone`; a failed lookup sets that key to retry; keys already indexed with this content, or whose
-   * id belongs to another key, are left out (nothing to do). The catalogue is read and written once for
-   * the whole batch.
+   * Looks the objects up and claims the ids of those to (re)index: `gone` are keys whose object no longer
+   * exists; a failed lookup sets its key to retry; keys already indexed with this content, or whose id
+   * belongs to another key, are in neither list (nothing to do). The catalogue is read and written once
+   * for the whole batch.
    */
   async #claim(
     keys: string[],
-    gone: string[],
     retry: (keys: string[], error: unknown) => void,
-  ): Promise<Claimed[]> {
+  ): Promise<{ claimed: Claimed[]; gone: string[] }> {
     const { images, catalogue } = this.#stores;
     const found: StoredObject[] = [];
+    const gone: string[] = [];
     await Promise.all(
       keys.map(async (key) => {
         try {
@@ -314,12 +302,13 @@ export class Worker {
       size: object.size,
     }));
     const ok = await claimAll(catalogue, entries);
-    return entries.flatMap((entry, i) => {
+    const claimed = entries.flatMap((entry, i) => {
       if (ok[i]) return [{ key: entry.key, id: entry.id, object: changed[i] as StoredObject }];
       this.stats.failed++;
       this.#log?.warn({ key: entry.key, id: entry.id }, 'vector id collision recorded');
       return [];
     });
+    return { claimed, gone };
   }
 
   /** Embeds the batch, writes vectors, thumbnails and catalogue entries; bad images are recorded failed. */

@@ -3,22 +3,13 @@ import { resolve } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImageError } from '../domain/errors.ts';
-import type { EmbedOutcome } from '../domain/ports.ts';
 import { type LoadedManifest, loadManifest } from '../model/manifest.ts';
 import { OnnxEmbedder } from './onnx-embedder.ts';
+import { maxDifference, vectorOf } from './test-support.ts';
 import { dot } from './vectors.ts';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
 const photos = resolve(repoRoot, '../shared/fixtures/photos');
-
-function vectorOf(outcome: EmbedOutcome | undefined): Float32Array {
-  if (!outcome?.ok) throw new Error(`expected a vector, got ${JSON.stringify(outcome)}`);
-  return outcome.vector;
-}
-
-function maxDifference(a: Float32Array, b: Float32Array): number {
-  return a.reduce((max, value, i) => Math.max(max, Math.abs(value - (b[i] as number))), 0);
-}
 
 /** Fixture photos and the original each declared variant copies (sources.csv `variant_of`). */
 async function readPhotos() {

@@ -7,7 +7,7 @@ import type { Embedder, EmbedderInfo, EmbedOutcome, EmbedTimings } from '../doma
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../imaging/decode.ts';
 import { createTensorWriter, type TensorWriter, tensorSpecOf, toModelPixels } from '../imaging/preprocess.ts';
 import { toFloat16 } from '../model/float16.ts';
-import type { LoadedManifest, PreprocessProfile } from '../model/manifest.ts';
+import type { LoadedManifest, ModelManifest, PreprocessProfile } from '../model/manifest.ts';
 import { Semaphore } from './semaphore.ts';
 import { l2Normalise } from './vectors.ts';
 
@@ -63,6 +63,21 @@ export const DEFAULT_EMBEDDER_OPTIONS = {
   fullDecodeConcurrency: 4,
 } as const satisfies OnnxEmbedderOptions;
 
+/** What an embedder of `manifest` on `provider` says of itself (LazyEmbedder states it before opening). */
+export function embedderInfoOf(
+  manifest: ModelManifest,
+  provider: string,
+  profile: PreprocessProfile = manifest.profile,
+): EmbedderInfo {
+  return {
+    model: manifest.name,
+    profile,
+    dimension: manifest.output.dimension,
+    provider,
+    pretrained: manifest.pretrained,
+  };
+}
+
 /** A deterministic, non-constant probe image for the load-time checks (a constant one can give a zero vector). */
 function probePixels(size: number): Uint8Array {
   const pixels = new Uint8Array(size * size * 3);
@@ -108,13 +123,7 @@ export class OnnxEmbedder implements Embedder {
     const { session, provider } = await openSession(loaded.modelPath, sessionOptions, settings, log);
     const profile = settings.profile ?? manifest.profile;
     const writer = createTensorWriter(tensorSpecOf(manifest));
-    const info: EmbedderInfo = {
-      model: manifest.name,
-      profile,
-      dimension: manifest.output.dimension,
-      provider,
-      pretrained: manifest.pretrained,
-    };
+    const info = embedderInfoOf(manifest, provider, profile);
     const fullDecodes =
       profile === 'keras-compat' ? new Semaphore(settings.fullDecodeConcurrency) : undefined;
     const embedder = new OnnxEmbedder(

@@ -4,24 +4,12 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURES, REPO_ROOT, SEEDED_MANIFEST } from '../app/test-system.ts';
 import { ImageError } from '../domain/errors.ts';
-import type { EmbedOutcome } from '../domain/ports.ts';
 import { loadManifest } from '../model/manifest.ts';
 import { OnnxEmbedder } from './onnx-embedder.ts';
+import { maxDifference, vectorOf } from './test-support.ts';
 import { ThreadedEmbedder } from './threaded-embedder.ts';
-
-const repoRoot = resolve(import.meta.dirname, '../..');
-const photos = resolve(repoRoot, '../shared/fixtures/photos');
-const manifestPath = resolve(repoRoot, 'models/vgg16-seeded.manifest.json');
-
-function vectorOf(outcome: EmbedOutcome | undefined): Float32Array {
-  if (!outcome?.ok) throw new Error(`expected a vector, got ${JSON.stringify(outcome)}`);
-  return outcome.vector;
-}
-
-function maxDifference(a: Float32Array, b: Float32Array): number {
-  return a.reduce((max, value, i) => Math.max(max, Math.abs(value - (b[i] as number))), 0);
-}
 
 /** The longest gap between ticks of a 10 ms timer while `work` runs: how long this event loop stalled. */
 async function longestStall<T>(work: () => Promise<T>): Promise<{ result: T; gapMs: number }> {
@@ -46,11 +34,11 @@ describe('ThreadedEmbedder with the seeded VGG16', () => {
   let images: Buffer[];
 
   beforeAll(async () => {
-    const names = (await readdir(photos)).filter((name) => /\.(jpe?g|png|webp)$/i.test(name)).sort();
-    images = await Promise.all(names.slice(0, 8).map((name) => readFile(resolve(photos, name))));
+    const names = (await readdir(FIXTURES)).filter((name) => /\.(jpe?g|png|webp)$/i.test(name)).sort();
+    images = await Promise.all(names.slice(0, 8).map((name) => readFile(resolve(FIXTURES, name))));
     [threaded, local] = await Promise.all([
-      ThreadedEmbedder.create(manifestPath, { batchSize: 8 }),
-      loadManifest(manifestPath).then((loaded) => OnnxEmbedder.create(loaded, { batchSize: 8 })),
+      ThreadedEmbedder.create(SEEDED_MANIFEST, { batchSize: 8 }),
+      loadManifest(SEEDED_MANIFEST).then((loaded) => OnnxEmbedder.create(loaded, { batchSize: 8 })),
     ]);
   });
   afterAll(async () => {
@@ -97,8 +85,8 @@ describe('ThreadedEmbedder with the seeded VGG16', () => {
 describe('ThreadedEmbedder from a bundle, as the worker container runs it', () => {
   it('starts its thread from the sibling bundle embedder-thread.mjs', async () => {
     // Inside the repository, so the bundles find node_modules as the container's /app/dist does.
-    await mkdir(join(repoRoot, '.cache'), { recursive: true });
-    const dist = await mkdtemp(join(repoRoot, '.cache/bundle-'));
+    await mkdir(join(REPO_ROOT, '.cache'), { recursive: true });
+    const dist = await mkdtemp(join(REPO_ROOT, '.cache/bundle-'));
     try {
       const options = {
         bundle: true,
@@ -120,10 +108,10 @@ describe('ThreadedEmbedder from a bundle, as the worker container runs it', () =
       const bundled = (await import(pathToFileURL(join(dist, 'threaded-embedder.mjs')).href)) as {
         ThreadedEmbedder: typeof ThreadedEmbedder;
       };
-      const embedder = await bundled.ThreadedEmbedder.create(manifestPath, { batchSize: 1 });
+      const embedder = await bundled.ThreadedEmbedder.create(SEEDED_MANIFEST, { batchSize: 1 });
       try {
         const image = await readFile(
-          resolve(photos, (await readdir(photos)).filter((n) => n.endsWith('.jpg')).sort()[0] as string),
+          resolve(FIXTURES, (await readdir(FIXTURES)).filter((n) => n.endsWith('.jpg')).sort()[0] as string),
         );
         const { vector } = await embedder.embedOne(image);
         expect(vector).toHaveLength(embedder.info.dimension);

@@ -1,11 +1,9 @@
-import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadCloudConfig } from '../adapters/aws/config.ts';
+import { SEEDED_MANIFEST } from '../app/test-system.ts';
 import { LazyEmbedder } from '../embedder/lazy-embedder.ts';
 import { loadManifest } from '../model/manifest.ts';
 import { createCloudSystem } from './cloud.ts';
-
-const manifestPath = resolve(import.meta.dirname, '../../models/vgg16-seeded.manifest.json');
 
 // Nothing is contacted while a system is made without ensureIndex: clients connect on their first call.
 const config = loadCloudConfig({
@@ -14,7 +12,7 @@ const config = loadCloudConfig({
   TABLE_NAME: 'catalogue',
   MILVUS_ADDRESS: '127.0.0.1:9',
   MILVUS_TOKEN: 'unused',
-  PIC_MODEL_MANIFEST: manifestPath,
+  PIC_MODEL_MANIFEST: SEEDED_MANIFEST,
   AWS_REGION: 'eu-west-1',
 });
 
@@ -22,7 +20,7 @@ describe('createCloudSystem, as the Lambda functions make it', () => {
   it("states the model's identity without opening it when the model opens on first use", async () => {
     const system = await createCloudSystem(config, { ensureIndex: false, openModel: 'on-first-use' });
     try {
-      const { manifest } = await loadManifest(manifestPath);
+      const { manifest } = await loadManifest(SEEDED_MANIFEST);
       expect(system.embedder).toBeInstanceOf(LazyEmbedder);
       expect((system.embedder as LazyEmbedder).opened).toBe(false);
       expect(system.embedder.info).toEqual({

@@ -13,7 +13,7 @@ import { createOperations } from '../app/pic-search.ts';
 import { Worker } from '../app/worker.ts';
 import type { Embedder } from '../domain/ports.ts';
 import { LazyEmbedder } from '../embedder/lazy-embedder.ts';
-import { type ExecutionProvider, OnnxEmbedder } from '../embedder/onnx-embedder.ts';
+import { type ExecutionProvider, embedderInfoOf, OnnxEmbedder } from '../embedder/onnx-embedder.ts';
 import { ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
 import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
 import { loadManifest } from '../model/manifest.ts';
@@ -167,15 +167,7 @@ async function createEmbedder(config: CloudConfig, options: CloudOptions): Promi
   if (options.openModel !== 'on-first-use') return open();
   if (executionProviders.some((provider) => provider !== 'cpu'))
     throw new Error("openModel 'on-first-use' is for the CPU provider only");
-  const { manifest } = loaded;
-  const info = {
-    model: manifest.name,
-    profile: manifest.profile,
-    dimension: manifest.output.dimension,
-    provider: 'cpu',
-    pretrained: manifest.pretrained,
-  };
-  return new LazyEmbedder(info, open);
+  return new LazyEmbedder(embedderInfoOf(loaded.manifest, 'cpu'), open);
 }
 
 let lambdaSystem: Promise<CloudSystem> | undefined;

@@ -1,23 +1,22 @@
 import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import sharp from 'sharp';
+import { FIXTURES, SEEDED_MANIFEST } from '../../src/app/test-system.ts';
 import type { Embedder } from '../../src/domain/ports.ts';
 import { OnnxEmbedder } from '../../src/embedder/onnx-embedder.ts';
 import { loadManifest } from '../../src/model/manifest.ts';
 
-export const REPO_ROOT = resolve(import.meta.dirname, '../..');
-export const PHOTOS = resolve(REPO_ROOT, '../shared/fixtures/photos');
-export const SEEDED_MANIFEST = join(REPO_ROOT, 'models/vgg16-seeded.manifest.json');
+export { REPO_ROOT } from '../../src/app/test-system.ts';
 
 /** The first `count` fixture JPEGs, by name, so runs are repeatable. */
 export function fixturePhotos(count: number): { name: string; path: string }[] {
-  return readdirSync(PHOTOS)
+  return readdirSync(FIXTURES)
     .filter((name) => name.endsWith('.jpg'))
     .sort()
     .slice(0, count)
-    .map((name) => ({ name, path: join(PHOTOS, name) }));
+    .map((name) => ({ name, path: join(FIXTURES, name) }));
 }
 
 /** A transformed copy as a user would search with: smaller, re-encoded at lower quality. */

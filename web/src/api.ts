@@ -7,6 +7,7 @@ import type {
   IngestReport,
   Progress,
   SearchResponse,
+  UploadReport,
   UploadTarget,
 } from '../../src/app/operations.ts';
 
@@ -124,11 +125,7 @@ export class Api {
       const form = new FormData();
       if (prefix) form.append('prefix', prefix);
       for (const file of files) form.append('files', file, file.name);
-      const { rejected } = await this.json<{ rejected: { name: string; message: string }[] }>(
-        'POST',
-        '/images',
-        form,
-      );
+      const { rejected } = await this.json<UploadReport>('POST', '/images', form);
       return files.map((file) => {
         const refused = rejected.find((r) => r.name === file.name);
         return refused ? { name: file.name, error: refused.message } : { name: file.name };

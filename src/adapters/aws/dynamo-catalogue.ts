@@ -390,7 +390,10 @@ export class DynamoCatalogue implements Catalogue {
     return out.Item;
   }
 
-  /** BatchGetItem in chunks of 100, retrying UnprocessedKeys (throttling) with backoff. */
+  /**
+   * BatchGetItem in chunks of 100, retrying UnprocessedKeys (throttling) with backoff. Strongly
+   * consistent, as get() is: the worker decides from these records whether an object still needs indexing.
+   */
   async #batchGet(pks: string[]): Promise<Item[]> {
     const items: Item[] = [];
     for (let i = 0; i < pks.length; i += BATCH_GET) {
@@ -398,7 +401,7 @@ export class DynamoCatalogue implements Catalogue {
       for (let attempt = 0; keys.length > 0; attempt++) {
         if (attempt >= MAX_ATTEMPTS) throw new Error('DynamoDB kept returning UnprocessedKeys');
         const out = await this.#db.send(
-          new BatchGetItemCommand({ RequestItems: { [this.#table]: { Keys: keys } } }),
+          new BatchGetItemCommand({ RequestItems: { [this.#table]: { Keys: keys, ConsistentRead: true } } }),
         );
         items.push(...(out.Responses?.[this.#table] ?? []));
         keys = out.UnprocessedKeys?.[this.#table]?.Keys ?? [];

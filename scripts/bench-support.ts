@@ -1,0 +1,26 @@
+/** What the benchmark scripts share: order statistics, rounding and reproducible unit vectors. */
+import { l2Normalise } from '../src/embedder/vectors.ts';
+
+/** Nearest-rank percentile (p in 0..100) of `values`. */
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank] as number;
+}
+
+export const median = (values: number[]) => percentile(values, 50);
+
+export const round = (value: number, digits = 2) => Number(value.toFixed(digits));
+
+/** Deterministic unit vector number `i` of a seeded stream, regenerated instead of kept in memory. */
+export function unitVector(i: number, seed = 1, dimension = 512): Float32Array {
+  let state = (Math.imul(i + 1, 2654435761) ^ Math.imul(seed, 40503)) >>> 0;
+  const v = new Float32Array(dimension);
+  for (let d = 0; d < dimension; d++) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    v[d] = (state >>> 0) / 4294967296 - 0.5;
+  }
+  return l2Normalise(v);
+}
