@@ -25,7 +25,7 @@ import { createCloudSystem } from '../src/wiring/cloud.ts';
 import { apiEvent, fixturePhotos, seededEmbedder, transformedCopy, waitFor } from '../test/cloud/harness.ts';
 import { createCloudStack, emulatorClients } from '../test/cloud/support.ts';
 import { startEmulators } from '../test/services/emulators.ts';
-import { median, percentile, unitVector } from './bench-support.ts';
+import { cpuMsOfProcess, cpuMsOfThisProcess, median, percentile, unitVector } from './bench-support.ts';
 
 const repoRoot = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
@@ -67,13 +67,30 @@ try {
   // put into the bucket first (S3 notifies SQS; uploads are the users' work, not the worker's), then a
   // fresh worker is started and timed until it has indexed them all into Milvus and DynamoDB. Its own
   // counters tell when it is done, so no polling loads the emulators while it runs.
+  //
+  // CPU time is read alongside, per image: this process (all its threads, the model's included) during
+  // each measurement, and the emulators during the worker's. On AWS the services run elsewhere, so
+  // "pure ÷ worker process CPU" is the share of the worker's own CPU that goes to inference.
   await system.embedder.embed(bytes.slice(0, 8));
-  const perRound: { inference: number; worker: number; ratio: number }[] = [];
+  const perRound: {
+    inference: number;
+    worker: number;
+    ratio: number;
+    cpuMsPerImage: { inference: number; worker: number; moto?: number; milvusLite?: number };
+  }[] = [];
+  const emulatorCpu = () => ({
+    moto: cpuMsOfProcess(emulators.pids.moto),
+    milvusLite: cpuMsOfProcess(emulators.pids.milvusLite),
+  });
+  const perImage = (before: number | undefined, after: number | undefined) =>
+    before === undefined || after === undefined ? undefined : r1((after - before) / photos.length);
   let failed = 0;
   for (let round = 0; round < rounds; round++) {
+    let cpuBefore = cpuMsOfThisProcess();
     let started = performance.now();
     for (let i = 0; i < bytes.length; i += 8) await system.embedder.embed(bytes.slice(i, i + 8));
     const inference = bytes.length / ((performance.now() - started) / 1000);
+    const inferenceCpu = perImage(cpuBefore, cpuMsOfThisProcess()) as number;
     for (const [i, photo] of photos.entries()) {
       await clients.s3.send(
         new PutObjectCommand({ Bucket: stack.bucket, Key: `images/r${round}/${photo.key}`, Body: bytes[i] }),
@@ -89,11 +106,15 @@ try {
       visibilitySeconds: config.visibilitySeconds,
       waitMs: 1000,
     });
+    const emulatorsBefore = emulatorCpu();
+    cpuBefore = cpuMsOfThisProcess();
     started = performance.now();
     worker.start();
     const done = () => worker.stats.indexed + worker.stats.failed >= photos.length;
     while (!done()) await new Promise((resume) => setTimeout(resume, 20));
     const seconds = (performance.now() - started) / 1000;
+    const workerCpu = perImage(cpuBefore, cpuMsOfThisProcess()) as number;
+    const emulatorsAfter = emulatorCpu();
     await worker.stop();
     failed += worker.stats.failed;
     const workerPerSecond = photos.length / seconds;
@@ -101,6 +122,12 @@ try {
       inference: r1(inference),
       worker: r1(workerPerSecond),
       ratio: Math.round((workerPerSecond / inference) * 100) / 100,
+      cpuMsPerImage: {
+        inference: inferenceCpu,
+        worker: workerCpu,
+        moto: perImage(emulatorsBefore.moto, emulatorsAfter.moto),
+        milvusLite: perImage(emulatorsBefore.milvusLite, emulatorsAfter.milvusLite),
+      },
     });
   }
   const indexed = await system.operations.progress(0);
@@ -108,6 +135,17 @@ try {
   const inferencePerSecond = median(perRound.map((r) => r.inference));
   const workerPerSecond = median(perRound.map((r) => r.worker));
   const ratio = median(perRound.map((r) => r.ratio));
+  const medianOf = (pick: (cpu: (typeof perRound)[number]['cpuMsPerImage']) => number | undefined) => {
+    const values = perRound.flatMap((r) => pick(r.cpuMsPerImage) ?? []);
+    return values.length > 0 ? median(values) : undefined;
+  };
+  const cpuMsPerImage = {
+    inference: medianOf((cpu) => cpu.inference),
+    worker: medianOf((cpu) => cpu.worker),
+    moto: medianOf((cpu) => cpu.moto),
+    milvusLite: medianOf((cpu) => cpu.milvusLite),
+  };
+  const cpuShare = Math.round(((cpuMsPerImage.inference ?? 0) / (cpuMsPerImage.worker ?? 1)) * 100) / 100;
 
   // Search latency with `totalVectors` in Milvus: random unit vectors fill the collection up (the
   // photos' own vectors score far above them, so the top hits and their DynamoDB lookups are real).
@@ -181,6 +219,8 @@ try {
       workerImagesPerSecond: r1(workerPerSecond),
       ratio,
       target: 0.85,
+      cpuMsPerImage,
+      inferenceShareOfWorkerCpu: cpuShare,
       rounds: perRound,
     },
     search: { vectors: vectorCount, queries, topK: 10, top1Matches: top1, latencyMs: latency },
@@ -200,6 +240,14 @@ try {
     [
       'ratio worker / inference',
       `${ratio} (target ≥ 0.85; rounds: ${perRound.map((r) => r.ratio).join(', ')})`,
+    ],
+    [
+      'CPU ms per image (median)',
+      `pure inference ${cpuMsPerImage.inference} · worker process ${cpuMsPerImage.worker} · moto ${cpuMsPerImage.moto ?? 'n/a'} · Milvus Lite ${cpuMsPerImage.milvusLite ?? 'n/a'}`,
+    ],
+    [
+      'inference share of the worker process CPU',
+      `${cpuShare} (what the worker keeps when the services run elsewhere)`,
     ],
     ...Object.entries(latency).map(
       ([name, { p50, p99 }]) =>

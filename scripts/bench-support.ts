@@ -1,4 +1,6 @@
-/** What the benchmark scripts share: order statistics, rounding and reproducible unit vectors. */
+/** What the benchmark scripts share: order statistics, rounding, reproducible unit vectors, CPU time. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { l2Normalise } from '../src/embedder/vectors.ts';
 
 /** Nearest-rank percentile (p in 0..100) of `values`. */
@@ -23,4 +25,28 @@ export function unitVector(i: number, seed = 1, dimension = 512): Float32Array {
     v[d] = (state >>> 0) / 4294967296 - 0.5;
   }
   return l2Normalise(v);
+}
+
+let clockTicksPerSecond: number | undefined;
+
+/**
+ * CPU time (user + system, all threads, exited ones included) another process has used so far, in ms,
+ * from /proc/<pid>/stat; undefined where there is no /proc (not Linux) or no such process.
+ */
+export function cpuMsOfProcess(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    clockTicksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command name.
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSecond;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU time this process (every thread) has used so far, in ms. */
+export function cpuMsOfThisProcess(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
 }

@@ -252,12 +252,15 @@ export function createOperations(deps: OperationsDeps): Operations {
     },
 
     async getImage(key) {
-      return { body: await images.get(key), contentType: contentTypeOf(key) };
+      return { body: (await images.get(key)).body, contentType: contentTypeOf(key) };
     },
 
     async getThumbnail(key) {
       try {
-        return { body: await thumbnails.get(thumbnailKeyOf(key)), contentType: THUMBNAIL_CONTENT_TYPE };
+        return {
+          body: (await thumbnails.get(thumbnailKeyOf(key))).body,
+          contentType: THUMBNAIL_CONTENT_TYPE,
+        };
       } catch (error) {
         if (error instanceof NotFoundError) throw new NotFoundError(`No thumbnail for '${key}' (yet).`);
         throw error;

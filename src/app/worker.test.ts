@@ -134,7 +134,8 @@ describe('worker: crashes, stops, outages and malformed messages', () => {
     const jobs = taken.flatMap((m) => m.jobs as Extract<Job, { kind: 'upsert' }>[]);
     expect(jobs).toHaveLength(5);
     const done = jobs.filter((job) => /crash\/[abc]\.jpg/.test(job.key));
-    const outcomes = await embedder.embed(await Promise.all(done.map((job) => stores.images.get(job.key))));
+    const objects = await Promise.all(done.map((job) => stores.images.get(job.key)));
+    const outcomes = await embedder.embed(objects.map((object) => object.body));
     await stores.index.upsert(
       done.map((job, i) => {
         const outcome = outcomes[i];

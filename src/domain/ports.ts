@@ -15,9 +15,14 @@ export interface StoredObject {
   lastModified: Date;
 }
 
+/** An object read whole: its bytes and the metadata of exactly those bytes. */
+export interface ObjectWithBody extends StoredObject {
+  body: Buffer;
+}
+
 export interface ObjectStore {
   /** Throws NotFoundError when the key does not exist. */
-  get(key: string): Promise<Buffer>;
+  get(key: string): Promise<ObjectWithBody>;
   put(key: string, body: Uint8Array, contentType?: string): Promise<StoredObject>;
   /** undefined when the key does not exist. */
   head(key: string): Promise<StoredObject | undefined>;

@@ -90,7 +90,7 @@ export async function createCloudSystem(
       keyPrefix: config.thumbnailPrefix,
       ...expiry,
     }),
-    queue: new SqsJobQueue(aws.sqs, config.queueUrl),
+    queue: new SqsJobQueue(aws.sqs, config.queueUrl, { visibilitySeconds: config.visibilitySeconds }),
     catalogue: new DynamoCatalogue(aws.dynamodb, config.tableName),
     index: new MilvusVectorIndex({
       address: config.milvus.address,

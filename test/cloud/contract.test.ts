@@ -41,9 +41,14 @@ describeObjectStoreContract('S3ObjectStore on moto', async () => {
 });
 
 describeJobQueueContract('SqsJobQueue on moto', async (settings) => {
-  const queue = await createQueueWithDeadLetter(clients, uniqueName('contract'), settings);
+  // The queue's own timeout is far off on purpose: the adapter's setting must be what hides a received
+  // message (the worker's heartbeat period derives from it).
+  const queue = await createQueueWithDeadLetter(clients, uniqueName('contract'), {
+    ...settings,
+    visibilityTimeoutSeconds: 43_200,
+  });
   return {
-    queue: new SqsJobQueue(clients.sqs, queue.url),
+    queue: new SqsJobQueue(clients.sqs, queue.url, { visibilitySeconds: settings.visibilityTimeoutSeconds }),
     deadLetterCount: () => visibleMessages(clients, queue.deadLetterUrl),
     cleanup: async () => {
       await clients.sqs.send(new DeleteQueueCommand({ QueueUrl: queue.url }));

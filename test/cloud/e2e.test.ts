@@ -115,7 +115,7 @@ describe('cloud mode on moto + Milvus Lite', () => {
   it('writes the thumbnail next to the image, under the thumbnail prefix', async () => {
     const thumbnail = await system.stores.thumbnails.get(`${key(photos[1]?.name as string)}.webp`);
 
-    expect(thumbnail.subarray(8, 12).toString()).toBe('WEBP');
+    expect(thumbnail.body.subarray(8, 12).toString()).toBe('WEBP');
   });
 
   it('does not index a re-delivered S3 message twice', async () => {

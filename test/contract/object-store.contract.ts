@@ -35,7 +35,7 @@ export function describeObjectStoreContract(name: string, make: () => Promise<Ob
       await fixture.cleanup();
     });
 
-    it('gets back exactly the bytes that were put', async () => {
+    it('gets back exactly the bytes that were put, with the metadata put returned', async () => {
       // Prepare
       const body = new Uint8Array(70_000).map((_, i) => (i * 7) % 256);
 
@@ -44,7 +44,9 @@ export function describeObjectStoreContract(name: string, make: () => Promise<Ob
       const read = await store.get('photos/cat.jpg');
 
       // Assess
-      expect(Buffer.compare(read, Buffer.from(body))).toBe(0);
+      expect(Buffer.compare(read.body, Buffer.from(body))).toBe(0);
+      expect(read).toMatchObject({ key: 'photos/cat.jpg', size: body.length, etag: stored.etag });
+      expect(read.lastModified).toBeInstanceOf(Date);
       expect(stored).toMatchObject({ key: 'photos/cat.jpg', size: body.length });
       expect(stored.etag).toMatch(/\S/);
       expect(stored.lastModified).toBeInstanceOf(Date);
@@ -71,7 +73,8 @@ export function describeObjectStoreContract(name: string, make: () => Promise<Ob
 
       expect(second.etag).not.toBe(first.etag);
       expect((await store.head('x.jpg'))?.etag).toBe(second.etag);
-      expect((await store.get('x.jpg')).toString()).toBe('second, longer version');
+      expect((await store.get('x.jpg')).body.toString()).toBe('second, longer version');
+      expect((await store.get('x.jpg')).etag).toBe(second.etag);
     });
 
     it('lists every object recursively in key order, and only those under a prefix when asked', async () => {
@@ -120,7 +123,7 @@ export function describeObjectStoreContract(name: string, make: () => Promise<Ob
       for (const key of keys) await store.put(key, bytes(`body of ${key}`));
 
       for (const key of keys) {
-        expect((await store.get(key)).toString()).toBe(`body of ${key}`);
+        expect((await store.get(key)).body.toString()).toBe(`body of ${key}`);
         expect((await store.head(key))?.key).toBe(key);
       }
       expect((await collect(store.list())).map((o) => o.key)).toEqual(utf8Sorted(keys));

@@ -38,6 +38,8 @@ function portAnswers(port: number): Promise<boolean> {
 /** A child process that serves on `port`; `stop()` ends it (SIGTERM, then SIGKILL) and waits for exit. */
 export interface ServiceProcess {
   port: number;
+  /** The OS process, for benchmarks that read its CPU time. */
+  pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -65,6 +67,7 @@ async function startService(
   }
   return {
     port,
+    pid: child.pid,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
@@ -103,6 +106,7 @@ export interface Emulators {
   awsEndpoint: string;
   /** MILVUS_ADDRESS (host:port, plaintext gRPC). */
   milvusAddress: string;
+  pids: { moto: number | undefined; milvusLite: number | undefined };
   stop(): Promise<void>;
 }
 
@@ -114,6 +118,7 @@ export async function startEmulators(log?: (line: string) => void): Promise<Emul
   return {
     awsEndpoint: moto.endpoint,
     milvusAddress: milvus.address,
+    pids: { moto: moto.pid, milvusLite: milvus.pid },
     async stop() {
       await Promise.all([moto.stop(), milvus.stop()]);
       await rm(dataDir, { recursive: true, force: true });

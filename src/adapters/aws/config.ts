@@ -31,7 +31,7 @@ export const CloudEnv = z.object({
   PIC_MAX_PIXELS: ConfigEnv.shape.PIC_MAX_PIXELS,
   PIC_MAX_RECEIVE_COUNT: ConfigEnv.shape.PIC_MAX_RECEIVE_COUNT,
   PIC_LOG_LEVEL: ConfigEnv.shape.PIC_LOG_LEVEL,
-  /** Must equal the queue's VisibilityTimeout: the worker's heartbeat extends batches to it. */
+  /** How long a receive hides a batch (the queue's VisibilityTimeout in the stack): the worker's heartbeat extends batches to it. */
   PIC_VISIBILITY_SECONDS: z.coerce.number().int().min(10).max(43_200).default(300),
   /** GPU worker: refuse to start on the CPU provider. */
   PIC_REQUIRE_GPU: z.enum(['true', 'false', '1', '0']).default('false'),

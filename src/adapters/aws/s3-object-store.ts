@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { NotFoundError, ValidationError } from '../../domain/errors.ts';
-import type { ObjectStore, StoredObject } from '../../domain/ports.ts';
+import type { ObjectStore, ObjectWithBody, StoredObject } from '../../domain/ports.ts';
 
 export interface S3ObjectStoreOptions {
   bucket: string;
@@ -49,12 +49,19 @@ export class S3ObjectStore implements ObjectStore {
     return stored;
   }
 
-  async get(key: string): Promise<Buffer> {
+  async get(key: string): Promise<ObjectWithBody> {
     try {
       const out = await this.#s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.#stored(key) }));
-      return Buffer.from(
+      const body = Buffer.from(
         await (out.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
       );
+      return {
+        key,
+        size: out.ContentLength ?? body.byteLength,
+        etag: unquote(out.ETag),
+        lastModified: out.LastModified ?? new Date(0),
+        body,
+      };
     } catch (error) {
       if (error instanceof NoSuchKey) throw new NotFoundError(`no object '${key}'`);
       throw error;

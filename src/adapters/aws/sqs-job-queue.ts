@@ -24,10 +24,16 @@ const MAX_VISIBILITY_SECONDS = 43_200;
 export class SqsJobQueue implements JobQueue {
   readonly #sqs: SQSClient;
   readonly #url: string;
+  readonly #visibilitySeconds: number | undefined;
 
-  constructor(sqs: SQSClient, queueUrl: string) {
+  /**
+   * `visibilitySeconds`: how long a receive hides its messages (the worker's heartbeat period is a third
+   * of it); the queue's own VisibilityTimeout when omitted.
+   */
+  constructor(sqs: SQSClient, queueUrl: string, options: { visibilitySeconds?: number } = {}) {
     this.#sqs = sqs;
     this.#url = queueUrl;
+    this.#visibilitySeconds = options.visibilitySeconds;
   }
 
   /** One job per message, so a job that fails is retried (and dead-lettered) on its own. */
@@ -61,6 +67,7 @@ export class SqsJobQueue implements JobQueue {
         MaxNumberOfMessages: Math.max(1, Math.min(SQS_BATCH, max)),
         WaitTimeSeconds: Math.max(0, Math.min(MAX_WAIT_SECONDS, Math.ceil(waitMs / 1000))),
         MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+        ...(this.#visibilitySeconds ? { VisibilityTimeout: this.#visibilitySeconds } : {}),
       }),
     );
     return (out.Messages ?? []).flatMap((message) => {

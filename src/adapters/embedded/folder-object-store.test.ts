@@ -75,7 +75,7 @@ describe('FolderObjectStore', () => {
     await store.put('real/cat.jpg', new TextEncoder().encode('meow'));
     await symlink(join(root, 'real', 'cat.jpg'), join(root, 'alias.jpg'));
 
-    expect((await store.get('alias.jpg')).toString()).toBe('meow');
+    expect((await store.get('alias.jpg')).body.toString()).toBe('meow');
     expect(await keys(store.list())).toEqual(['alias.jpg', 'real/cat.jpg']);
   });
 

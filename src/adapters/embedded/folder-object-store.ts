@@ -1,20 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { BigIntStats, Stats } from 'node:fs';
-import {
-  lstat,
-  mkdir,
-  readdir,
-  readFile,
-  realpath,
-  rename,
-  rm,
-  rmdir,
-  stat,
-  writeFile,
-} from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { ConflictError, NotFoundError, ValidationError } from '../../domain/errors.ts';
-import type { ObjectStore, StoredObject } from '../../domain/ports.ts';
+import type { ObjectStore, ObjectWithBody, StoredObject } from '../../domain/ports.ts';
 
 export interface FolderObjectStoreOptions {
   /** Route (or absolute URL) under which the HTTP server serves this folder. @default '/images' */
@@ -44,10 +33,19 @@ export class FolderObjectStore implements ObjectStore {
     this.#urlBase = (options.urlBase ?? '/images').replace(/\/+$/, '');
   }
 
-  async get(key: string): Promise<Buffer> {
+  async get(key: string): Promise<ObjectWithBody> {
     const path = await this.#existingPath(key);
     if (path === undefined) throw new NotFoundError(`no object '${key}'`);
-    return readFile(path);
+    // One open file: the etag and the bytes are of the same inode even if a put renames over the key meanwhile.
+    const file = await open(path).catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'ENOENT' ? new NotFoundError(`no object '${key}'`) : error;
+    });
+    try {
+      const [info, body] = await Promise.all([file.stat({ bigint: true }), file.readFile()]);
+      return { ...toStoredObject(key, info), body };
+    } finally {
+      await file.close();
+    }
   }
 
   async put(key: string, body: Uint8Array, _contentType?: string): Promise<StoredObject> {
