@@ -82,15 +82,16 @@ try {
     moto: cpuMsOfProcess(emulators.pids.moto),
     milvusLite: cpuMsOfProcess(emulators.pids.milvusLite),
   });
-  const perImage = (before: number | undefined, after: number | undefined) =>
-    before === undefined || after === undefined ? undefined : r1((after - before) / photos.length);
+  const perImage = (ms: number) => r1(ms / photos.length);
+  const emulatorPerImage = (before: number | undefined, after: number | undefined) =>
+    before === undefined || after === undefined ? undefined : perImage(after - before);
   let failed = 0;
   for (let round = 0; round < rounds; round++) {
     let cpuBefore = cpuMsOfThisProcess();
     let started = performance.now();
     for (let i = 0; i < bytes.length; i += 8) await system.embedder.embed(bytes.slice(i, i + 8));
     const inference = bytes.length / ((performance.now() - started) / 1000);
-    const inferenceCpu = perImage(cpuBefore, cpuMsOfThisProcess()) as number;
+    const inferenceCpu = perImage(cpuMsOfThisProcess() - cpuBefore);
     for (const [i, photo] of photos.entries()) {
       await clients.s3.send(
         new PutObjectCommand({ Bucket: stack.bucket, Key: `images/r${round}/${photo.key}`, Body: bytes[i] }),
@@ -113,7 +114,7 @@ try {
     const done = () => worker.stats.indexed + worker.stats.failed >= photos.length;
     while (!done()) await new Promise((resume) => setTimeout(resume, 20));
     const seconds = (performance.now() - started) / 1000;
-    const workerCpu = perImage(cpuBefore, cpuMsOfThisProcess()) as number;
+    const workerCpu = perImage(cpuMsOfThisProcess() - cpuBefore);
     const emulatorsAfter = emulatorCpu();
     await worker.stop();
     failed += worker.stats.failed;
@@ -125,8 +126,8 @@ try {
       cpuMsPerImage: {
         inference: inferenceCpu,
         worker: workerCpu,
-        moto: perImage(emulatorsBefore.moto, emulatorsAfter.moto),
-        milvusLite: perImage(emulatorsBefore.milvusLite, emulatorsAfter.milvusLite),
+        moto: emulatorPerImage(emulatorsBefore.moto, emulatorsAfter.moto),
+        milvusLite: emulatorPerImage(emulatorsBefore.milvusLite, emulatorsAfter.milvusLite),
       },
     });
   }
@@ -135,17 +136,18 @@ try {
   const inferencePerSecond = median(perRound.map((r) => r.inference));
   const workerPerSecond = median(perRound.map((r) => r.worker));
   const ratio = median(perRound.map((r) => r.ratio));
-  const medianOf = (pick: (cpu: (typeof perRound)[number]['cpuMsPerImage']) => number | undefined) => {
+  // An emulator's CPU is unknown where there is no /proc.
+  const emulatorMedian = (pick: (cpu: (typeof perRound)[number]['cpuMsPerImage']) => number | undefined) => {
     const values = perRound.flatMap((r) => pick(r.cpuMsPerImage) ?? []);
     return values.length > 0 ? median(values) : undefined;
   };
   const cpuMsPerImage = {
-    inference: medianOf((cpu) => cpu.inference),
-    worker: medianOf((cpu) => cpu.worker),
-    moto: medianOf((cpu) => cpu.moto),
-    milvusLite: medianOf((cpu) => cpu.milvusLite),
+    inference: median(perRound.map((r) => r.cpuMsPerImage.inference)),
+    worker: median(perRound.map((r) => r.cpuMsPerImage.worker)),
+    moto: emulatorMedian((cpu) => cpu.moto),
+    milvusLite: emulatorMedian((cpu) => cpu.milvusLite),
   };
-  const cpuShare = Math.round(((cpuMsPerImage.inference ?? 0) / (cpuMsPerImage.worker ?? 1)) * 100) / 100;
+  const cpuShare = Math.round((cpuMsPerImage.inference / cpuMsPerImage.worker) * 100) / 100;
 
   // Search latency with `totalVectors` in Milvus: random unit vectors fill the collection up (the
   // photos' own vectors score far above them, so the top hits and their DynamoDB lookups are real).

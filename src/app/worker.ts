@@ -233,7 +233,7 @@ export class Worker {
     const retryAll = (list: string[], error: unknown) => {
       for (const key of list) outcomes.set(key, { retry: asError(error) });
     };
-    const { claimed, gone } = await this.#claim(keys, retryAll).catch((error: unknown) => {
+    const { claimed, gone } = await this.#downloadAndClaim(keys, retryAll).catch((error: unknown) => {
       retryAll(keys, error);
       return { claimed: [] as Claimed[], gone: [] as string[] };
     });
@@ -262,7 +262,7 @@ export class Worker {
    * GET: the etag recorded is that of the very bytes embedded, and a re-delivery (rare) pays a download it
    * did not need. The catalogue is read and written once for the whole batch.
    */
-  async #claim(
+  async #downloadAndClaim(
     keys: string[],
     retry: (keys: string[], error: unknown) => void,
   ): Promise<{ claimed: Claimed[]; gone: string[] }> {

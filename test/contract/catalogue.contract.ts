@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConflictError } from '../../src/domain/errors.ts';
 import { vectorIdOf } from '../../src/domain/ids.ts';
 import type { Catalogue, ImageRecord } from '../../src/domain/ports.ts';
 
@@ -146,8 +147,10 @@ export function describeCatalogueContract(name: string, make: () => Promise<Cata
 
       const marking = catalogue.markIndexed([{ key: 'intruder.jpg', id: '32', model: 'm', profile: 'p' }]);
 
+      await expect(marking).rejects.toBeInstanceOf(ConflictError);
       await expect(marking).rejects.toThrow(/already belongs to 'owner.jpg'/);
       expect((await catalogue.getByIds(['32'])).get('32')?.key).toBe('owner.jpg');
+      expect(await catalogue.get('intruder.jpg')).toBeUndefined();
     });
 
     it('looks up many keys at once, leaving unknown keys out', async () => {

@@ -210,7 +210,8 @@ export class App {
       try {
         return await this.api.upload(batch, prefix.trim() || undefined);
       } catch (error) {
-        // A whole request can be refused (too large for the server's limit): send its files one by one.
+        // A whole request can be refused (too large for the server, or every file bad): send the files one by
+        // one, so the good ones get in and each bad one gets its own reason.
         const oneBad = error instanceof ApiError && error.status >= 400 && error.status < 500;
         if (oneBad && batch.length > 1) return (await Promise.all(batch.map((f) => send([f])))).flat();
         return batch.map((file) => ({ name: file.name, error: describe(error) }));

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConflictError } from '../../domain/errors.ts';
 import { SqliteCatalogue } from './sqlite-catalogue.ts';
 
 describe('SqliteCatalogue', () => {
@@ -74,15 +73,6 @@ describe('SqliteCatalogue', () => {
     for await (const record of catalogue.list()) keys.push(record.key);
 
     expect(keys).toEqual(['z.jpg', '\uFF5E.jpg', '\u{1F408}.jpg']);
-  });
-
-  it('refuses to mark an image indexed under an id another key owns', async () => {
-    await catalogue.markPending([{ key: 'owner.jpg', id: '5' }]);
-
-    await expect(
-      catalogue.markIndexed([{ key: 'intruder.jpg', id: '5', model: 'm', profile: 'p' }]),
-    ).rejects.toBeInstanceOf(ConflictError);
-    expect(await catalogue.get('intruder.jpg')).toBeUndefined();
   });
 
   it('keeps its data across a reopen', async () => {
