@@ -51,13 +51,20 @@ function isQueued(record: ImageRecord | undefined, etag: string, now: number): b
 }
 
 /**
- * Claims the keys' vector ids and marks the images pending; true for each one claimed. A different key
- * owning an id is a hash collision: that image is recorded as failed with the other key named, never
- * merged into its vector.
+ * Claims the keys' vector ids, marking the images pending (`how`: 'mark-pending', what ingest does when
+ * it queues them) or not ('claim-only', the worker); true for each one claimed. A different key owning
+ * an id is a hash collision: that image is recorded as failed with the other key named, never merged
+ * into its vector.
  */
-export async function claimAll(catalogue: Catalogue, entries: PendingEntry[]): Promise<boolean[]> {
+export async function claimAll(
+  catalogue: Catalogue,
+  entries: PendingEntry[],
+  how: 'mark-pending' | 'claim-only',
+): Promise<boolean[]> {
   if (entries.length === 0) return [];
-  const results = await catalogue.markPending(entries);
+  const results = await (how === 'mark-pending'
+    ? catalogue.markPending(entries)
+    : catalogue.claimIds(entries));
   await Promise.all(
     results.map((result, i) => {
       if (result.ok) return undefined;
@@ -109,6 +116,7 @@ export async function queueObjects(
     const claimed = await claimAll(
       stores.catalogue,
       toClaim.map(({ key, etag, size }) => ({ key, id: idOf(key), etag, size })),
+      'mark-pending',
     );
     const jobs = toClaim
       .filter((_, i) => claimed[i])

@@ -260,7 +260,10 @@ export class Worker {
    * exists; a failed download sets its key to retry; keys already indexed with this content, or whose id
    * belongs to another key, are in neither list (nothing to do). One GET an object, not a HEAD and then a
    * GET: the etag recorded is that of the very bytes embedded, and a re-delivery (rare) pays a download it
-   * did not need. The catalogue is read and written once for the whole batch.
+   * did not need. The catalogue is read once for the whole batch. Only ids not yet owned are claimed (a
+   * pending or indexed record owns its id), and no pending state is written: the next record is the
+   * outcome, and the queue's in-flight count shows the batch meanwhile. One catalogue write an image
+   * fewer, two for one queued by ingest.
    */
   async #downloadAndClaim(
     keys: string[],
@@ -288,17 +291,20 @@ export class Worker {
     const entries = changed.map((object) => ({
       key: object.key,
       id: this.#options.idOf(object.key),
-      etag: object.etag,
-      size: object.size,
+      object,
     }));
-    const ok = await claimAll(catalogue, entries);
-    const claimed = entries.flatMap((entry, i) => {
-      if (ok[i]) return [{ key: entry.key, id: entry.id, object: changed[i] as ObjectWithBody }];
+    const owns = (entry: (typeof entries)[number]) => {
+      const record = records.get(entry.key);
+      return record !== undefined && record.state !== 'failed' && record.id === entry.id;
+    };
+    const toClaim = entries.filter((entry) => !owns(entry));
+    const won = await claimAll(catalogue, toClaim, 'claim-only');
+    const lost = new Set(toClaim.filter((_, i) => !won[i]));
+    for (const entry of lost) {
       this.stats.failed++;
       this.#log?.warn({ key: entry.key, id: entry.id }, 'vector id collision recorded');
-      return [];
-    });
-    return { claimed, gone };
+    }
+    return { claimed: entries.filter((entry) => !lost.has(entry)), gone };
   }
 
   /** Embeds the batch, writes vectors, thumbnails and catalogue entries; bad images are recorded failed. */

@@ -123,10 +123,20 @@ export interface IndexedEntry {
  * Where the state of each image is kept. Marks take a whole batch, as the worker and re-ingest hold one:
  * an adapter can share its writes between the entries (DynamoDB adds the batch's counter changes in one
  * request).
+ *
+ * Ids are claimed before any record that uses them is written, so a pending or indexed record always
+ * owns its id; a failed one may not (the loser of a hash collision is recorded failed under an id that
+ * another key owns).
  */
 export interface Catalogue {
   /** Records each id ↔ key mapping (or reports a collision) and marks the images pending: one result per entry. */
   markPending(entries: PendingEntry[]): Promise<ClaimResult[]>;
+  /**
+   * Records each id ↔ key mapping (or reports a collision) and nothing else: one result per entry. The
+   * worker claims the ids of images it finds without a record of their own (objects it learnt of from
+   * the bucket's notifications, images that failed before); their next record is the outcome.
+   */
+  claimIds(entries: { key: string; id: string }[]): Promise<ClaimResult[]>;
   /** Marks the images indexed; ConflictError when an id has come to belong to another key meanwhile. */
   markIndexed(entries: IndexedEntry[]): Promise<void>;
   markFailed(entry: { key: string; id: string; reason: string }): Promise<void>;

@@ -62,6 +62,7 @@ describeCatalogueContract('DynamoCatalogue on moto', async () => {
   await createCatalogueTable(clients.dynamodb, table);
   return {
     catalogue: new DynamoCatalogue(clients.dynamodb, table),
+    otherProcess: new DynamoCatalogue(clients.dynamodb, table),
     cleanup: async () => {
       await clients.dynamodb.send(new DeleteTableCommand({ TableName: table }));
     },

@@ -139,3 +139,56 @@ export async function createCloudStack(
     },
   };
 }
+
+/**
+ * Counts the AWS requests made while `during` runs, as moto's own request recorder saw them, by name:
+ * `s3 GET`, `sqs ReceiveMessage`, `dynamodb PutItem img#` (DynamoDB item writes and reads name the kind
+ * of item, the part of its key before '#'). The recorder is moto's, for the whole server: nothing else may
+ * run against it meanwhile (the integration tier runs its files one at a time).
+ */
+export async function countRequests(
+  awsEndpoint: string,
+  during: () => Promise<void>,
+): Promise<Map<string, number>> {
+  const recorder = (action: string, method = 'POST') =>
+    fetch(`${awsEndpoint}/moto-api/recorder/${action}`, { method }).then((response) => response.text());
+  await recorder('reset-recording');
+  await recorder('start-recording');
+  try {
+    await during();
+  } finally {
+    await recorder('stop-recording');
+  }
+  const counts = new Map<string, number>();
+  // Requests served at once can write their lines into each other's: split at every entry's start.
+  const lines = (await recorder('download-recording', 'GET')).replaceAll('}{"headers"', '}\n{"headers"');
+  for (const line of lines.split('\n').filter(Boolean)) {
+    const entry = JSON.parse(line) as RecordedRequest;
+    const name = requestName(entry);
+    if (name) counts.set(name, (counts.get(name) ?? 0) + 1);
+  }
+  return counts;
+}
+
+interface RecordedRequest {
+  headers: Record<string, string>;
+  method: string;
+  url: string;
+  body: string;
+  body_encoded: boolean;
+}
+
+function requestName(entry: RecordedRequest): string | undefined {
+  if (entry.url.includes('/moto-api/')) return undefined;
+  const target = entry.headers['X-Amz-Target'];
+  if (!target) return `s3 ${entry.method}`;
+  const [service, operation] = target.split('.');
+  if (!service?.startsWith('DynamoDB')) return `sqs ${operation}`;
+  const body = JSON.parse(entry.body_encoded ? Buffer.from(entry.body, 'base64').toString() : entry.body) as {
+    Item?: { pk?: { S?: string } };
+    Key?: { pk?: { S?: string } };
+  };
+  const pk = body.Item?.pk?.S ?? body.Key?.pk?.S;
+  const kind = pk?.includes('#') ? `${pk.split('#')[0]}#` : pk;
+  return kind === undefined ? `dynamodb ${operation}` : `dynamodb ${operation} ${kind}`;
+}

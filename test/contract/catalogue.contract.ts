@@ -5,6 +5,8 @@ import type { Catalogue, ImageRecord } from '../../src/domain/ports.ts';
 
 export interface CatalogueFixture {
   catalogue: Catalogue;
+  /** A second handle on the same store, as another process (a Lambda function, a second worker) has. */
+  otherProcess: Catalogue;
   cleanup: () => Promise<void>;
 }
 
@@ -151,6 +153,60 @@ export function describeCatalogueContract(name: string, make: () => Promise<Cata
       await expect(marking).rejects.toThrow(/already belongs to 'owner.jpg'/);
       expect((await catalogue.getByIds(['32'])).get('32')?.key).toBe('owner.jpg');
       expect(await catalogue.get('intruder.jpg')).toBeUndefined();
+    });
+
+    it('claims ids without recording a state, and reports a collision', async () => {
+      await catalogue.markPending([{ key: 'owner.jpg', id: '51' }]);
+      const claimed = entry('c/new.jpg');
+
+      const results = await catalogue.claimIds([
+        claimed,
+        { key: 'c/intruder.jpg', id: '51' },
+        { key: 'owner.jpg', id: '51' },
+      ]);
+      const [taken] = await catalogue.markPending([{ key: 'c/other.jpg', id: claimed.id }]);
+
+      expect(results).toEqual([{ ok: true }, { ok: false, ownerKey: 'owner.jpg' }, { ok: true }]);
+      expect(taken).toEqual({ ok: false, ownerKey: 'c/new.jpg' });
+      expect(await catalogue.get('c/new.jpg')).toBeUndefined();
+      expect(await catalogue.get('c/intruder.jpg')).toBeUndefined();
+      expect(await catalogue.progress(0)).toMatchObject({ total: 1, pending: 1, indexed: 0, failed: 0 });
+    });
+
+    it('records the outcome of a claimed image as its first record, as the worker does', async () => {
+      const [good, bad] = [entry('w/good.jpg'), entry('w/bad.jpg')];
+      await catalogue.getMany([good.key, bad.key]);
+      await catalogue.claimIds([good, bad]);
+
+      await catalogue.markIndexed([{ ...good, etag: 'e1', model: 'm', profile: 'p' }]);
+      await catalogue.markFailed({ ...bad, reason: 'corrupt: not a JPEG' });
+
+      expect(await catalogue.get(good.key)).toMatchObject({ state: 'indexed', etag: 'e1', id: good.id });
+      expect(await catalogue.get(bad.key)).toMatchObject({ state: 'failed', reason: 'corrupt: not a JPEG' });
+      expect((await catalogue.getByIds([good.id])).get(good.id)?.key).toBe(good.key);
+      expect(await catalogue.progress(5)).toMatchObject({
+        total: 2,
+        pending: 0,
+        indexed: 1,
+        failed: 1,
+        recentlyIndexed: 1,
+      });
+    });
+
+    it('lands marks right when another process changed the records after this one read them', async () => {
+      const [created, removed] = [entry('s/created.jpg'), entry('s/removed.jpg')];
+      await fixture.otherProcess.markPending([removed]);
+      await catalogue.getMany([created.key, removed.key]);
+      await catalogue.claimIds([created]);
+      // Meanwhile another process queues one image and removes the other.
+      await fixture.otherProcess.markPending([created]);
+      await fixture.otherProcess.remove([removed.key]);
+
+      await catalogue.markIndexed([created, removed].map((e) => ({ ...e, model: 'm', profile: 'p' })));
+
+      expect((await catalogue.get(created.key))?.state).toBe('indexed');
+      expect((await catalogue.get(removed.key))?.state).toBe('indexed');
+      expect(await catalogue.progress(0)).toMatchObject({ total: 2, pending: 0, indexed: 2, failed: 0 });
     });
 
     it('looks up many keys at once, leaving unknown keys out', async () => {

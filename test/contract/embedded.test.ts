@@ -35,11 +35,15 @@ describeJobQueueContract('SqliteJobQueue', async (settings) => {
 
 describeCatalogueContract('SqliteCatalogue', async () => {
   const { dir, removeDir } = await tempDir();
-  const catalogue = new SqliteCatalogue(join(dir, 'catalogue.db'));
+  const path = join(dir, 'catalogue.db');
+  const catalogue = new SqliteCatalogue(path);
+  const other = new SqliteCatalogue(path);
   return {
     catalogue,
+    otherProcess: other,
     cleanup: async () => {
       catalogue.close();
+      other.close();
       await removeDir();
     },
   };

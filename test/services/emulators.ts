@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,8 +48,12 @@ async function startService(
   command: string,
   args: string[],
   port: number,
+  env: Record<string, string> = {},
 ): Promise<ServiceProcess> {
-  const child: ChildProcess = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(command, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   let output = '';
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-4000);
@@ -78,14 +82,20 @@ async function startService(
   };
 }
 
-/** moto in server mode: S3, SQS, DynamoDB and Secrets Manager behind one endpoint. */
-export async function startMoto(port?: number): Promise<ServiceProcess & { endpoint: string }> {
-  const chosen = port ?? (await freePort());
+/**
+ * moto in server mode: S3, SQS, DynamoDB and Secrets Manager behind one endpoint. `recordingFile` is where
+ * its request recorder (`/moto-api/recorder/…`) writes, instead of a file in the working directory.
+ */
+export async function startMoto(
+  options: { port?: number; recordingFile?: string } = {},
+): Promise<ServiceProcess & { endpoint: string }> {
+  const chosen = options.port ?? (await freePort());
   const service = await startService(
     'moto_server',
     venvBin('moto_server'),
     ['-H', HOST, '-p', String(chosen)],
     chosen,
+    options.recordingFile ? { MOTO_RECORDER_FILEPATH: options.recordingFile } : {},
   );
   return { ...service, endpoint: `http://${HOST}:${chosen}` };
 }
@@ -113,8 +123,12 @@ export interface Emulators {
 /** Creates the venv when needed, then starts moto and Milvus Lite on free loopback ports. */
 export async function startEmulators(log?: (line: string) => void): Promise<Emulators> {
   await ensureVenv(log);
-  const dataDir = await mkdtemp(join(tmpdir(), 'pic-milvus-'));
-  const [moto, milvus] = await Promise.all([startMoto(), startMilvusLite(dataDir)]);
+  const dataDir = await mkdtemp(join(tmpdir(), 'pic-emulators-'));
+  await mkdir(join(dataDir, 'milvus'));
+  const [moto, milvus] = await Promise.all([
+    startMoto({ recordingFile: join(dataDir, 'moto-recording.jsonl') }),
+    startMilvusLite(join(dataDir, 'milvus')),
+  ]);
   return {
     awsEndpoint: moto.endpoint,
     milvusAddress: milvus.address,

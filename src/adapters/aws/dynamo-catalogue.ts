@@ -38,6 +38,17 @@ export interface DynamoCatalogueOptions {
   windowSeconds?: number;
 }
 
+/**
+ * What this process last saw of a key, to skip reads and claims; every write built on it is still
+ * conditional. `item`: the record as last written or read here (undefined: there was none). `ownedId`:
+ * the id the key was seen to own, through a claim made here or a pending or indexed record (those
+ * always own their id: see the Catalogue port).
+ */
+interface Seen {
+  item: Item | undefined;
+  ownedId: string | undefined;
+}
+
 /** A record's state before and after a write (absent: no record); the counters follow it. */
 interface Move {
   from?: ImageState;
@@ -64,8 +75,8 @@ export class DynamoCatalogue implements Catalogue {
   readonly #db: DynamoDBClient;
   readonly #table: string;
   readonly #windowMinutes: number;
-  /** The items this process last wrote (bounded): a guess that saves reads, checked by version (#change). */
-  readonly #written = new Map<string, Item>();
+  /** What this process last saw of each key (bounded): a guess that saves reads, checked by version (#change). */
+  readonly #seen = new Map<string, Seen>();
 
   constructor(db: DynamoDBClient, tableName: string, options: DynamoCatalogueOptions = {}) {
     this.#db = db;
@@ -78,6 +89,19 @@ export class DynamoCatalogue implements Catalogue {
       this.#change(entry.key, entry.id, { kind: 'pending', etag: entry.etag, size: entry.size }, 'report'),
     );
     return changes.map((change) => (change.ok ? { ok: true } : change));
+  }
+
+  /** Claims only; no state changes, so no counters move. */
+  async claimIds(entries: { key: string; id: string }[]): Promise<ClaimResult[]> {
+    return Promise.all(
+      entries.map(async ({ key, id }): Promise<ClaimResult> => {
+        const owner = await this.#claim(key, id);
+        if (owner !== undefined) return { ok: false, ownerKey: owner };
+        const seen = this.#seen.get(key);
+        if (seen) remember(this.#seen, key, { ...seen, ownedId: id });
+        return { ok: true };
+      }),
+    );
   }
 
   async markIndexed(entries: IndexedEntry[]): Promise<void> {
@@ -102,11 +126,24 @@ export class DynamoCatalogue implements Catalogue {
     return item && toRecord(item);
   }
 
+  /**
+   * The worker and ingest read a batch's records before they mark it: what is read here (a record, or
+   * none) is remembered, so those marks usually go straight to one conditional put.
+   */
   async getMany(keys: string[]): Promise<Map<string, ImageRecord>> {
+    const unique = [...new Set(keys)];
     const out = new Map<string, ImageRecord>();
-    for (const item of await this.#batchGet([...new Set(keys)].map(imagePk))) {
+    const items = new Map<string, Item>();
+    for (const item of await this.#batchGet(unique.map(imagePk))) {
       const record = toRecord(item);
       out.set(record.key, record);
+      items.set(record.key, item);
+    }
+    for (const key of unique) {
+      const item = items.get(key);
+      const state = item && str(item.state);
+      const owns = state === 'pending' || state === 'indexed';
+      remember(this.#seen, key, { item, ownedId: owns ? str(item?.vid) : undefined });
     }
     return out;
   }
@@ -140,7 +177,7 @@ export class DynamoCatalogue implements Catalogue {
         const old = await this.#getImageItem(key);
         if (!old) return true;
         const record = toRecord(old);
-        this.#written.delete(key);
+        this.#seen.delete(key);
         const deleted = await this.#conditional(
           new DeleteItemCommand({
             TableName: this.#table,
@@ -166,7 +203,7 @@ export class DynamoCatalogue implements Catalogue {
 
   /** Deletes every record, id claim, counter and rate bucket (paged through the byKey index, no scan). */
   async clear(): Promise<void> {
-    this.#written.clear();
+    this.#seen.clear();
     const pks: string[] = [];
     for await (const record of this.list()) pks.push(imagePk(record.key), idPk(record.id));
     pks.push(COUNTERS, ...this.#rateBuckets());
@@ -246,22 +283,27 @@ export class DynamoCatalogue implements Catalogue {
     change: Change,
     onCollision: 'report' | 'skip',
   ): Promise<ChangeResult> {
-    // Fast path: this process wrote the record last, after claiming its id. If the version still
-    // matches, nobody changed or removed it since (remove deletes the record first), so the claim
-    // stands too: one conditional put, no reads. The worker's pending → indexed step takes it.
-    const last = this.#written.get(key);
-    if (last && str(last.vid) === id) {
-      const moved = await this.#put(key, id, change, last, true);
+    // Fast path: this process saw the key own its id and saw its record (or saw there was none). If the
+    // record is still as seen (version check, or still absent), nobody changed or removed it since
+    // (remove deletes the record first), so the claim stands too: one conditional put, no reads. The
+    // worker's marks take it after its getMany and claimIds, and re-ingest's after its getMany.
+    const seen = this.#seen.get(key);
+    const fast = seen?.ownedId === id;
+    if (fast) {
+      const moved = await this.#put(key, id, change, seen.item, true);
       if (moved) return { ok: true, moved };
     }
     const owner = await this.#claim(key, id);
     if (owner !== undefined && onCollision === 'report') return { ok: false, ownerKey: owner };
-    // A first pending mark usually creates the record: try that before paying for a read.
-    let assumeNew = change.kind === 'pending' && last === undefined;
+    // First try with the record as last seen here, or with none for a key never seen that is marked
+    // pending (usually its first mark), before paying for a read. A failed fast path saw a stale record.
+    let guess: { item: Item | undefined } | undefined;
+    if (seen && !fast) guess = { item: seen.item };
+    else if (!seen && change.kind === 'pending') guess = { item: undefined };
     let moved: Move | undefined;
     await this.#retrying(async () => {
-      const old = assumeNew ? undefined : await this.#getImageItem(key);
-      assumeNew = false;
+      const old = guess ? guess.item : await this.#getImageItem(key);
+      guess = undefined;
       moved = await this.#put(key, id, change, old, owner === undefined);
       return moved !== undefined;
     });
@@ -292,11 +334,11 @@ export class DynamoCatalogue implements Catalogue {
       }),
     );
     if (!written) {
-      this.#written.delete(key);
+      this.#seen.delete(key);
       return undefined;
     }
-    if (claimed) remember(this.#written, key, item);
-    else this.#written.delete(key);
+    if (claimed) remember(this.#seen, key, { item, ownedId: id });
+    else this.#seen.delete(key);
     return { ...(previous ? { from: previous.state } : {}), to: next.state };
   }
 

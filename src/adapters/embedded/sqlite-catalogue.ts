@@ -119,23 +119,19 @@ export class SqliteCatalogue implements Catalogue {
 
   /** Check-then-write transactions are IMMEDIATE: another process (the CLI) cannot slip in between. */
   async markPending(entries: PendingEntry[]): Promise<ClaimResult[]> {
-    return this.#db
-      .transaction(() =>
-        entries.map((entry): ClaimResult => {
-          const owner = this.#stmt.owner.get(entry.id)?.key;
-          if (owner !== undefined && owner !== entry.key) return { ok: false, ownerKey: owner };
-          if (owner === undefined) this.#claimId(entry.key, entry.id);
-          this.#stmt.pending.run({
-            key: entry.key,
-            id: entry.id,
-            etag: entry.etag ?? null,
-            size: entry.size ?? null,
-            now: Date.now(),
-          });
-          return { ok: true };
-        }),
-      )
-      .immediate();
+    return this.#claimEach(entries, (entry) =>
+      this.#stmt.pending.run({
+        key: entry.key,
+        id: entry.id,
+        etag: entry.etag ?? null,
+        size: entry.size ?? null,
+        now: Date.now(),
+      }),
+    );
+  }
+
+  async claimIds(entries: { key: string; id: string }[]): Promise<ClaimResult[]> {
+    return this.#claimEach(entries, () => undefined);
   }
 
   /** All or nothing: a conflict on one entry rolls the batch back. */
@@ -231,6 +227,21 @@ export class SqliteCatalogue implements Catalogue {
 
   close(): void {
     this.#db.close();
+  }
+
+  /** Claims each entry's id in one transaction and runs `then` for those claimed; a collision names the owner. */
+  #claimEach<E extends { key: string; id: string }>(entries: E[], then: (entry: E) => void): ClaimResult[] {
+    return this.#db
+      .transaction(() =>
+        entries.map((entry): ClaimResult => {
+          const owner = this.#stmt.owner.get(entry.id)?.key;
+          if (owner !== undefined && owner !== entry.key) return { ok: false, ownerKey: owner };
+          if (owner === undefined) this.#claimId(entry.key, entry.id);
+          then(entry);
+          return { ok: true };
+        }),
+      )
+      .immediate();
   }
 
   /** A key re-claimed under a new id (never for the same key, ids derive from keys) drops its old id. */
