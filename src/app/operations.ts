@@ -32,7 +32,11 @@ export interface SearchRequest {
 export interface Progress extends Omit<ProgressCounts, 'recentlyIndexed' | 'windowSeconds'> {
   /** Images indexed per second over the recent window. */
   throughput: number;
-  /** Seconds until pending reaches zero at the current throughput; null when unknown. */
+  /**
+   * Seconds until the work outstanding is done at the current throughput; null when unknown. Outstanding:
+   * the pending images or the queue's messages, whichever is more (objects dropped into the bucket are in
+   * the queue before they have a record).
+   */
   etaSeconds: number | null;
   queue: { visible: number; inFlight: number };
 }

@@ -221,3 +221,29 @@ describe('operations over the embedded adapters and the seeded model', () => {
     await expect(system.operations.getImage('set/a/pizza.jpg')).rejects.toBeInstanceOf(NotFoundError);
   });
 });
+
+describe('progress while photos dropped into the bucket wait in the queue', () => {
+  it('counts their messages as work left, though they have no record yet', async () => {
+    const system = await tempSystem();
+    const folder = await photoFolder({ 'pizza.jpg': 'pizza.jpg', 'rose.jpg': 'orange-rose.jpg' });
+    try {
+      await system.ingestFolder(folder, 'first');
+      await system.startWorker();
+      await waitUntilSettled(system.operations, { timeoutMs: 60_000 });
+      await system.worker.stop();
+      // What S3 notifications bring: jobs for objects the catalogue has never seen.
+      await system.stores.queue.send(
+        ['x/1.jpg', 'x/2.jpg', 'x/3.jpg'].map((key) => ({ kind: 'upsert', key })),
+      );
+
+      const progress = await system.operations.progress();
+
+      expect(progress).toMatchObject({ pending: 0, indexed: 2, queue: { visible: 3, inFlight: 0 } });
+      expect(progress.throughput).toBeGreaterThan(0);
+      expect(progress.etaSeconds).toBeGreaterThan(0);
+    } finally {
+      await system.dispose();
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
+});

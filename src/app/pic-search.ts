@@ -200,8 +200,8 @@ export function createOperations(deps: OperationsDeps): Operations {
       const [counts, depth] = await Promise.all([catalogue.progress(wanted), queue.depth()]);
       const { recentlyIndexed, windowSeconds, ...rest } = counts;
       const throughput = windowSeconds > 0 ? recentlyIndexed / windowSeconds : 0;
-      const etaSeconds =
-        counts.pending === 0 ? 0 : throughput > 0 ? Math.ceil(counts.pending / throughput) : null;
+      const outstanding = Math.max(counts.pending, depth.visible + depth.inFlight);
+      const etaSeconds = outstanding === 0 ? 0 : throughput > 0 ? Math.ceil(outstanding / throughput) : null;
       return { ...rest, throughput: round(throughput), etaSeconds, queue: depth };
     },
 

@@ -121,8 +121,17 @@ export const progressResponse = z.object({
   indexed: z.number().int(),
   failed: z.number().int(),
   throughput: z.number().describe('Images indexed per second, recently.'),
-  etaSeconds: z.number().nullable(),
-  queue: z.object({ visible: z.number().int(), inFlight: z.number().int() }),
+  etaSeconds: z
+    .number()
+    .nullable()
+    .describe(
+      'Seconds until the outstanding work (pending images or queued messages, whichever is more) is done; null while the speed is unknown.',
+    ),
+  queue: z
+    .object({ visible: z.number().int(), inFlight: z.number().int() })
+    .describe(
+      'Messages waiting and being worked on: objects dropped into the bucket are counted here before they have a record.',
+    ),
   recentFailures: z.array(z.object({ key: z.string(), reason: z.string(), at: z.string() })),
 });
 

@@ -7,6 +7,7 @@ import {
   ApiError,
   describe,
   type Health,
+  isBusy,
   type ProgressView,
   type SearchHit,
   type SearchResponse,
@@ -270,7 +271,8 @@ export class App {
     } catch (error) {
       this.set({ pollError: describe(error) });
     }
-    const busy = (this.state.progress?.pending ?? 0) > 0 || Date.now() < this.fastPollUntil;
+    const progress = this.state.progress;
+    const busy = (progress !== undefined && isBusy(progress)) || Date.now() < this.fastPollUntil;
     this.pollTimer = setTimeout(() => void this.poll(), busy ? POLL_FAST_MS : POLL_IDLE_MS);
   }
 }

@@ -1,6 +1,6 @@
 /** The whole page as one lit-html template of the state: render() patches only what changed. */
 import { html, nothing, type TemplateResult } from 'lit-html';
-import type { SearchHit } from './api.ts';
+import { isBusy, type SearchHit } from './api.ts';
 import { type App, type State, TOP_K_MAX } from './app.ts';
 import { confirmDialog, viewImage } from './dialogs.ts';
 import { formatDuration, formatMs, formatRate, formatScore, formatTime, plural } from './format.ts';
@@ -257,8 +257,11 @@ function progressPanel(s: State): TemplateResult {
 }
 
 function progressLine(p: NonNullable<State['progress']>): string {
-  if (p.total === 0) return 'Nothing loaded yet: load a folder or upload photos.';
-  if (p.pending === 0) return `Done: ${plural(p.indexed, 'image')} indexed.`;
+  if (!isBusy(p)) {
+    return p.total === 0
+      ? 'Nothing loaded yet: load a folder or upload photos.'
+      : `Done: ${plural(p.indexed, 'image')} indexed.`;
+  }
   const queue = `Queue: ${p.queue.visible} waiting, ${p.queue.inFlight} in progress.`;
   if (p.throughput <= 0)
     return `Starting: speed and time left show once the first images are indexed. ${queue}`;
