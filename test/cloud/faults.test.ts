@@ -100,10 +100,12 @@ describe('cloud faults', () => {
     );
 
     expect(done).toMatchObject({ total: photos.length, indexed: photos.length, failed: 0, pending: 0 });
-    expect(vectors).toBe(photos.length);
+    const missing: string[] = [];
     for (const photo of photos) {
-      expect(await system.stores.index.get(vectorIdOf(`images/${photo.name}`))).toBeDefined();
+      if (!(await system.stores.index.get(vectorIdOf(`images/${photo.name}`)))) missing.push(photo.name);
     }
+    expect(missing, 'recorded indexed, yet without a vector in Milvus Lite').toEqual([]);
+    expect(vectors).toBe(photos.length);
     expect(system.worker.stats.retried).toBeGreaterThan(0);
     expect(await visibleMessages(clients, stack.queue.deadLetterUrl)).toBe(0);
   });
