@@ -8,12 +8,19 @@ import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadCloudConfig } from '../../src/adapters/aws/config.ts';
+import { MilvusVectorIndex } from '../../src/adapters/milvus/milvus-vector-index.ts';
 import { vectorIdOf } from '../../src/domain/ids.ts';
 import type { Embedder } from '../../src/domain/ports.ts';
 import { type CloudSystem, createCloudSystem } from '../../src/wiring/cloud.ts';
 import { startMilvusLite } from '../services/emulators.ts';
 import { fixturePhotos, REPO_ROOT, seededEmbedder, waitFor } from './harness.ts';
-import { type CloudStack, createCloudStack, emulatorClients, visibleMessages } from './support.ts';
+import {
+  type CloudStack,
+  createCloudStack,
+  emulatorClients,
+  uniqueCollection,
+  visibleMessages,
+} from './support.ts';
 
 // Failures the cloud deployment must survive, each on its own queue, table and collection. The Milvus
 // outages use a Milvus Lite server of this file's own (its own data directory and port), stopped and
@@ -108,6 +115,32 @@ describe('cloud faults', () => {
     expect(vectors).toBe(photos.length);
     expect(system.worker.stats.retried).toBeGreaterThan(0);
     expect(await visibleMessages(clients, stack.queue.deadLetterUrl)).toBe(0);
+  });
+
+  it('keeps every row of upserts sent at once across a Milvus Lite restart', async () => {
+    const index = new MilvusVectorIndex({ address: milvus.address, collection: uniqueCollection('at_once') });
+    await index.ensure({ model: 'm', profile: 'p', dimension: 512 });
+    let next = 1;
+    const batch = () =>
+      Array.from({ length: 8 }, () => {
+        const i = next++;
+        return {
+          id: String(i),
+          key: `k/${i}`,
+          vector: Float32Array.from({ length: 512 }, (_, d) => 2 + Math.sin(i + d)),
+        };
+      });
+
+    // Three batches of 512-d vectors in flight at a time (the worker has two), 100 times over.
+    for (let round = 0; round < 100; round++) {
+      await Promise.all([index.upsert(batch()), index.upsert(batch()), index.upsert(batch())]);
+    }
+    await milvus.stop();
+    milvus = await startMilvusLite(milvusDir, milvus.port);
+    const rows = await index.count();
+    await index.close();
+
+    expect(rows).toBe(next - 1);
   });
 
   it('dead-letters a message nobody can read, logging why', async () => {
