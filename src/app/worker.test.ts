@@ -107,12 +107,16 @@ describe('worker: bad files and hash collisions', () => {
 
 describe('worker: crashes, stops, outages and malformed messages', () => {
   let system: TempSystem;
-  // Batches stay hidden long enough to outlast the model blocking the event loop; only the retry test,
-  // which wants quick redeliveries, shortens it, and then works one batch at a time.
+  // A receive hides a batch long enough to outlast the model blocking the event loop (these workers use
+  // the search embedder, on this thread), and the workers' heartbeats agree with the queue; only the
+  // retry test, which wants quick redeliveries, shortens its back-off, and then works one batch at a time.
   const options = { batchSize: 2, maxReceiveCount: 3, visibilitySeconds: 30, waitMs: 200 };
 
   beforeAll(async () => {
-    system = await tempSystem({ PIC_MAX_RECEIVE_COUNT: '3' }, { visibilitySeconds: 1 });
+    system = await tempSystem(
+      { PIC_MAX_RECEIVE_COUNT: '3' },
+      { visibilitySeconds: options.visibilitySeconds },
+    );
   });
 
   afterAll(async () => {
@@ -154,6 +158,8 @@ describe('worker: crashes, stops, outages and malformed messages', () => {
         },
       ]);
     }
+    // Its messages come back after the visibility timeout: handed back now rather than waited for.
+    await stores.queue.release(taken.map((m) => m.receipt));
 
     const worker = new Worker(stores, embedder, options);
     worker.start();
