@@ -1,8 +1,10 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Operations, Progress } from './operations.ts';
 
-/** Nothing left to do: no image pending and no message waiting or in flight. */
-export function isSettled(progress: Progress): boolean {
+/**
+ * Nothing left to do: no image pending and no message waiting or in flight (photos dropped straight into
+ * the bucket are queued before they have a record). The web page uses it too, so it stays free of Node APIs.
+ */
+export function isSettled(progress: Pick<Progress, 'pending' | 'queue'>): boolean {
   return progress.pending === 0 && progress.queue.visible === 0 && progress.queue.inFlight === 0;
 }
 
@@ -23,6 +25,6 @@ export async function waitUntilSettled(
     if (Date.now() > deadline) {
       throw new Error(`Ingest did not settle within ${timeoutMs} ms: ${JSON.stringify(progress)}`);
     }
-    await sleep(intervalMs);
+    await new Promise((resume) => setTimeout(resume, intervalMs));
   }
 }

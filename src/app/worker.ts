@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import sharp from 'sharp';
 import { NotFoundError } from '../domain/errors.ts';
-import { vectorIdOf } from '../domain/ids.ts';
+import { ownsItsId, vectorIdOf } from '../domain/ids.ts';
 import type { Embedder, ObjectWithBody, ReceivedMessage } from '../domain/ports.ts';
 import { isImageKey } from '../imaging/formats.ts';
 import { claimAll, forgetImages, type IdOf, isIndexed, type Stores } from './indexing.ts';
@@ -295,7 +295,7 @@ export class Worker {
     }));
     const owns = (entry: (typeof entries)[number]) => {
       const record = records.get(entry.key);
-      return record !== undefined && record.state !== 'failed' && record.id === entry.id;
+      return record !== undefined && ownsItsId(record) && record.id === entry.id;
     };
     const toClaim = entries.filter((entry) => !owns(entry));
     const won = await claimAll(catalogue, toClaim, 'claim-only');

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { ImageRecord } from './ports.ts';
 
 const SIGN_BIT_CLEAR = (1n << 63n) - 1n;
 
@@ -10,4 +11,12 @@ const SIGN_BIT_CLEAR = (1n << 63n) - 1n;
 export function vectorIdOf(key: string): string {
   const digest = createHash('sha256').update(key, 'utf8').digest();
   return (digest.readBigUInt64BE(0) & SIGN_BIT_CLEAR).toString();
+}
+
+/**
+ * Whether a record shows its key owning the record's id: ids are claimed before a pending or indexed
+ * record is written, while a failed one may be the loser of a hash collision (see the Catalogue port).
+ */
+export function ownsItsId(record: Pick<ImageRecord, 'state'>): boolean {
+  return record.state === 'pending' || record.state === 'indexed';
 }

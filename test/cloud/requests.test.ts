@@ -51,7 +51,7 @@ async function drainCounting(): Promise<Map<string, number>> {
   }
 }
 
-/** The requests made once per image, and those made per batch or not at all. */
+/** Requests per image of the kinds made once an image (or, for the reads, never). */
 function perImage(counts: Map<string, number>): Record<string, number> {
   const names = [
     's3 GET',

@@ -22,14 +22,6 @@ type Json<T> = T extends Date
 
 export type { Health, SearchResponse };
 export type ProgressView = Json<Progress>;
-
-/**
- * Work outstanding: images pending, or messages in the queue (photos dropped straight into the bucket
- * are queued before they have a record, so `pending` alone would read as done).
- */
-export function isBusy(progress: ProgressView): boolean {
-  return progress.pending > 0 || progress.queue.visible + progress.queue.inFlight > 0;
-}
 export type SearchHit = SearchResponse['results'][number];
 
 /** GET /config.json, written by `npm start` locally and by the CDK stack next to the deployed page. */

@@ -2,12 +2,13 @@
  * The page's state and every action a person can take. Views read the state and call these methods;
  * each action reports its outcome as a notice, so nothing fails silently.
  */
+
+import { isSettled } from '../../src/app/settle.ts';
 import {
   type Api,
   ApiError,
   describe,
   type Health,
-  isBusy,
   type ProgressView,
   type SearchHit,
   type SearchResponse,
@@ -272,7 +273,7 @@ export class App {
       this.set({ pollError: describe(error) });
     }
     const progress = this.state.progress;
-    const busy = (progress !== undefined && isBusy(progress)) || Date.now() < this.fastPollUntil;
+    const busy = (progress !== undefined && !isSettled(progress)) || Date.now() < this.fastPollUntil;
     this.pollTimer = setTimeout(() => void this.poll(), busy ? POLL_FAST_MS : POLL_IDLE_MS);
   }
 }

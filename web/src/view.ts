@@ -1,6 +1,7 @@
 /** The whole page as one lit-html template of the state: render() patches only what changed. */
 import { html, nothing, type TemplateResult } from 'lit-html';
-import { isBusy, type SearchHit } from './api.ts';
+import { isSettled } from '../../src/app/settle.ts';
+import type { SearchHit } from './api.ts';
 import { type App, type State, TOP_K_MAX } from './app.ts';
 import { confirmDialog, viewImage } from './dialogs.ts';
 import { formatDuration, formatMs, formatRate, formatScore, formatTime, plural } from './format.ts';
@@ -257,7 +258,7 @@ function progressPanel(s: State): TemplateResult {
 }
 
 function progressLine(p: NonNullable<State['progress']>): string {
-  if (!isBusy(p)) {
+  if (isSettled(p)) {
     return p.total === 0
       ? 'Nothing loaded yet: load a folder or upload photos.'
       : `Done: ${plural(p.indexed, 'image')} indexed.`;

@@ -12,6 +12,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { ConflictError } from '../../domain/errors.ts';
+import { ownsItsId } from '../../domain/ids.ts';
 import type {
   Catalogue,
   ClaimResult,
@@ -140,10 +141,11 @@ export class DynamoCatalogue implements Catalogue {
       items.set(record.key, item);
     }
     for (const key of unique) {
-      const item = items.get(key);
-      const state = item && str(item.state);
-      const owns = state === 'pending' || state === 'indexed';
-      remember(this.#seen, key, { item, ownedId: owns ? str(item?.vid) : undefined });
+      const record = out.get(key);
+      remember(this.#seen, key, {
+        item: items.get(key),
+        ownedId: record && ownsItsId(record) ? record.id : undefined,
+      });
     }
     return out;
   }
