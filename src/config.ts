@@ -21,6 +21,8 @@ export const ConfigEnv = z.object({
   PIC_MAX_PIXELS: positiveInt(100_000_000),
   PIC_BATCH_SIZE: z.coerce.number().int().min(1).max(256).default(8),
   PIC_THREADS: positiveInt(availableParallelism()),
+  /** Unset: one per thread on the CPU (up to 4), one with CUDA (see ingestSessions). */
+  PIC_INGEST_SESSIONS: z.coerce.number().int().min(1).max(64).optional(),
   PIC_MAX_RECEIVE_COUNT: z.coerce.number().int().min(1).max(1000).default(5),
   PIC_WATCH: z.enum(['true', 'false', '1', '0']).default('true'),
   PIC_LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
@@ -38,8 +40,10 @@ export interface Config {
   maxPixels: number;
   /** Images per inference batch in the worker. */
   batchSize: number;
-  /** ONNX Runtime intra-op threads. */
+  /** CPU threads for inference: a search's session uses them all; ingest shares them among its sessions. */
   threads: number;
+  /** Model sessions of the ingest embedder; undefined: chosen by ingestSessions. */
+  ingestSessions: number | undefined;
   /** Deliveries of a job before it is given up on (recorded as failed and dead-lettered). */
   maxReceiveCount: number;
   /** Watch the bucket folder for dropped and deleted files. */
@@ -94,6 +98,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxPixels: e.PIC_MAX_PIXELS,
     batchSize: e.PIC_BATCH_SIZE,
     threads: e.PIC_THREADS,
+    ingestSessions: e.PIC_INGEST_SESSIONS,
     maxReceiveCount: e.PIC_MAX_RECEIVE_COUNT,
     watch: flag(e.PIC_WATCH),
     logLevel: e.PIC_LOG_LEVEL,

@@ -9,7 +9,7 @@ import { ImageError } from '../domain/errors.ts';
 import { loadManifest } from '../model/manifest.ts';
 import { OnnxEmbedder } from './onnx-embedder.ts';
 import { maxDifference, vectorOf } from './test-support.ts';
-import { ThreadedEmbedder } from './threaded-embedder.ts';
+import { ingestSessions, ThreadedEmbedder } from './threaded-embedder.ts';
 
 /** The longest gap between ticks of a 10 ms timer while `work` runs: how long this event loop stalled. */
 async function longestStall<T>(work: () => Promise<T>): Promise<{ result: T; gapMs: number }> {
@@ -79,6 +79,63 @@ describe('ThreadedEmbedder with the seeded VGG16', () => {
 
     expect(result.every((outcome) => outcome.ok)).toBe(true);
     expect(gapMs).toBeLessThan(250);
+  });
+});
+
+describe('ThreadedEmbedder with two sessions, taking images one at a time', () => {
+  let pooled: ThreadedEmbedder;
+  let local: OnnxEmbedder;
+  let images: Buffer[];
+
+  beforeAll(async () => {
+    const names = (await readdir(FIXTURES)).filter((name) => /\.(jpe?g|png|webp)$/i.test(name)).sort();
+    images = await Promise.all(names.slice(0, 6).map((name) => readFile(resolve(FIXTURES, name))));
+    [pooled, local] = await Promise.all([
+      ThreadedEmbedder.create(SEEDED_MANIFEST, { batchSize: 8, sessions: 2, intraOpNumThreads: 1 }),
+      loadManifest(SEEDED_MANIFEST).then((loaded) => OnnxEmbedder.create(loaded, { batchSize: 8 })),
+    ]);
+  });
+  afterAll(async () => {
+    await Promise.all([pooled?.close(), local?.close()]);
+  });
+
+  it('gives each image its own vector, in the order given, for batches in flight at once', async () => {
+    const here = await local.embed(images);
+
+    const [first, second] = await Promise.all([pooled.embed(images), pooled.embed([...images].reverse())]);
+
+    expect(first).toHaveLength(images.length);
+    expect(second).toHaveLength(images.length);
+    for (const [i, outcome] of first.entries()) {
+      expect(maxDifference(vectorOf(outcome), vectorOf(here[i]))).toBeLessThanOrEqual(1e-6);
+      const mirrored = second[images.length - 1 - i];
+      expect(maxDifference(vectorOf(mirrored), vectorOf(here[i]))).toBeLessThanOrEqual(1e-6);
+    }
+  });
+
+  it('reports a bad image at its position while the others embed', async () => {
+    const junk = Buffer.from('this is not an image');
+
+    const outcomes = await pooled.embed([images[0] as Buffer, junk, images[1] as Buffer, junk]);
+
+    expect(outcomes.map((outcome) => outcome.ok)).toEqual([true, false, true, false]);
+    expect(outcomes[1]).toMatchObject({ ok: false, code: 'not_an_image' });
+  });
+});
+
+describe('ingestSessions', () => {
+  it('opens one single-threaded session per CPU thread, up to four, sharing the threads beyond', () => {
+    expect(ingestSessions(2, ['cpu'])).toEqual({ sessions: 2, intraOpNumThreads: 1 });
+    expect(ingestSessions(16, ['cpu'])).toEqual({ sessions: 4, intraOpNumThreads: 4 });
+  });
+
+  it('opens one session for CUDA, whole batches, with all the threads', () => {
+    expect(ingestSessions(8, ['cuda'])).toEqual({ sessions: 1, intraOpNumThreads: 8 });
+  });
+
+  it('takes the configured count, never leaving a session without a thread', () => {
+    expect(ingestSessions(8, ['cpu'], 3)).toEqual({ sessions: 3, intraOpNumThreads: 2 });
+    expect(ingestSessions(2, ['cpu'], 6)).toEqual({ sessions: 6, intraOpNumThreads: 1 });
   });
 });
 

@@ -2,20 +2,22 @@ import { Worker } from 'node:worker_threads';
 import { ImageError, type ImageErrorKind } from '../domain/errors.ts';
 import type { Embedder, EmbedderInfo, EmbedOutcome, EmbedTimings } from '../domain/ports.ts';
 import { type LoadedManifest, loadManifest } from '../model/manifest.ts';
-import type { OnnxEmbedderOptions } from './onnx-embedder.ts';
+import type { ExecutionProvider, OnnxEmbedderOptions } from './onnx-embedder.ts';
 
 /** The OnnxEmbedder options that cross the thread boundary (a pino logger cannot). */
 export type ThreadedEmbedderOptions = Pick<
   OnnxEmbedderOptions,
   'batchSize' | 'intraOpNumThreads' | 'limits' | 'executionProviders' | 'requireGpu' | 'profile'
 > & {
-  /** The thread logs through its own logger (src/logger.ts) with these settings; silent when absent. */
+  /** The threads log through their own loggers (src/logger.ts) with these settings; silent when absent. */
   log?: { level?: string; name?: string; pretty?: boolean };
+  /** Model sessions, each on its own thread with `intraOpNumThreads` threads. @default 1 */
+  sessions?: number;
 };
 
 export interface ThreadStart {
   loaded: LoadedManifest;
-  options: Omit<ThreadedEmbedderOptions, 'log'>;
+  options: Omit<ThreadedEmbedderOptions, 'log' | 'sessions'>;
   log?: ThreadedEmbedderOptions['log'];
 }
 
@@ -50,12 +52,27 @@ function threadEntry(): { source: string | URL; eval: boolean } {
   };
 }
 
+/** Sessions a CPU ingest embedder opens by default: one per thread up to this (each holds the model, ≈ 270 MB RSS). */
+const DEFAULT_CPU_SESSIONS = 4;
+
 /**
- * The Embedder port over an OnnxEmbedder on a worker thread: inference (synchronous inside
- * onnxruntime-node) no longer blocks this thread's event loop. Images are copied to the thread (the
- * caller still uses them, e.g. for thumbnails); vectors are transferred back.
+ * How the ingest embedder spreads `threads` cores over sessions: on the CPU, one single-threaded session
+ * per core (up to DEFAULT_CPU_SESSIONS, the threads shared among them); with CUDA, one session that takes
+ * whole batches. `sessions` overrides the count (PIC_INGEST_SESSIONS).
  */
-export class ThreadedEmbedder implements Embedder {
+export function ingestSessions(
+  threads: number,
+  providers: readonly ExecutionProvider[],
+  sessions?: number,
+): { sessions: number; intraOpNumThreads: number } {
+  const count = sessions ?? (providers.includes('cuda') ? 1 : Math.min(threads, DEFAULT_CPU_SESSIONS));
+  return { sessions: count, intraOpNumThreads: Math.max(1, Math.floor(threads / count)) };
+}
+
+type Call = { op: 'embed'; images: Uint8Array[] } | { op: 'embedOne'; image: Uint8Array } | { op: 'close' };
+
+/** One OnnxEmbedder on its own worker thread, with its calls in flight. */
+class ModelThread {
   readonly #worker: Worker;
   readonly #pending = new Map<number, Pending>();
   #nextId = 0;
@@ -64,20 +81,21 @@ export class ThreadedEmbedder implements Embedder {
   private constructor(
     worker: Worker,
     readonly info: EmbedderInfo,
+    onFailure: (error: Error) => void,
   ) {
     this.#worker = worker;
+    const fail = (error: Error) => {
+      this.#failure ??= error;
+      for (const pending of this.#pending.values()) pending.reject(error);
+      this.#pending.clear();
+      onFailure(error);
+    };
     worker.on('message', (reply: ThreadReply) => this.#settle(reply));
-    worker.on('error', (error) => this.#fail(new Error(`The embedder thread crashed: ${error.message}`)));
-    worker.on('exit', (code) => this.#fail(new Error(`The embedder thread exited (code ${code}).`)));
+    worker.on('error', (error) => fail(new Error(`The embedder thread crashed: ${error.message}`)));
+    worker.on('exit', (code) => fail(new Error(`The embedder thread exited (code ${code}).`)));
   }
 
-  static async create(
-    manifest: string | LoadedManifest,
-    options: ThreadedEmbedderOptions = {},
-  ): Promise<ThreadedEmbedder> {
-    const loaded = typeof manifest === 'string' ? await loadManifest(manifest) : manifest;
-    const { log, ...rest } = options;
-    const start: ThreadStart = { loaded, options: rest, ...(log ? { log } : {}) };
+  static async start(start: ThreadStart, onFailure: (error: Error) => void): Promise<ModelThread> {
     const entry = threadEntry();
     const worker = new Worker(entry.source, { eval: entry.eval, workerData: start });
     const info = await new Promise<EmbedderInfo>((resolve, reject) => {
@@ -92,32 +110,22 @@ export class ThreadedEmbedder implements Embedder {
         else reject(new Error(`The embedder thread sent ${reply.type} before it was ready.`));
       });
     });
-    return new ThreadedEmbedder(worker, info);
+    return new ModelThread(worker, info, onFailure);
   }
 
-  embed(images: Uint8Array[]): Promise<EmbedOutcome[]> {
-    return this.#call({ op: 'embed', images }) as Promise<EmbedOutcome[]>;
-  }
-
-  embedOne(image: Uint8Array): Promise<{ vector: Float32Array; timings: EmbedTimings }> {
-    return this.#call({ op: 'embedOne', image }) as Promise<{ vector: Float32Array; timings: EmbedTimings }>;
-  }
-
-  async close(): Promise<void> {
-    if (this.#failure) return;
-    await this.#call({ op: 'close' });
-    await this.#worker.terminate();
-  }
-
-  #call(
-    request: { op: 'embed'; images: Uint8Array[] } | { op: 'embedOne'; image: Uint8Array } | { op: 'close' },
-  ) {
+  call(request: Call): Promise<unknown> {
     if (this.#failure) return Promise.reject(this.#failure);
     const id = this.#nextId++;
     return new Promise<unknown>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       this.#worker.postMessage({ id, ...request } satisfies ThreadRequest);
     });
+  }
+
+  async close(): Promise<void> {
+    if (this.#failure) return;
+    await this.call({ op: 'close' });
+    await this.#worker.terminate();
   }
 
   #settle(reply: ThreadReply): void {
@@ -128,10 +136,102 @@ export class ThreadedEmbedder implements Embedder {
     if (reply.type === 'result') pending.resolve(reply.value);
     else pending.reject(reply.kind ? new ImageError(reply.message, reply.kind) : new Error(reply.message));
   }
+}
 
+interface Task extends Pending {
+  request: Exclude<Call, { op: 'close' }>;
+}
+
+/**
+ * The Embedder port over OnnxEmbedder sessions on worker threads: inference (synchronous inside
+ * onnxruntime-node) no longer blocks this thread's event loop. Images are copied to the threads (the
+ * caller still uses them, e.g. for thumbnails); vectors are transferred back.
+ *
+ * With one session a batch goes to it whole (a GPU wants batches). With several, each image is a task
+ * that whichever session is free takes next, so a session whose core is taken by a neighbour (the
+ * worker's own I/O, the thumbnails) holds up no other: one session's threads wait for each other at
+ * every operator, and on a shared core that wait is CPU lost (README, Performance).
+ */
+export class ThreadedEmbedder implements Embedder {
+  readonly #threads: ModelThread[];
+  readonly #idle: ModelThread[];
+  readonly #tasks: Task[] = [];
+  #failure: Error | undefined;
+
+  private constructor(threads: ModelThread[]) {
+    this.#threads = threads;
+    this.#idle = [...threads];
+  }
+
+  get info(): EmbedderInfo {
+    return (this.#threads[0] as ModelThread).info;
+  }
+
+  static async create(
+    manifest: string | LoadedManifest,
+    options: ThreadedEmbedderOptions = {},
+  ): Promise<ThreadedEmbedder> {
+    const loaded = typeof manifest === 'string' ? await loadManifest(manifest) : manifest;
+    const { log, sessions = 1, ...rest } = options;
+    const start: ThreadStart = { loaded, options: rest, ...(log ? { log } : {}) };
+    let embedder: ThreadedEmbedder | undefined;
+    const onFailure = (error: Error) => {
+      if (embedder) embedder.#fail(error);
+    };
+    const started = await Promise.allSettled(
+      Array.from({ length: sessions }, () => ModelThread.start(start, onFailure)),
+    );
+    const threads = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+    const failed = started.find((result) => result.status === 'rejected');
+    if (failed) {
+      await Promise.all(threads.map((thread) => thread.close().catch(() => undefined)));
+      throw failed.reason;
+    }
+    embedder = new ThreadedEmbedder(threads);
+    return embedder;
+  }
+
+  async embed(images: Uint8Array[]): Promise<EmbedOutcome[]> {
+    if (this.#threads.length === 1) return (await this.#run({ op: 'embed', images })) as EmbedOutcome[];
+    const each = images.map((image) => this.#run({ op: 'embed', images: [image] }));
+    return ((await Promise.all(each)) as EmbedOutcome[][]).flat();
+  }
+
+  embedOne(image: Uint8Array): Promise<{ vector: Float32Array; timings: EmbedTimings }> {
+    return this.#run({ op: 'embedOne', image }) as Promise<{ vector: Float32Array; timings: EmbedTimings }>;
+  }
+
+  /** Closes every session; after a crash, the ones still running. */
+  async close(): Promise<void> {
+    await Promise.all(this.#threads.map((thread) => thread.close()));
+  }
+
+  #run(request: Task['request']): Promise<unknown> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise<unknown>((resolve, reject) => {
+      this.#tasks.push({ request, resolve, reject });
+      this.#dispatch();
+    });
+  }
+
+  /** Hands queued tasks to idle sessions, in arrival order. */
+  #dispatch(): void {
+    while (this.#idle.length > 0 && this.#tasks.length > 0) {
+      const thread = this.#idle.pop() as ModelThread;
+      const task = this.#tasks.shift() as Task;
+      thread
+        .call(task.request)
+        .then(task.resolve, task.reject)
+        .finally(() => {
+          this.#idle.push(thread);
+          this.#dispatch();
+        });
+    }
+  }
+
+  /** A crashed session fails the embedder: what is queued is rejected, and so is every later call. */
   #fail(error: Error): void {
     this.#failure ??= error;
-    for (const pending of this.#pending.values()) pending.reject(error);
-    this.#pending.clear();
+    for (const task of this.#tasks.splice(0)) task.reject(error);
   }
 }

@@ -14,7 +14,7 @@ import { Worker } from '../app/worker.ts';
 import type { Embedder } from '../domain/ports.ts';
 import { LazyEmbedder } from '../embedder/lazy-embedder.ts';
 import { type ExecutionProvider, embedderInfoOf, OnnxEmbedder } from '../embedder/onnx-embedder.ts';
-import { ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
+import { ingestSessions, ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
 import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
 import { loadManifest } from '../model/manifest.ts';
 
@@ -160,6 +160,7 @@ async function createEmbedder(config: CloudConfig, options: CloudOptions): Promi
   if (options.embedderThread) {
     return ThreadedEmbedder.create(loaded, {
       ...settings,
+      ...ingestSessions(config.threads, executionProviders, config.ingestSessions),
       ...(log ? { log: { level: log.level, name: 'embedder' } } : {}),
     });
   }

@@ -16,7 +16,7 @@ import type { Config } from '../config.ts';
 import { IndexMismatchError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
 import { OnnxEmbedder } from '../embedder/onnx-embedder.ts';
-import { ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
+import { ingestSessions, ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
 import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
 import { type ModelLog, type ResolvedModel, resolveModel as resolveModelFiles } from '../model/resolve.ts';
 
@@ -97,6 +97,7 @@ export async function createEmbeddedSystem(
     OnnxEmbedder.create(model, { ...embedderOptions, ...(log ? { logger: log } : {}) }),
     ThreadedEmbedder.create(model, {
       ...embedderOptions,
+      ...ingestSessions(config.threads, ['cpu'], config.ingestSessions),
       ...(log
         ? { log: { level: log.level, name: 'ingest-embedder', pretty: process.stderr.isTTY === true } }
         : {}),

@@ -28,6 +28,7 @@ export const CloudEnv = z.object({
   PIC_URL_EXPIRES_SECONDS: z.coerce.number().int().min(60).max(604_800).default(3600),
   PIC_BATCH_SIZE: ConfigEnv.shape.PIC_BATCH_SIZE,
   PIC_THREADS: ConfigEnv.shape.PIC_THREADS,
+  PIC_INGEST_SESSIONS: ConfigEnv.shape.PIC_INGEST_SESSIONS,
   PIC_MAX_PIXELS: ConfigEnv.shape.PIC_MAX_PIXELS,
   PIC_MAX_RECEIVE_COUNT: ConfigEnv.shape.PIC_MAX_RECEIVE_COUNT,
   PIC_LOG_LEVEL: ConfigEnv.shape.PIC_LOG_LEVEL,
@@ -51,6 +52,7 @@ export interface CloudConfig {
   urlExpiresSeconds: number;
   batchSize: number;
   threads: number;
+  ingestSessions: number | undefined;
   maxPixels: number;
   maxReceiveCount: number;
   visibilitySeconds: number;
@@ -83,6 +85,7 @@ export function loadCloudConfig(env: Record<string, string | undefined> = proces
     urlExpiresSeconds: e.PIC_URL_EXPIRES_SECONDS,
     batchSize: e.PIC_BATCH_SIZE,
     threads: e.PIC_THREADS,
+    ingestSessions: e.PIC_INGEST_SESSIONS,
     maxPixels: e.PIC_MAX_PIXELS,
     maxReceiveCount: e.PIC_MAX_RECEIVE_COUNT,
     visibilitySeconds: e.PIC_VISIBILITY_SECONDS,
