@@ -9,7 +9,7 @@ import { ImageError } from '../domain/errors.ts';
 import { loadManifest } from '../model/manifest.ts';
 import { OnnxEmbedder } from './onnx-embedder.ts';
 import { maxDifference, vectorOf } from './test-support.ts';
-import { ingestSessions, ThreadedEmbedder } from './threaded-embedder.ts';
+import { ingestSessions, ThreadedEmbedder, type ThreadedEmbedderOptions } from './threaded-embedder.ts';
 
 /** The longest gap between ticks of a 10 ms timer while `work` runs: how long this event loop stalled. */
 async function longestStall<T>(work: () => Promise<T>): Promise<{ result: T; gapMs: number }> {
@@ -28,18 +28,24 @@ async function longestStall<T>(work: () => Promise<T>): Promise<{ result: T; gap
   }
 }
 
+/** The first `count` fixture photos, a ThreadedEmbedder with `options`, and an embedder on this thread to compare. */
+async function openWithReference(options: ThreadedEmbedderOptions, count: number) {
+  const names = (await readdir(FIXTURES)).filter((name) => /\.(jpe?g|png|webp)$/i.test(name)).sort();
+  const [images, threaded, local] = await Promise.all([
+    Promise.all(names.slice(0, count).map((name) => readFile(resolve(FIXTURES, name)))),
+    ThreadedEmbedder.create(SEEDED_MANIFEST, options),
+    loadManifest(SEEDED_MANIFEST).then((loaded) => OnnxEmbedder.create(loaded, { batchSize: 8 })),
+  ]);
+  return { images, threaded, local };
+}
+
 describe('ThreadedEmbedder with the seeded VGG16', () => {
   let threaded: ThreadedEmbedder;
   let local: OnnxEmbedder;
   let images: Buffer[];
 
   beforeAll(async () => {
-    const names = (await readdir(FIXTURES)).filter((name) => /\.(jpe?g|png|webp)$/i.test(name)).sort();
-    images = await Promise.all(names.slice(0, 8).map((name) => readFile(resolve(FIXTURES, name))));
-    [threaded, local] = await Promise.all([
-      ThreadedEmbedder.create(SEEDED_MANIFEST, { batchSize: 8 }),
-      loadManifest(SEEDED_MANIFEST).then((loaded) => OnnxEmbedder.create(loaded, { batchSize: 8 })),
-    ]);
+    ({ images, threaded, local } = await openWithReference({ batchSize: 8 }, 8));
   });
   afterAll(async () => {
     await Promise.all([threaded?.close(), local?.close()]);
@@ -88,12 +94,8 @@ describe('ThreadedEmbedder with two sessions, taking images one at a time', () =
   let images: Buffer[];
 
   beforeAll(async () => {
-    const names = (await readdir(FIXTURES)).filter((name) => /\.(jpe?g|png|webp)$/i.test(name)).sort();
-    images = await Promise.all(names.slice(0, 6).map((name) => readFile(resolve(FIXTURES, name))));
-    [pooled, local] = await Promise.all([
-      ThreadedEmbedder.create(SEEDED_MANIFEST, { batchSize: 8, sessions: 2, intraOpNumThreads: 1 }),
-      loadManifest(SEEDED_MANIFEST).then((loaded) => OnnxEmbedder.create(loaded, { batchSize: 8 })),
-    ]);
+    const options = { batchSize: 8, sessions: 2, intraOpNumThreads: 1 };
+    ({ images, threaded: pooled, local } = await openWithReference(options, 6));
   });
   afterAll(async () => {
     await Promise.all([pooled?.close(), local?.close()]);
