@@ -173,13 +173,17 @@ export class ThreadedEmbedder implements Embedder {
   ): Promise<ThreadedEmbedder> {
     const loaded = typeof manifest === 'string' ? await loadManifest(manifest) : manifest;
     const { log, sessions = 1, ...rest } = options;
-    const start: ThreadStart = { loaded, options: rest, ...(log ? { log } : {}) };
+    // With several sessions each logs under its own name (ingest-embedder-1, -2 …).
+    const startOf = (i: number): ThreadStart => {
+      const name = log?.name && sessions > 1 ? `${log.name}-${i + 1}` : log?.name;
+      return { loaded, options: rest, ...(log ? { log: { ...log, ...(name ? { name } : {}) } } : {}) };
+    };
     let embedder: ThreadedEmbedder | undefined;
     const onFailure = (error: Error) => {
       if (embedder) embedder.#fail(error);
     };
     const started = await Promise.allSettled(
-      Array.from({ length: sessions }, () => ModelThread.start(start, onFailure)),
+      Array.from({ length: sessions }, (_, i) => ModelThread.start(startOf(i), onFailure)),
     );
     const threads = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
     const failed = started.find((result) => result.status === 'rejected');
