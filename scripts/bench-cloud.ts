@@ -7,7 +7,7 @@
  *      p50/p99 with 10 000 vectors in the collection.
  * Prints a table and writes bench-results/cloud.json.
  *
- *   npm run bench:cloud                  # ≈ 6 min on 2 cores
+ *   npm run bench:cloud                  # ≈ 4–6 min on 2 cores
  *   npm run bench:cloud -- --quick       # fewer images and queries
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
