@@ -81,21 +81,19 @@ class ModelThread {
   private constructor(
     worker: Worker,
     readonly info: EmbedderInfo,
-    onFailure: (error: Error) => void,
   ) {
     this.#worker = worker;
     const fail = (error: Error) => {
       this.#failure ??= error;
       for (const pending of this.#pending.values()) pending.reject(error);
       this.#pending.clear();
-      onFailure(error);
     };
     worker.on('message', (reply: ThreadReply) => this.#settle(reply));
     worker.on('error', (error) => fail(new Error(`The embedder thread crashed: ${error.message}`)));
     worker.on('exit', (code) => fail(new Error(`The embedder thread exited (code ${code}).`)));
   }
 
-  static async start(start: ThreadStart, onFailure: (error: Error) => void): Promise<ModelThread> {
+  static async start(start: ThreadStart): Promise<ModelThread> {
     const entry = threadEntry();
     const worker = new Worker(entry.source, { eval: entry.eval, workerData: start });
     const info = await new Promise<EmbedderInfo>((resolve, reject) => {
@@ -110,7 +108,12 @@ class ModelThread {
         else reject(new Error(`The embedder thread sent ${reply.type} before it was ready.`));
       });
     });
-    return new ModelThread(worker, info, onFailure);
+    return new ModelThread(worker, info);
+  }
+
+  /** Why the thread is gone (crashed, exited); every call after it is rejected with it. */
+  get failure(): Error | undefined {
+    return this.#failure;
   }
 
   call(request: Call): Promise<unknown> {
@@ -156,7 +159,6 @@ export class ThreadedEmbedder implements Embedder {
   readonly #threads: ModelThread[];
   readonly #idle: ModelThread[];
   readonly #tasks: Task[] = [];
-  #failure: Error | undefined;
 
   private constructor(threads: ModelThread[]) {
     this.#threads = threads;
@@ -174,16 +176,14 @@ export class ThreadedEmbedder implements Embedder {
     const loaded = typeof manifest === 'string' ? await loadManifest(manifest) : manifest;
     const { log, sessions = 1, ...rest } = options;
     // With several sessions each logs under its own name (ingest-embedder-1, -2 …).
-    const startOf = (i: number): ThreadStart => {
-      const name = log?.name && sessions > 1 ? `${log.name}-${i + 1}` : log?.name;
-      return { loaded, options: rest, ...(log ? { log: { ...log, ...(name ? { name } : {}) } } : {}) };
-    };
-    let embedder: ThreadedEmbedder | undefined;
-    const onFailure = (error: Error) => {
-      if (embedder) embedder.#fail(error);
-    };
+    const logOf = (i: number) => (sessions > 1 && log?.name ? { ...log, name: `${log.name}-${i + 1}` } : log);
+    const startOf = (i: number): ThreadStart => ({
+      loaded,
+      options: rest,
+      ...(log ? { log: logOf(i) } : {}),
+    });
     const started = await Promise.allSettled(
-      Array.from({ length: sessions }, (_, i) => ModelThread.start(startOf(i), onFailure)),
+      Array.from({ length: sessions }, (_, i) => ModelThread.start(startOf(i))),
     );
     const threads = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
     const failed = started.find((result) => result.status === 'rejected');
@@ -191,8 +191,7 @@ export class ThreadedEmbedder implements Embedder {
       await Promise.all(threads.map((thread) => thread.close().catch(() => undefined)));
       throw failed.reason;
     }
-    embedder = new ThreadedEmbedder(threads);
-    return embedder;
+    return new ThreadedEmbedder(threads);
   }
 
   async embed(images: Uint8Array[]): Promise<EmbedOutcome[]> {
@@ -210,8 +209,13 @@ export class ThreadedEmbedder implements Embedder {
     await Promise.all(this.#threads.map((thread) => thread.close()));
   }
 
+  /**
+   * Queues a task for the next free session. A crashed session fails the embedder: later calls are
+   * rejected here; the tasks already queued go to whichever session is free, the dead one rejecting them.
+   */
   #run(request: Task['request']): Promise<unknown> {
-    if (this.#failure) return Promise.reject(this.#failure);
+    const failure = this.#threads.find((thread) => thread.failure)?.failure;
+    if (failure) return Promise.reject(failure);
     return new Promise<unknown>((resolve, reject) => {
       this.#tasks.push({ request, resolve, reject });
       this.#dispatch();
@@ -231,11 +235,5 @@ export class ThreadedEmbedder implements Embedder {
           this.#dispatch();
         });
     }
-  }
-
-  /** A crashed session fails the embedder: what is queued is rejected, and so is every later call. */
-  #fail(error: Error): void {
-    this.#failure ??= error;
-    for (const task of this.#tasks.splice(0)) task.reject(error);
   }
 }

@@ -134,18 +134,13 @@ export class DynamoCatalogue implements Catalogue {
   async getMany(keys: string[]): Promise<Map<string, ImageRecord>> {
     const unique = [...new Set(keys)];
     const out = new Map<string, ImageRecord>();
-    const items = new Map<string, Item>();
     for (const item of await this.#batchGet(unique.map(imagePk))) {
       const record = toRecord(item);
       out.set(record.key, record);
-      items.set(record.key, item);
+      remember(this.#seen, record.key, { item, ownedId: ownsItsId(record) ? record.id : undefined });
     }
     for (const key of unique) {
-      const record = out.get(key);
-      remember(this.#seen, key, {
-        item: items.get(key),
-        ownedId: record && ownsItsId(record) ? record.id : undefined,
-      });
+      if (!out.has(key)) remember(this.#seen, key, { item: undefined, ownedId: undefined });
     }
     return out;
   }
