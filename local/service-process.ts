@@ -8,9 +8,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SAMPLE_PHOTOS_DIR } from '../src/sample-photos.ts';
 
 export const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
-export const fixturesDir = resolve(repoRoot, '../shared/fixtures/photos');
+export const fixturesDir = SAMPLE_PHOTOS_DIR;
 
 export interface Service {
   url: string;

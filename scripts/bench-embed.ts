@@ -23,6 +23,7 @@ import { dot } from '../src/embedder/vectors.ts';
 import { DEFAULT_DECODE_LIMITS } from '../src/imaging/decode.ts';
 import { createTensorWriter, tensorSpecOf, toModelPixels } from '../src/imaging/preprocess.ts';
 import { type LoadedManifest, loadManifest, type PreprocessProfile } from '../src/model/manifest.ts';
+import { SAMPLE_PHOTOS_DIR } from '../src/sample-photos.ts';
 import { median, percentile, round } from './bench-support.ts';
 
 const repoRoot = resolve(import.meta.dirname, '..');
@@ -89,7 +90,7 @@ async function pureInference(embedder: OnnxEmbedder, imageLength: number, batch:
 }
 
 async function photos() {
-  const dir = resolve(repoRoot, '../shared/fixtures/photos');
+  const dir = SAMPLE_PHOTOS_DIR;
   const csv = await readFile(resolve(dir, 'sources.csv'), 'utf8');
   const originalOf = new Map(
     csv

@@ -6,11 +6,12 @@ import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadConfig } from '../config.ts';
+import { SAMPLE_PHOTOS_DIR } from '../sample-photos.ts';
 import { createEmbeddedSystem, type EmbeddedOptions, type EmbeddedSystem } from '../wiring/embedded.ts';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
-/** CI has the fixtures beside the repository, like this machine. */
-export const FIXTURES = resolve(REPO_ROOT, '../shared/fixtures/photos');
+/** The sample photos shipped in the repository. */
+export const FIXTURES = SAMPLE_PHOTOS_DIR;
 /** Tests pin the seeded model (made by the global setup) even where pretrained weights are installed. */
 export const SEEDED_MANIFEST = resolve(REPO_ROOT, 'models/vgg16-seeded.manifest.json');
 

@@ -4,12 +4,13 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImageError } from '../domain/errors.ts';
 import { type LoadedManifest, loadManifest } from '../model/manifest.ts';
+import { SAMPLE_PHOTOS_DIR } from '../sample-photos.ts';
 import { OnnxEmbedder } from './onnx-embedder.ts';
 import { maxDifference, vectorOf } from './test-support.ts';
 import { dot } from './vectors.ts';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
-const photos = resolve(repoRoot, '../shared/fixtures/photos');
+const photos = SAMPLE_PHOTOS_DIR;
 
 /** Fixture photos and the original each declared variant copies (sources.csv `variant_of`). */
 async function readPhotos() {

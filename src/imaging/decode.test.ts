@@ -4,9 +4,10 @@ import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ImageError, type ImageErrorKind } from '../domain/errors.ts';
+import { SAMPLE_PHOTOS_DIR } from '../sample-photos.ts';
 import { DEFAULT_DECODE_LIMITS, decodeRgb } from './decode.ts';
 
-const photos = resolve(import.meta.dirname, '../../../shared/fixtures/photos');
+const photos = SAMPLE_PHOTOS_DIR;
 const keep = { orientation: 'ignore', alpha: 'drop' } as const;
 
 /** A 2×1 image: left pixel red, right pixel blue, with 50% alpha on the right when `alpha` is set. */

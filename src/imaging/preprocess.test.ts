@@ -4,11 +4,12 @@ import { gunzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadManifest, type ModelManifest } from '../model/manifest.ts';
+import { SAMPLE_PHOTOS_DIR } from '../sample-photos.ts';
 import { DEFAULT_DECODE_LIMITS } from './decode.ts';
 import { createTensorWriter, type TensorSpec, tensorSpecOf, toModelPixels } from './preprocess.ts';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
-const photos = resolve(repoRoot, '../shared/fixtures/photos');
+const photos = SAMPLE_PHOTOS_DIR;
 const goldenDir = resolve(repoRoot, 'test/golden');
 
 /**

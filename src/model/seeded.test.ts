@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SAMPLE_PHOTOS_DIR } from '../sample-photos.ts';
 import { loadManifest } from './manifest.ts';
 import { sha256Of } from './model-files.ts';
 import { decodeModel } from './onnx-proto.ts';
@@ -11,7 +12,7 @@ import { ensureSeededModel, generateSeededModel, seededModelPath } from './seede
 
 /** SHA-256 of seed 42's file as generated on the project machine; pins cross-machine determinism. */
 const SEED_42_SHA256 = '266a717fba1540bb181859fe6bc7d822d479cd67dfca1db75e0f71f15f534ec8';
-const photos = resolve(import.meta.dirname, '../../../shared/fixtures/photos');
+const photos = SAMPLE_PHOTOS_DIR;
 
 describe('seeded VGG16 generation', () => {
   it('writes byte-identical models for the same seed and different ones for another seed', () => {
