@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { BigIntStats, Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { ConflictError, NotFoundError, ValidationError } from '../../domain/errors.ts';
 import type { ObjectStore, ObjectWithBody, StoredObject } from '../../domain/ports.ts';
@@ -22,6 +22,8 @@ const MAX_KEY_BYTES = 1024;
  * content: files dropped into the folder by hand then cost one stat, not a full read, on every
  * re-ingest, and the value survives restarts. put() writes a temporary file and renames it over the
  * key, so every put yields a new inode and therefore a new etag, and readers never see half a file.
+ * The file and then its folder are fsynced before put() returns: the worker records a thumbnail and an
+ * upload is queued only once its bytes would survive a power loss (cost: docs/operations.md).
  */
 export class FolderObjectStore implements ObjectStore {
   readonly root: string;
@@ -59,8 +61,9 @@ export class FolderObjectStore implements ObjectStore {
     const name = path.slice(dir.length + 1);
     const temp = join(dir, `.${name}.${randomBytes(8).toString('hex')}.tmp`);
     try {
-      await writeFile(temp, body);
+      await writeDurably(temp, body);
       await rename(temp, path);
+      await syncDirectory(dir);
     } catch (error) {
       await rm(temp, { force: true });
       throw error;
@@ -190,6 +193,26 @@ export class FolderObjectStore implements ObjectStore {
       }
       segments.pop();
     }
+  }
+}
+
+async function writeDurably(path: string, body: Uint8Array): Promise<void> {
+  const file = await open(path, 'w');
+  try {
+    await file.writeFile(body);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+}
+
+/** A rename is durable once the folder holding the new name is synced (POSIX: fsync on the directory). */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
