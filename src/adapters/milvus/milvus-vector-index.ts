@@ -138,8 +138,8 @@ export class MilvusVectorIndex implements VectorIndex {
       if (!Number.isInteger(topK) || topK < 1 || topK > MAX_TOP_K) {
         throw new ValidationError(`topK must be an integer from 1 to ${MAX_TOP_K}`);
       }
-      if ((await this.#readIdentity()) === undefined) return [];
       const filter = prefixFilter(prefix);
+      if ((await this.#readIdentity()) === undefined) return [];
       const result = await this.#client.search({
         collection_name: this.#collection,
         data: [Array.from(vector)],
@@ -152,9 +152,9 @@ export class MilvusVectorIndex implements VectorIndex {
         ...(this.#indexType === 'HNSW' ? { params: { ef: Math.max(64, topK) } } : {}),
       });
       check(result.status);
-      // One query vector: the SDK returns its hits as a flat list; ids are strings (int64).
+      // One query vector: the SDK returns its hits as a flat list; ids are strings (int64). The prefix is
+      // in the filter, so these are the topK best under it; only the score threshold is applied here.
       return (result.results as unknown as { id: string; key: string; score: number }[])
-        .filter((hit) => prefix === undefined || hit.key.startsWith(prefix))
         .filter((hit) => minScore === undefined || hit.score >= minScore)
         .map((hit) => ({ id: String(hit.id), key: hit.key, score: Math.max(-1, Math.min(1, hit.score)) }));
     });
@@ -365,14 +365,37 @@ function checkId(id: string): string {
 }
 
 /**
- * `key like "…%"` for the literal part of the prefix. Milvus's LIKE treats % and _ as wildcards, so the
- * filter stops before the first of them and the exact startsWith check runs on the hits.
+ * Exactly the keys under `prefix`, as a range on the key field: `key >= "p" and key < "q"`, q being p with
+ * its last character incremented. Milvus compares VarChar bytewise and UTF-8 keeps code-point order, so
+ * the range holds every key that starts with p and nothing else; a LIKE pattern would read `%` and `_` in
+ * the prefix as wildcards. Literals are escaped per the expression grammar (backslash and double quote);
+ * control characters and unpaired surrogates, which no S3 key we write holds, are refused.
  */
-function prefixFilter(prefix: string | undefined): string | undefined {
+export function prefixFilter(prefix: string | undefined): string | undefined {
   if (!prefix) return undefined;
-  const literal = prefix.split(/[%_]/, 1)[0] ?? '';
-  if (!literal) return undefined;
-  return `key like "${literal.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}%"`;
+  if (/[\p{Cc}\p{Cs}]/u.test(prefix)) {
+    throw new ValidationError('prefix: control characters and unpaired surrogates are not allowed');
+  }
+  const upper = successorOf(prefix);
+  const from = `key >= ${stringLiteral(prefix)}`;
+  return upper === undefined ? from : `${from} and key < ${stringLiteral(upper)}`;
+}
+
+/** The smallest string above every string that starts with `prefix`; undefined when there is none. */
+function successorOf(prefix: string): string | undefined {
+  const points = [...prefix].map((char) => char.codePointAt(0) as number);
+  while (points.length > 0) {
+    const last = (points.pop() as number) + 1;
+    if (last > 0x10ffff) continue;
+    // Surrogate code points are not characters: the next one after U+D7FF is U+E000.
+    points.push(last >= 0xd800 && last <= 0xdfff ? 0xe000 : last);
+    return String.fromCodePoint(...points);
+  }
+  return undefined;
+}
+
+function stringLiteral(value: string): string {
+  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
 function vectorDimension(
