@@ -263,7 +263,7 @@ export class Worker {
    * did not need. The catalogue is read once for the whole batch. Only ids not yet owned are claimed (a
    * pending or indexed record owns its id), and no pending state is written: the next record is the
    * outcome, and the queue's in-flight count shows the batch meanwhile: one DynamoDB write fewer for a
-   * photo dropped into the bucket, four requests fewer for one queued by ingest (README, DynamoDB table).
+   * photo dropped into the bucket, four requests fewer for one queued by ingest (docs/cloud.md, DynamoDB table).
    */
   async #downloadAndClaim(
     keys: string[],

@@ -45,7 +45,7 @@ export interface OnnxEmbedderOptions {
 }
 
 /**
- * Settings chosen with `npm run bench:embed` on the 2-core CPU machine (README, performance): all graph
+ * Settings chosen with `npm run bench:embed` on the 2-core CPU machine (docs/performance.md): all graph
  * optimisations (basic/extended/disabled cost 15–45% more CPU per image), sequential execution (parallel
  * cost ~50% more), arena and memory pattern on, spinning on (off was no better), one intra-op thread per
  * core. Batch 8 and 32 were within noise of each other; 8 holds a quarter of the activations in memory.

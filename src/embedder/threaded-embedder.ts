@@ -153,7 +153,7 @@ interface Task extends Pending {
  * With one session a batch goes to it whole (a GPU wants batches). With several, each image is a task
  * that whichever session is free takes next, so a session whose core is taken by a neighbour (the
  * worker's own I/O, the thumbnails) holds up no other: one session's threads wait for each other at
- * every operator, and on a shared core that wait is CPU lost (README, Ingest sessions).
+ * every operator, and on a shared core that wait is CPU lost (docs/models.md, ingest sessions).
  */
 export class ThreadedEmbedder implements Embedder {
   readonly #threads: ModelThread[];

@@ -1,5 +1,5 @@
 /**
- * Typed client of the HTTP API (routes in the README). The response types are the Operations types of
+ * Typed client of the HTTP API (routes in docs/api.md). The response types are the Operations types of
  * src/app/operations.ts, imported as types only, so the page and the server cannot drift apart silently.
  */
 import type {

@@ -18,7 +18,7 @@ const FIRST_BLOCK_ROWS = 1024;
  * per row, as given) and, unit-normalised, in memory as row-major Float32Array blocks that
  * onnxruntime scores with one MatMul per block; the best topK are then picked in one pass. Exact
  * search needs no index tuning and has perfect recall; it was measured against sqlite-vec's vec0 and a
- * JS loop in scripts/bench-index.ts and chosen for speed (README, performance section).
+ * JS loop in scripts/bench-index.ts and chosen for speed (docs/performance.md, vector index).
  *
  * Another process (the CLI on the same data directory) may write the file; `PRAGMA data_version`
  * tells, and the memory copy is then reloaded. Operations run one at a time, so a search never sees
