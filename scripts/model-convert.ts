@@ -1,7 +1,9 @@
 import { basename, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { convertModelFile, type NormalisationName } from '../src/model/convert.ts';
+import { DEFAULT_DESCRIPTOR } from '../src/model/descriptors.ts';
 import type { PreprocessProfile } from '../src/model/manifest.ts';
+import { Descriptor } from '../src/model/manifest.ts';
 
 const program = new Command('model:convert')
   .description('Turn a full VGG16 classifier ONNX (Model Zoo / torchvision export) into the 512-d extractor')
@@ -13,6 +15,11 @@ const program = new Command('model:convert')
     new Option('--normalisation <kind>', 'input normalisation the weights were trained with')
       .choices(['imagenet', 'caffe'])
       .default('imagenet'),
+  )
+  .addOption(
+    new Option('--descriptor <name>', 'pooling head after block 5 (docs/search-quality.md)')
+      .choices(Descriptor.options)
+      .default(DEFAULT_DESCRIPTOR),
   )
   .addOption(
     new Option('--profile <name>', 'preprocessing profile')
@@ -28,6 +35,7 @@ const options = program.opts<{
   fp16: boolean;
   normalisation: NormalisationName;
   profile: PreprocessProfile;
+  descriptor: Descriptor;
 }>();
 const fallbackOut = `models/${basename(input, '.onnx')}-extractor${options.fp16 ? '-fp16' : ''}`;
 const outPath = resolve((options.out ?? fallbackOut).replace(/(\.onnx)?$/, '.onnx'));
@@ -39,6 +47,7 @@ try {
     fp16: options.fp16,
     normalisation: options.normalisation,
     profile: options.profile,
+    descriptor: options.descriptor,
     source: `model:convert of ${basename(input)}`,
   });
   console.log(

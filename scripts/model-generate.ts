@@ -1,5 +1,7 @@
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_DESCRIPTOR } from '../src/model/descriptors.ts';
+import { Descriptor } from '../src/model/manifest.ts';
 import { DEFAULT_SEED, writeSeededModel } from '../src/model/seeded.ts';
 
 const program = new Command('model:generate')
@@ -10,15 +12,26 @@ const program = new Command('model:generate')
       .choices(['quality', 'keras-compat'])
       .default('quality'),
   )
+  .addOption(
+    new Option('--descriptor <name>', 'pooling head after block 5 (docs/search-quality.md)')
+      .choices(Descriptor.options)
+      .default(DEFAULT_DESCRIPTOR),
+  )
   .option('--model-dir <dir>', 'output folder', 'models')
   .parse();
 
-const options = program.opts<{ seed: number; profile: 'quality' | 'keras-compat'; modelDir: string }>();
+const options = program.opts<{
+  seed: number;
+  profile: 'quality' | 'keras-compat';
+  descriptor: Descriptor;
+  modelDir: string;
+}>();
 const started = performance.now();
 const { manifestPath, manifest } = await writeSeededModel({
   modelDir: resolve(options.modelDir),
   seed: options.seed,
   profile: options.profile,
+  descriptor: options.descriptor,
 });
 const seconds = ((performance.now() - started) / 1000).toFixed(2);
 console.log(`Wrote ${manifest.name} (${manifest.file}, sha256 ${manifest.sha256}) in ${seconds} s`);

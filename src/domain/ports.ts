@@ -199,6 +199,8 @@ export interface EmbedderInfo {
   provider: string;
   /** False when seeded (random) weights stand in for pretrained ones. */
   pretrained: boolean;
+  /** Scores from which a hit is a `duplicate` / `similar` match; absent when the model is uncalibrated. */
+  matchThresholds?: { duplicate: number; similar: number };
 }
 
 export type EmbedOutcome = { ok: true; vector: Float32Array } | { ok: false; reason: string; code: string };
@@ -214,5 +216,10 @@ export interface Embedder {
   embed(images: Uint8Array[]): Promise<EmbedOutcome[]>;
   /** A single query image; throws ImageError for bad input. */
   embedOne(image: Uint8Array): Promise<{ vector: Float32Array; timings: EmbedTimings }>;
+  /**
+   * The query's 8 dihedral variants (rotations by quarter turns, each mirrored or not) embedded as one
+   * batch, upright first: a rotated or mirrored copy matches one of them. Throws ImageError for bad input.
+   */
+  embedOrientations(image: Uint8Array): Promise<{ vectors: Float32Array[]; timings: EmbedTimings }>;
   close(): Promise<void>;
 }

@@ -29,6 +29,12 @@ port.on('message', async (request: ThreadRequest) => {
       port.postMessage({ type: 'result', id: request.id, value } satisfies ThreadReply, [
         value.vector.buffer as ArrayBuffer,
       ]);
+    } else if (request.op === 'embedOrientations') {
+      const value = await embedder.embedOrientations(request.image);
+      port.postMessage(
+        { type: 'result', id: request.id, value } satisfies ThreadReply,
+        value.vectors.map((vector) => vector.buffer as ArrayBuffer),
+      );
     } else {
       await embedder.close();
       port.postMessage({ type: 'result', id: request.id, value: undefined } satisfies ThreadReply);

@@ -20,6 +20,10 @@ function countingEmbedder(actual: EmbedderInfo = info) {
       return images.map(() => ({ ok: true as const, vector: Float32Array.of(1, 0) }));
     },
     embedOne: async () => ({ vector: Float32Array.of(0, 1), timings: { decodeMs: 1, embedMs: 2 } }),
+    embedOrientations: async () => ({
+      vectors: [Float32Array.of(0, 1)],
+      timings: { decodeMs: 1, embedMs: 2 },
+    }),
     close: async () => {
       calls.close++;
     },

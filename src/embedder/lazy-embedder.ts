@@ -30,6 +30,10 @@ export class LazyEmbedder implements Embedder {
     return (await this.#embedder()).embedOne(image);
   }
 
+  async embedOrientations(image: Uint8Array): Promise<{ vectors: Float32Array[]; timings: EmbedTimings }> {
+    return (await this.#embedder()).embedOrientations(image);
+  }
+
   async close(): Promise<void> {
     const opened = this.#opened;
     this.#opened = undefined;

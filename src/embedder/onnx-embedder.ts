@@ -5,11 +5,17 @@ import type { Logger } from 'pino';
 import { ImageError } from '../domain/errors.ts';
 import type { Embedder, EmbedderInfo, EmbedOutcome, EmbedTimings } from '../domain/ports.ts';
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../imaging/decode.ts';
+import { dihedralVariants } from '../imaging/dihedral.ts';
 import { createTensorWriter, type TensorWriter, tensorSpecOf, toModelPixels } from '../imaging/preprocess.ts';
 import { toFloat16 } from '../model/float16.ts';
-import type { LoadedManifest, ModelManifest, PreprocessProfile } from '../model/manifest.ts';
+import {
+  indexModelName,
+  type LoadedManifest,
+  type ModelManifest,
+  type PreprocessProfile,
+} from '../model/manifest.ts';
 import { Semaphore } from './semaphore.ts';
-import { l2Normalise } from './vectors.ts';
+import { l2Normalise, whiten } from './vectors.ts';
 
 export type ExecutionProvider = 'cuda' | 'cpu';
 
@@ -70,11 +76,12 @@ export function embedderInfoOf(
   profile: PreprocessProfile = manifest.profile,
 ): EmbedderInfo {
   return {
-    model: manifest.name,
+    model: indexModelName(manifest),
     profile,
     dimension: manifest.output.dimension,
     provider,
     pretrained: manifest.pretrained,
+    ...(manifest.matchThresholds ? { matchThresholds: manifest.matchThresholds } : {}),
   };
 }
 
@@ -204,8 +211,15 @@ export class OnnxEmbedder implements Embedder {
         : (result.data as Float32Array);
     result.dispose();
     const dimension = values.length / count;
+    const { whitening } = this.loaded;
+    if (whitening && dimension !== whitening.inputDimension) {
+      throw new Error(
+        `Model ${this.loaded.modelPath} gives ${dimension}-dimensional descriptors; its whitening expects ${whitening.inputDimension}.`,
+      );
+    }
     return Array.from({ length: count }, (_, i) => {
       const vector = values.slice(i * dimension, (i + 1) * dimension);
+      if (whitening) return l2Normalise(whiten(vector, whitening));
       return normalise ? l2Normalise(vector) : vector;
     });
   }
@@ -276,6 +290,16 @@ export class OnnxEmbedder implements Embedder {
     const [vector] = await this.infer(tensor, 1);
     const timings = { decodeMs: decoded - started, embedMs: performance.now() - decoded };
     return { vector: vector as Float32Array, timings };
+  }
+
+  async embedOrientations(image: Uint8Array): Promise<{ vectors: Float32Array[]; timings: EmbedTimings }> {
+    const started = performance.now();
+    const variants = dihedralVariants(await this.pixelsOf(image), this.loaded.manifest.input.size);
+    const tensor = new Float32Array(this.writer.length * variants.length);
+    for (const [i, pixels] of variants.entries()) this.writer.write(pixels, tensor, i * this.writer.length);
+    const decoded = performance.now();
+    const vectors = await this.infer(tensor, variants.length);
+    return { vectors, timings: { decodeMs: decoded - started, embedMs: performance.now() - decoded } };
   }
 
   async close(): Promise<void> {

@@ -24,6 +24,7 @@ export interface ThreadStart {
 export type ThreadRequest = { id: number } & (
   | { op: 'embed'; images: Uint8Array[] }
   | { op: 'embedOne'; image: Uint8Array }
+  | { op: 'embedOrientations'; image: Uint8Array }
   | { op: 'close' }
 );
 
@@ -69,7 +70,10 @@ export function ingestSessions(
   return { sessions: count, intraOpNumThreads: Math.max(1, Math.floor(threads / count)) };
 }
 
-type Call = { op: 'embed'; images: Uint8Array[] } | { op: 'embedOne'; image: Uint8Array } | { op: 'close' };
+type Call =
+  | { op: 'embed'; images: Uint8Array[] }
+  | { op: 'embedOne' | 'embedOrientations'; image: Uint8Array }
+  | { op: 'close' };
 
 /** One OnnxEmbedder on its own worker thread, with its calls in flight. */
 class ModelThread {
@@ -202,6 +206,13 @@ export class ThreadedEmbedder implements Embedder {
 
   embedOne(image: Uint8Array): Promise<{ vector: Float32Array; timings: EmbedTimings }> {
     return this.#run({ op: 'embedOne', image }) as Promise<{ vector: Float32Array; timings: EmbedTimings }>;
+  }
+
+  embedOrientations(image: Uint8Array): Promise<{ vectors: Float32Array[]; timings: EmbedTimings }> {
+    return this.#run({ op: 'embedOrientations', image }) as Promise<{
+      vectors: Float32Array[];
+      timings: EmbedTimings;
+    }>;
   }
 
   /** Closes every session; after a crash, the ones still running. */

@@ -14,3 +14,22 @@ export function dot(a: Float32Array, b: Float32Array): number {
   for (let i = 0; i < a.length; i++) sum += (a[i] as number) * (b[i] as number);
   return sum;
 }
+
+/** (vector − mean) projected by the whitening's rows; the caller normalises the result. */
+export function whiten(
+  vector: Float32Array,
+  whitening: { mean: Float32Array; projection: Float32Array; dimension: number },
+): Float32Array {
+  const input = vector.length;
+  const centred = new Float32Array(input);
+  for (let i = 0; i < input; i++) centred[i] = (vector[i] as number) - (whitening.mean[i] as number);
+  const out = new Float32Array(whitening.dimension);
+  for (let row = 0; row < whitening.dimension; row++) {
+    const offset = row * input;
+    let sum = 0;
+    for (let i = 0; i < input; i++)
+      sum += (whitening.projection[offset + i] as number) * (centred[i] as number);
+    out[row] = sum;
+  }
+  return out;
+}

@@ -209,7 +209,7 @@ describe('convertModelFile', () => {
       profile: 'quality',
       input: { name: 'input', size: 224, colorOrder: 'RGB', dataType: 'float32' },
       normalisation: { kind: 'mean-std', mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
-      output: { name: 'embedding', dimension: 512, pooling: 'max', l2Normalised: true },
+      output: { name: 'embedding', dimension: 512, descriptor: 'mac', l2Normalised: true },
     });
     expect(decodeModel(await readFile(modelPath)).graph.output[0]?.name).toBe('embedding');
   });

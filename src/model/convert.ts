@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
+import { DEFAULT_DESCRIPTOR } from './descriptors.ts';
 import { embeddingHead } from './embedding-head.ts';
 import { toFloat16 } from './float16.ts';
-import type { ModelManifest, PreprocessProfile } from './manifest.ts';
+import type { Descriptor, ModelManifest, PreprocessProfile } from './manifest.ts';
 import { ModelError } from './model-error.ts';
 import { writeModelFiles } from './model-files.ts';
 import { bytesOf, floatValues, intAttr, node, tensorValue } from './onnx-builder.ts';
@@ -24,6 +25,8 @@ const FULLY_CONNECTED = new Set(['Gemm', 'MatMul']);
 export interface ConvertOptions {
   /** Store weights as float16 and compute in float16; the model's input and output stay float32. */
   fp16?: boolean;
+  /** @default DEFAULT_DESCRIPTOR */
+  descriptor?: Descriptor;
 }
 
 export interface ConvertedModel {
@@ -40,7 +43,7 @@ export interface ConvertedModel {
 /**
  * Turns a full VGG16 classifier (Model Zoo MXNet export or torchvision export) into the extractor:
  * keeps everything up to block 5's last ReLU, found by topology as the input of the last MaxPool that
- * feeds the first fully connected layer, then appends global max pool + flatten + L2 normalisation.
+ * feeds the first fully connected layer, then appends the descriptor head (src/model/embedding-head.ts).
  * Unused weights (the FC head) are dropped, the batch dimension becomes symbolic, the input is named
  * "input" and the output "embedding".
  */
@@ -81,11 +84,18 @@ export function convertClassifier(source: Uint8Array, options: ConvertOptions = 
     nodes.push(node('Cast', 'input/Cast', [INPUT], [imageTensor], [intAttr('to', DataType.FLOAT16)]));
   }
   for (const n of kept) n.input = n.input.map((name) => (name === dataInput.name ? imageTensor : name));
-  const head = embeddingHead(cutAt, OUTPUT, opset, options.fp16);
-  nodes.push(...kept, ...head.nodes);
-
   const [, channels, height, width] = dims.map((d) => d.dim_value ?? d.dim_param ?? '?');
   const size = typeof height === 'number' && height === width ? height : 224;
+  const head = embeddingHead({
+    features: cutAt,
+    output: OUTPUT,
+    opset,
+    descriptor: options.descriptor ?? DEFAULT_DESCRIPTOR,
+    // block5_conv3 is four 2×2 pools below the input.
+    mapSize: size / 16,
+    fromFloat16: options.fp16 ?? false,
+  });
+  nodes.push(...kept, ...head.nodes);
   const extractor: OnnxModel = {
     // IR 4+ lets initialisers stay out of the graph inputs, so onnxruntime treats them as constants
     // (prepacked Conv weights) instead of overridable inputs, as old IR 3 exports list them.
@@ -93,7 +103,7 @@ export function convertClassifier(source: Uint8Array, options: ConvertOptions = 
     opset_import: model.opset_import,
     producer_name: 'pic-search model:convert',
     producer_version: '1',
-    doc_string: `VGG16 feature extractor (block 5 → global max pool → L2) converted from ${model.producer_name || 'an unnamed producer'}.`,
+    doc_string: `VGG16 feature extractor (block 5 → ${options.descriptor ?? DEFAULT_DESCRIPTOR} → L2) converted from ${model.producer_name || 'an unnamed producer'}.`,
     graph: {
       name: 'vgg16_extractor',
       node: nodes,
@@ -227,7 +237,12 @@ export async function convertModelFile(
     input: { name: INPUT, layout: 'NCHW', size: converted.size, colorOrder, dataType: 'float32' },
     normalisation,
     profile: options.profile ?? 'quality',
-    output: { name: OUTPUT, dimension: converted.dimension, pooling: 'max', l2Normalised: true },
+    output: {
+      name: OUTPUT,
+      dimension: converted.dimension,
+      descriptor: options.descriptor ?? DEFAULT_DESCRIPTOR,
+      l2Normalised: true,
+    },
   });
   return { ...written, converted };
 }

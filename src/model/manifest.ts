@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
+import { sha256Of } from './model-files.ts';
 
 /**
  * Preprocessing profiles. `keras-compat` reproduces the classic demo (Keras load_img: nearest-neighbour
@@ -23,7 +24,42 @@ const MeanStdNormalisation = z.object({
   std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]),
 });
 
-export const ModelManifest = z.object({
+/** The pooling head after block 5 (src/model/embedding-head.ts); each ends L2-normalised. */
+export const Descriptor = z.enum(['mac', 'gem', 'rmac']);
+export type Descriptor = z.infer<typeof Descriptor>;
+
+/**
+ * Centre + projection applied to the graph's output, then L2 normalisation again. The file holds
+ * little-endian float32: the mean (inputDimension values), then the projection row by row
+ * (dimension × inputDimension).
+ */
+const Whitening = z.object({
+  /** Relative to the manifest. */
+  file: z.string().min(1),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  inputDimension: z.number().int().positive(),
+  dimension: z.number().int().positive(),
+  /** How it was learnt (method, calibration set); never from a user's library or queries. */
+  learntOn: z.string().min(1),
+});
+export type Whitening = z.infer<typeof Whitening>;
+
+/**
+ * Scores at and above which a hit is labelled `duplicate` or `similar` (below: `weak`), calibrated on
+ * the evaluation corpus by `npm run eval -- --calibrate` (docs/search-quality.md).
+ */
+export const MatchThresholds = z
+  .object({
+    duplicate: z.number().min(-1).max(1),
+    similar: z.number().min(-1).max(1),
+    calibratedOn: z.string(),
+  })
+  .refine((t) => t.similar <= t.duplicate, {
+    message: 'the similar threshold must not exceed the duplicate one',
+  });
+export type MatchThresholds = z.infer<typeof MatchThresholds>;
+
+const ManifestFields = z.object({
   /** Stable name stored with every vector, e.g. "vgg16-keras-imagenet" or "vgg16-seeded-42". */
   name: z.string().min(1),
   /** ONNX file, relative to the manifest. */
@@ -43,17 +79,60 @@ export const ModelManifest = z.object({
   profile: PreprocessProfile,
   output: z.object({
     name: z.string().min(1),
+    /** Length of the stored vectors: the whitening's dimension when whitened, else the graph output's. */
     dimension: z.number().int().positive(),
-    pooling: z.enum(['max', 'avg']),
+    /** Manifests written before descriptors were configurable used max pooling: `mac`. */
+    descriptor: Descriptor.default('mac'),
     l2Normalised: z.boolean(),
+    whitening: Whitening.optional(),
   }),
+  matchThresholds: MatchThresholds.optional(),
+});
+
+export const ModelManifest = ManifestFields.superRefine((manifest, context) => {
+  const { whitening, dimension } = manifest.output;
+  if (whitening && whitening.dimension !== dimension) {
+    context.addIssue({
+      code: 'custom',
+      path: ['output', 'whitening', 'dimension'],
+      message: `the whitening projects to ${whitening.dimension} dimensions but output.dimension is ${dimension}`,
+    });
+  }
+  if (whitening && whitening.dimension > whitening.inputDimension) {
+    context.addIssue({
+      code: 'custom',
+      path: ['output', 'whitening', 'dimension'],
+      message: `the whitening cannot project ${whitening.inputDimension} dimensions up to ${whitening.dimension}`,
+    });
+  }
 });
 export type ModelManifest = z.infer<typeof ModelManifest>;
+
+/**
+ * The model part of the index identity stored with every vector: the manifest's name, plus the
+ * descriptor and whitening when they are not the classic recipe, so vectors of two heads on the same
+ * weights never share an index (and classic indexes keep their identity).
+ */
+export function indexModelName(manifest: ModelManifest): string {
+  const { descriptor, whitening } = manifest.output;
+  if (descriptor === 'mac' && !whitening) return manifest.name;
+  return `${manifest.name}+${descriptor}${whitening ? `-w${whitening.dimension}-${whitening.sha256.slice(0, 8)}` : ''}`;
+}
 
 export interface LoadedManifest {
   manifest: ModelManifest;
   /** Absolute path of the ONNX file. */
   modelPath: string;
+  /** Read and checked at load when the manifest names one. */
+  whitening?: WhiteningMatrix;
+}
+
+export interface WhiteningMatrix {
+  mean: Float32Array;
+  /** dimension × inputDimension, row-major. */
+  projection: Float32Array;
+  inputDimension: number;
+  dimension: number;
 }
 
 export async function loadManifest(manifestPath: string): Promise<LoadedManifest> {
@@ -62,5 +141,39 @@ export async function loadManifest(manifestPath: string): Promise<LoadedManifest
   if (!parsed.success) {
     throw new Error(`Invalid model manifest ${manifestPath}: ${z.prettifyError(parsed.error)}`);
   }
-  return { manifest: parsed.data, modelPath: resolve(dirname(manifestPath), parsed.data.file) };
+  const manifest = parsed.data;
+  const loaded: LoadedManifest = { manifest, modelPath: resolve(dirname(manifestPath), manifest.file) };
+  const spec = manifest.output.whitening;
+  if (!spec) return loaded;
+  return {
+    ...loaded,
+    whitening: await loadWhitening(resolve(dirname(manifestPath), spec.file), spec, manifestPath),
+  };
+}
+
+async function loadWhitening(path: string, spec: Whitening, manifestPath: string): Promise<WhiteningMatrix> {
+  const bytes = await readFile(path).catch((error: Error) => {
+    throw new Error(
+      `Invalid model manifest ${manifestPath}: cannot read its whitening file ${path}: ${error.message}`,
+    );
+  });
+  const { inputDimension, dimension } = spec;
+  const expected = 4 * inputDimension * (1 + dimension);
+  if (bytes.length !== expected) {
+    throw new Error(
+      `Invalid model manifest ${manifestPath}: its whitening matrix does not fit the dimension: ${path} holds ` +
+        `${bytes.length} bytes, but a mean of ${inputDimension} and a ${dimension}×${inputDimension} projection ` +
+        `(float32) take ${expected}.`,
+    );
+  }
+  if (sha256Of(bytes) !== spec.sha256) {
+    throw new Error(`Invalid model manifest ${manifestPath}: ${path} does not match the whitening's sha256.`);
+  }
+  const values = new Float32Array(new Uint8Array(bytes).buffer);
+  return {
+    mean: values.subarray(0, inputDimension),
+    projection: values.subarray(inputDimension),
+    inputDimension,
+    dimension,
+  };
 }

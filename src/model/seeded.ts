@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ModelManifest, type PreprocessProfile } from './manifest.ts';
+import { DEFAULT_DESCRIPTOR } from './descriptors.ts';
+import { type Descriptor, ModelManifest, type PreprocessProfile } from './manifest.ts';
 import { manifestPathFor, sha256OfFile, writeModelFiles } from './model-files.ts';
 import { encodeModel } from './onnx-proto.ts';
 import { buildVgg16, VGG16_INPUT_SIZE } from './vgg16.ts';
@@ -9,7 +10,7 @@ export const DEFAULT_SEED = 42;
 export const SEEDED_MODEL_FILE = 'vgg16-seeded.onnx';
 const GENERATOR_NAME = 'pic-search model:generate';
 /** Bump the version when the generator's output changes, so stale generated files are regenerated. */
-const GENERATOR = `${GENERATOR_NAME} v1`;
+const GENERATOR = `${GENERATOR_NAME} v2`;
 /** Keras `preprocess_input` caffe mode: BGR means on 0..255 values. */
 export const CAFFE_BGR_MEAN: [number, number, number] = [103.939, 116.779, 123.68];
 
@@ -22,11 +23,15 @@ export function isSeededManifest(manifest: ModelManifest): boolean {
   return manifest.source.startsWith(GENERATOR_NAME);
 }
 
-export function generateSeededModel(seed: number): Uint8Array {
-  return encodeModel(buildVgg16({ seed, head: { kind: 'embedding' } }));
+export function generateSeededModel(seed: number, descriptor: Descriptor = DEFAULT_DESCRIPTOR): Uint8Array {
+  return encodeModel(buildVgg16({ seed, head: { kind: 'embedding', descriptor } }));
 }
 
-function seededManifest(seed: number, profile: PreprocessProfile): Omit<ModelManifest, 'file' | 'sha256'> {
+function seededManifest(
+  seed: number,
+  profile: PreprocessProfile,
+  descriptor: Descriptor,
+): Omit<ModelManifest, 'file' | 'sha256'> {
   return {
     name: `vgg16-seeded-${seed}`,
     pretrained: false,
@@ -34,7 +39,7 @@ function seededManifest(seed: number, profile: PreprocessProfile): Omit<ModelMan
     input: { name: 'input', layout: 'NCHW', size: VGG16_INPUT_SIZE, colorOrder: 'BGR', dataType: 'float32' },
     normalisation: { kind: 'caffe', mean: CAFFE_BGR_MEAN },
     profile,
-    output: { name: 'embedding', dimension: 512, pooling: 'max', l2Normalised: true },
+    output: { name: 'embedding', dimension: 512, descriptor, l2Normalised: true },
   };
 }
 
@@ -42,6 +47,7 @@ export interface SeededModelOptions {
   modelDir: string;
   seed?: number;
   profile?: PreprocessProfile;
+  descriptor?: Descriptor;
 }
 
 export interface SeededModelFiles {
@@ -52,9 +58,13 @@ export interface SeededModelFiles {
 }
 
 export async function writeSeededModel(options: SeededModelOptions): Promise<SeededModelFiles> {
-  const { modelDir, seed = DEFAULT_SEED, profile = 'quality' } = options;
-  const bytes = generateSeededModel(seed);
-  const written = await writeModelFiles(seededModelPath(modelDir), bytes, seededManifest(seed, profile));
+  const { modelDir, seed = DEFAULT_SEED, profile = 'quality', descriptor = DEFAULT_DESCRIPTOR } = options;
+  const bytes = generateSeededModel(seed, descriptor);
+  const written = await writeModelFiles(
+    seededModelPath(modelDir),
+    bytes,
+    seededManifest(seed, profile, descriptor),
+  );
   return { ...written, generated: true };
 }
 
@@ -63,15 +73,16 @@ export async function writeSeededModel(options: SeededModelOptions): Promise<See
  * seed, profile or generator version, or its file no longer matches the manifest's SHA-256.
  */
 export async function ensureSeededModel(options: SeededModelOptions): Promise<SeededModelFiles> {
-  const { modelDir, seed = DEFAULT_SEED, profile = 'quality' } = options;
+  const { modelDir, seed = DEFAULT_SEED, profile = 'quality', descriptor = DEFAULT_DESCRIPTOR } = options;
   const manifestPath = manifestPathFor(seededModelPath(modelDir));
   const existing = await readValidManifest(manifestPath);
-  const wanted = seededManifest(seed, profile);
+  const wanted = seededManifest(seed, profile, descriptor);
   if (
     existing &&
     existing.name === wanted.name &&
     existing.source === wanted.source &&
     existing.profile === profile &&
+    existing.output.descriptor === descriptor &&
     (await fileMatches(join(modelDir, existing.file), existing.sha256))
   ) {
     return { manifestPath, manifest: existing, generated: false };

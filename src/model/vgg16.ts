@@ -1,4 +1,5 @@
 import { embeddingHead } from './embedding-head.ts';
+import type { Descriptor } from './manifest.ts';
 import { floatTensor, intAttr, intsAttr, node, tensorValue } from './onnx-builder.ts';
 import { DataType, type OnnxModel, type OnnxNode, type OnnxTensor } from './onnx-proto.ts';
 import { createPrng } from './prng.ts';
@@ -22,7 +23,7 @@ export const VGG16_BLOCK5_FEATURES = 'block5_conv3';
  * `hidden`/`classes` may be shrunk from 4096/1000 to keep test models small.
  */
 export type Vgg16Head =
-  | { kind: 'embedding' }
+  | { kind: 'embedding'; descriptor: Descriptor }
   | { kind: 'classifier'; style: 'zoo' | 'torchvision'; hidden: number; classes: number };
 
 export interface Vgg16Options {
@@ -48,6 +49,7 @@ export function buildVgg16(options: Vgg16Options): OnnxModel {
   let current = inputName;
   let channels = 3;
   VGG16_BLOCKS.forEach((widths, b) => {
+    const lastBlock = b === VGG16_BLOCKS.length - 1;
     widths.forEach((width, c) => {
       const name = `block${b + 1}_conv${c + 1}`;
       initializers.push(
@@ -71,6 +73,9 @@ export function buildVgg16(options: Vgg16Options): OnnxModel {
       current = name;
       channels = width;
     });
+    // GeM and R-MAC read block5_conv3 (14×14). MAC keeps Keras's block5_pool: the max of the pooled map
+    // is the same value, and the classic graph keeps its bytes.
+    if (lastBlock && head.kind === 'embedding' && head.descriptor !== 'mac') return;
     const pool = `block${b + 1}_pool`;
     nodes.push(
       node(
@@ -87,8 +92,13 @@ export function buildVgg16(options: Vgg16Options): OnnxModel {
   let output: string;
   let outputDims: (number | string)[];
   if (head.kind === 'embedding') {
-    // Keras keeps block5_pool before its global max pool; the max of the pooled map is the same value.
-    const tail = embeddingHead(current, 'embedding', opset);
+    const tail = embeddingHead({
+      features: current,
+      output: 'embedding',
+      opset,
+      descriptor: head.descriptor,
+      mapSize: VGG16_INPUT_SIZE / 16,
+    });
     nodes.push(...tail.nodes);
     initializers.push(...tail.initializers);
     output = 'embedding';
