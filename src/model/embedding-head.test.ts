@@ -115,6 +115,6 @@ describe('descriptor heads', () => {
       descriptor: 'rmac',
       mapSize: 14,
     });
-    expect(head.nodes.every((n) => n.name.startsWith('embedding/'))).toBe(true);
+    expect(head.nodes.every((n) => n.name?.startsWith('embedding/'))).toBe(true);
   });
 });
