@@ -92,7 +92,7 @@ describe('descriptor heads', () => {
 
         // Assess
         const expected = reference(descriptor, maps);
-        output.forEach((value, i) => expect(value).toBeCloseTo(expected[i] as number, 5));
+        for (const [i, value] of output.entries()) expect(value).toBeCloseTo(expected[i] as number, 5);
         expect(Math.hypot(...output)).toBeCloseTo(1, 5);
         await session.release();
       });
