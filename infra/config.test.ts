@@ -65,6 +65,24 @@ describe('stack configuration', () => {
   });
 });
 
+describe('prefixes and the Milvus address', () => {
+  it.each([
+    [{ imagePrefix: '' }, /not be empty[^\n]*\n.*at imagePrefix/],
+    [{ imagePrefix: 'images/', thumbnailPrefix: 'images/small/' }, /thumbnailPrefix: .*overlap/],
+    [{ imagePrefix: 'thumbnails/photos/' }, /thumbnailPrefix: .*overlap/],
+  ])('refuses prefixes under which thumbnails would be ingested: %j', (prefixes, problem) => {
+    expect(() => parseConfig({ ...VALID, ...prefixes }, REPO)).toThrow(problem);
+  });
+
+  it('refuses a plaintext Milvus address unless milvusAllowPlaintext is set', () => {
+    const plaintext = { ...VALID, milvusAddress: 'http://milvus.example.com:19530' };
+    expect(() => parseConfig(plaintext, REPO)).toThrow(
+      /milvusAddress: .*plaintext.*milvusAllowPlaintext=true/,
+    );
+    expect(parseConfig({ ...plaintext, milvusAllowPlaintext: 'true' }, REPO).milvusAllowPlaintext).toBe(true);
+  });
+});
+
 describe('worker scaling steps', () => {
   it('asks for one worker from the first message and one more per messagesPerWorker, up to the maximum', () => {
     expect(workerSteps(3, 1000)).toEqual([

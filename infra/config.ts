@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { isPlaintextRemote, prefixOverlap, StorePrefix } from '../src/adapters/aws/config.ts';
 
 /**
  * Everything a deployment can change, read once from CDK context (`-c key=value` or cdk.json) and checked
@@ -42,15 +43,11 @@ export const StackConfig = z.object({
       'must be a Secrets Manager secret ARN',
     )
     .optional(),
-  /** Where images live in the bucket; only objects under it are embedded. */
-  imagePrefix: z
-    .string()
-    .regex(/^([^/].*\/)?$/, 'must be empty or end with "/" and not start with "/"')
-    .default('images/'),
-  thumbnailPrefix: z
-    .string()
-    .regex(/^[^/].*\/$/, 'must end with "/" and not start with "/"')
-    .default('thumbnails/'),
+  /** Accept a plaintext (http:// or bare host:port) Milvus address: the token and vectors cross the internet unencrypted. */
+  milvusAllowPlaintext: flag.default(false),
+  /** Where images live in the bucket; only objects under it are embedded. Never empty: thumbnails live beside it. */
+  imagePrefix: StorePrefix.default('images/'),
+  thumbnailPrefix: StorePrefix.default('thumbnails/'),
   /** Use this bucket (by name) for images instead of creating one; it is never deleted by the stack. */
   existingBucketName: z
     .string()
@@ -119,6 +116,13 @@ export function parseConfig(raw: Record<string, unknown>, repoRoot: string): Sta
     webDist: absolute(config.webDist),
   };
   const problems: string[] = [];
+  const overlap = prefixOverlap(config.imagePrefix, config.thumbnailPrefix);
+  if (overlap) problems.push(`thumbnailPrefix: ${overlap}`);
+  if (isPlaintextRemote(config.milvusAddress) && !config.milvusAllowPlaintext) {
+    problems.push(
+      `milvusAddress: ${config.milvusAddress} is plaintext gRPC (the token and vectors would cross the network unencrypted) — use https://, or pass -c milvusAllowPlaintext=true to accept it`,
+    );
+  }
   if (!existsSync(result.modelManifest)) {
     problems.push(
       `modelManifest: ${result.modelManifest} does not exist — run \`npm run model:fetch\` first (or pass -c modelManifest=models/vgg16-seeded.manifest.json to try the stack with the seeded test model)`,

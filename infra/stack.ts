@@ -1,5 +1,6 @@
 import { basename, join, relative } from 'node:path';
 import {
+  Annotations,
   Aspects,
   CfnOutput,
   CfnResource,
@@ -73,10 +74,18 @@ export class PicSearchStack extends Stack {
       MILVUS_ADDRESS: config.milvusAddress,
       MILVUS_TOKEN_SECRET_ARN: this.storage.milvusToken.secretArn,
       MILVUS_COLLECTION: config.milvusCollection,
+      ...(config.milvusAllowPlaintext ? { MILVUS_ALLOW_PLAINTEXT: 'true' } : {}),
       PIC_MAX_RECEIVE_COUNT: String(config.maxReceiveCount),
       // The worker hides a batch for this long at once; the queue's default is the same.
       PIC_VISIBILITY_SECONDS: String(config.visibilityTimeoutSeconds),
     };
+
+    if (config.milvusAllowPlaintext) {
+      Annotations.of(this).addWarningV2(
+        'pic-search:milvus-plaintext',
+        `milvusAddress ${config.milvusAddress} is plaintext: the Milvus token and vectors cross the network unencrypted`,
+      );
+    }
 
     this.ingest = new Ingest(this, 'Ingest', {
       storage: this.storage,

@@ -1,95 +1,227 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigEnv, ConfigError, type LOG_LEVELS, parseEnv } from '../../config.ts';
+import { ConfigEnv, ConfigError, parseEnv } from '../../config.ts';
 
 /**
- * Cloud configuration, read once from the environment (the CDK stack sets these; tests point them at
- * the emulators). A bad environment fails at start with one message naming every bad variable.
+ * Cloud configuration, read from the environment in parts: each part is the variables of one resource or
+ * concern. A Lambda function reads only the parts its factory names (src/wiring/cloud-functions.ts), and
+ * the stack sets exactly those variables together with the grants (infra/bindings.ts); the worker reads
+ * every part but the model identity. A bad environment fails at start with one message naming every bad
+ * variable of the parts read.
  */
-export const CloudEnv = z.object({
-  IMAGES_BUCKET: z.string({ error: 'required (the images bucket name)' }),
-  IMAGE_PREFIX: z.string().default('images/'),
-  THUMBNAIL_PREFIX: z.string().default('thumbnails/'),
-  QUEUE_URL: z.url({ error: 'required (the ingest queue URL)' }),
-  TABLE_NAME: z.string({ error: 'required (the catalogue table name)' }),
-  MILVUS_ADDRESS: z.string({ error: 'required (host:port or https://endpoint)' }),
-  /** Secrets Manager ARN of the Milvus token (cloud). */
-  MILVUS_TOKEN_SECRET_ARN: z.string().optional(),
-  /** The token itself (local runs); neither is needed for a Milvus without auth such as Milvus Lite. */
-  MILVUS_TOKEN: z.string().optional(),
-  MILVUS_COLLECTION: z
-    .string()
-    .regex(/^[A-Za-z_][A-Za-z0-9_]{0,254}$/, 'letters, digits and _ only, not starting with a digit')
-    .default('pic_search'),
-  PIC_MODEL_MANIFEST: z.string({ error: 'required (the model manifest JSON path)' }),
-  AWS_REGION: z.string({ error: 'required' }),
-  /** Emulators only (moto). */
-  AWS_ENDPOINT_URL: z.url().optional(),
-  PIC_URL_EXPIRES_SECONDS: z.coerce.number().int().min(60).max(604_800).default(3600),
-  PIC_BATCH_SIZE: ConfigEnv.shape.PIC_BATCH_SIZE,
-  PIC_THREADS: ConfigEnv.shape.PIC_THREADS,
-  PIC_INGEST_SESSIONS: ConfigEnv.shape.PIC_INGEST_SESSIONS,
-  PIC_MAX_PIXELS: ConfigEnv.shape.PIC_MAX_PIXELS,
-  PIC_MAX_RECEIVE_COUNT: ConfigEnv.shape.PIC_MAX_RECEIVE_COUNT,
-  PIC_LOG_LEVEL: ConfigEnv.shape.PIC_LOG_LEVEL,
-  /** How long a receive hides a batch (the queue's VisibilityTimeout in the stack): the worker's heartbeat extends batches to it. */
-  PIC_VISIBILITY_SECONDS: z.coerce.number().int().min(10).max(43_200).default(300),
-  /** GPU worker: refuse to start on the CPU provider. */
-  PIC_REQUIRE_GPU: z.enum(['true', 'false', '1', '0']).default('false'),
-});
 
-export interface CloudConfig {
-  bucket: string;
-  imagePrefix: string;
-  thumbnailPrefix: string;
-  queueUrl: string;
-  tableName: string;
-  milvus: { address: string; collection: string; tokenSecretArn?: string; token?: string };
-  /** Absolute path of the model manifest. */
-  modelManifest: string;
-  region: string;
-  awsEndpoint?: string;
-  urlExpiresSeconds: number;
-  batchSize: number;
-  threads: number;
-  ingestSessions: number | undefined;
-  maxPixels: number;
-  maxReceiveCount: number;
-  visibilitySeconds: number;
-  requireGpu: boolean;
-  logLevel: (typeof LOG_LEVELS)[number];
+/** One part: its variables and what they become. */
+function part<S extends z.ZodObject, R extends object>(env: S, read: (e: z.infer<S>) => R) {
+  return { env, read };
 }
 
-export function loadCloudConfig(env: Record<string, string | undefined> = process.env): CloudConfig {
-  const e = parseEnv(CloudEnv, env);
-  if (e.IMAGE_PREFIX === e.THUMBNAIL_PREFIX) {
-    throw new ConfigError([
-      'THUMBNAIL_PREFIX: must differ from IMAGE_PREFIX, or thumbnails would be ingested',
-    ]);
+const flag = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
+
+/**
+ * An S3 key prefix the service owns: not empty (that would be the whole bucket), ends with "/", does not
+ * start with "/".
+ */
+export const StorePrefix = z
+  .string()
+  .regex(/^[^/].*\/$/, 'must end with "/", not start with "/", and not be empty (the whole bucket)');
+
+/**
+ * Thumbnails must never be ingested as images, and the worker's grants on thumbnails must never reach
+ * an image: neither prefix may start with the other. Returns the problem, if any.
+ */
+export function prefixOverlap(imagePrefix: string, thumbnailPrefix: string): string | undefined {
+  if (thumbnailPrefix.startsWith(imagePrefix) || imagePrefix.startsWith(thumbnailPrefix)) {
+    return `the thumbnail prefix "${thumbnailPrefix}" and the image prefix "${imagePrefix}" overlap: thumbnails would be ingested as images, or the worker could overwrite images`;
   }
-  return {
-    bucket: e.IMAGES_BUCKET,
-    imagePrefix: e.IMAGE_PREFIX,
-    thumbnailPrefix: e.THUMBNAIL_PREFIX,
-    queueUrl: e.QUEUE_URL,
-    tableName: e.TABLE_NAME,
-    milvus: {
-      address: e.MILVUS_ADDRESS,
-      collection: e.MILVUS_COLLECTION,
-      ...(e.MILVUS_TOKEN_SECRET_ARN ? { tokenSecretArn: e.MILVUS_TOKEN_SECRET_ARN } : {}),
-      ...(e.MILVUS_TOKEN ? { token: e.MILVUS_TOKEN } : {}),
-    },
-    modelManifest: resolve(e.PIC_MODEL_MANIFEST),
+  return undefined;
+}
+
+/** gRPC without TLS, unless the address is https://. Loopback never leaves the host. */
+export function isPlaintextRemote(address: string): boolean {
+  if (address.startsWith('https://')) return false;
+  const host = address.replace(/^http:\/\//, '').replace(/(:\d+)?\/?$/, '');
+  return !['127.0.0.1', 'localhost', '[::1]', '::1'].includes(host);
+}
+
+const common = part(
+  z.object({
+    AWS_REGION: z.string({ error: 'required' }),
+    /** Emulators only (moto). */
+    AWS_ENDPOINT_URL: z.url().optional(),
+    PIC_LOG_LEVEL: ConfigEnv.shape.PIC_LOG_LEVEL,
+  }),
+  (e) => ({
     region: e.AWS_REGION,
     ...(e.AWS_ENDPOINT_URL ? { awsEndpoint: e.AWS_ENDPOINT_URL } : {}),
-    urlExpiresSeconds: e.PIC_URL_EXPIRES_SECONDS,
+    logLevel: e.PIC_LOG_LEVEL,
+  }),
+);
+
+const bucket = part(
+  z.object({
+    IMAGES_BUCKET: z.string({ error: 'required (the images bucket name)' }),
+    IMAGE_PREFIX: StorePrefix.default('images/'),
+    THUMBNAIL_PREFIX: StorePrefix.default('thumbnails/'),
+    PIC_URL_EXPIRES_SECONDS: z.coerce.number().int().min(60).max(604_800).default(3600),
+  }),
+  (e) => {
+    const overlap = prefixOverlap(e.IMAGE_PREFIX, e.THUMBNAIL_PREFIX);
+    if (overlap) throw new ConfigError([`THUMBNAIL_PREFIX: ${overlap}`]);
+    return {
+      bucket: e.IMAGES_BUCKET,
+      imagePrefix: e.IMAGE_PREFIX,
+      thumbnailPrefix: e.THUMBNAIL_PREFIX,
+      urlExpiresSeconds: e.PIC_URL_EXPIRES_SECONDS,
+    };
+  },
+);
+
+const queue = part(
+  z.object({
+    QUEUE_URL: z.url({ error: 'required (the ingest queue URL)' }),
+    /** How long a receive hides a batch (the queue's VisibilityTimeout in the stack): the worker's heartbeat extends batches to it. */
+    PIC_VISIBILITY_SECONDS: z.coerce.number().int().min(10).max(43_200).default(300),
+  }),
+  (e) => ({
+    queueUrl: e.QUEUE_URL,
+    visibilitySeconds: e.PIC_VISIBILITY_SECONDS,
+  }),
+);
+
+const table = part(
+  z.object({ TABLE_NAME: z.string({ error: 'required (the catalogue table name)' }) }),
+  (e) => ({ tableName: e.TABLE_NAME }),
+);
+
+const milvus = part(
+  z.object({
+    MILVUS_ADDRESS: z.string({ error: 'required (host:port or https://endpoint)' }),
+    /** Secrets Manager ARN of the Milvus token (cloud). */
+    MILVUS_TOKEN_SECRET_ARN: z.string().optional(),
+    /** The token itself (local runs); neither is needed for a Milvus without auth such as Milvus Lite. */
+    MILVUS_TOKEN: z.string().optional(),
+    MILVUS_COLLECTION: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]{0,254}$/, 'letters, digits and _ only, not starting with a digit')
+      .default('pic_search'),
+    /** Accept a plaintext (not https://) address of another host: the token and vectors cross the network unencrypted. */
+    MILVUS_ALLOW_PLAINTEXT: flag.default(false),
+  }),
+  (e) => {
+    if (isPlaintextRemote(e.MILVUS_ADDRESS)) {
+      const risk = `MILVUS_ADDRESS=${e.MILVUS_ADDRESS} is plaintext gRPC: the Milvus token and every vector cross the network unencrypted`;
+      if (!e.MILVUS_ALLOW_PLAINTEXT) {
+        throw new ConfigError([`${risk}; use https://, or set MILVUS_ALLOW_PLAINTEXT=true to accept it`]);
+      }
+      process.emitWarning(`${risk} (MILVUS_ALLOW_PLAINTEXT=true)`, { code: 'PIC_MILVUS_PLAINTEXT' });
+    }
+    return {
+      milvus: {
+        address: e.MILVUS_ADDRESS,
+        collection: e.MILVUS_COLLECTION,
+        ...(e.MILVUS_TOKEN_SECRET_ARN ? { tokenSecretArn: e.MILVUS_TOKEN_SECRET_ARN } : {}),
+        ...(e.MILVUS_TOKEN ? { token: e.MILVUS_TOKEN } : {}),
+      },
+    };
+  },
+);
+
+const model = part(
+  z.object({
+    PIC_MODEL_MANIFEST: z.string({ error: 'required (the model manifest JSON path)' }),
+    PIC_BATCH_SIZE: ConfigEnv.shape.PIC_BATCH_SIZE,
+    PIC_THREADS: ConfigEnv.shape.PIC_THREADS,
+  }),
+  (e) => ({
+    /** Absolute path of the model manifest. */
+    modelManifest: resolve(e.PIC_MODEL_MANIFEST),
     batchSize: e.PIC_BATCH_SIZE,
     threads: e.PIC_THREADS,
+  }),
+);
+
+const ModelIdentity = z.object({
+  model: z.string().min(1),
+  profile: z.string().min(1),
+  dimension: z.number().int().positive(),
+  pretrained: z.boolean(),
+});
+export type ModelIdentity = z.infer<typeof ModelIdentity>;
+
+/**
+ * What the model is, for the functions that state it without embedding (health, ingest): the stack
+ * writes it from the same manifest the search function and the worker load, so they need no model layer.
+ */
+const modelIdentity = part(
+  z.object({
+    PIC_MODEL_IDENTITY: z
+      .string({ error: 'required (JSON: model, profile, dimension, pretrained)' })
+      .transform((text, context) => {
+        try {
+          return ModelIdentity.parse(JSON.parse(text));
+        } catch {
+          context.addIssue({
+            code: 'custom',
+            message: 'must be JSON {model, profile, dimension, pretrained}',
+          });
+          return z.NEVER;
+        }
+      }),
+  }),
+  (e) => ({ modelIdentity: e.PIC_MODEL_IDENTITY }),
+);
+
+const decode = part(z.object({ PIC_MAX_PIXELS: ConfigEnv.shape.PIC_MAX_PIXELS }), (e) => ({
+  maxPixels: e.PIC_MAX_PIXELS,
+}));
+
+const worker = part(
+  z.object({
+    PIC_INGEST_SESSIONS: ConfigEnv.shape.PIC_INGEST_SESSIONS,
+    PIC_MAX_RECEIVE_COUNT: ConfigEnv.shape.PIC_MAX_RECEIVE_COUNT,
+    /** GPU worker: refuse to start on the CPU provider. */
+    PIC_REQUIRE_GPU: flag.default(false),
+  }),
+  (e) => ({
     ingestSessions: e.PIC_INGEST_SESSIONS,
-    maxPixels: e.PIC_MAX_PIXELS,
     maxReceiveCount: e.PIC_MAX_RECEIVE_COUNT,
-    visibilitySeconds: e.PIC_VISIBILITY_SECONDS,
-    requireGpu: e.PIC_REQUIRE_GPU === 'true' || e.PIC_REQUIRE_GPU === '1',
-    logLevel: e.PIC_LOG_LEVEL,
-  };
+    requireGpu: e.PIC_REQUIRE_GPU,
+  }),
+);
+
+/** Every part of the cloud configuration, by name. */
+export const CLOUD_PARTS = { bucket, queue, table, milvus, model, modelIdentity, decode, worker };
+export type CloudPart = keyof typeof CLOUD_PARTS;
+type PartConfig<P extends CloudPart> = ReturnType<(typeof CLOUD_PARTS)[P]['read']>;
+type Intersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never;
+/** The configuration of the common part plus the parts `P`. */
+export type CloudPartsConfig<P extends CloudPart> = ReturnType<typeof common.read> &
+  Intersection<{ [K in P]: PartConfig<K> }[P]>;
+
+/** The environment variables a part reads (the stack sets them; nothing else is read). */
+export function variablesOf(part: CloudPart | 'common'): string[] {
+  return Object.keys((part === 'common' ? common : CLOUD_PARTS[part]).env.shape);
+}
+
+/** Reads the common variables and those of `parts`, no others; one error names every bad one. */
+export function loadCloudParts<P extends CloudPart>(
+  parts: readonly P[],
+  env: Record<string, string | undefined> = process.env,
+): CloudPartsConfig<P> {
+  const chosen = [common, ...parts.map((part) => CLOUD_PARTS[part])] as {
+    env: z.ZodObject;
+    read: (e: never) => object;
+  }[];
+  const schema = z.object(Object.assign({}, ...chosen.map((part) => part.env.shape)));
+  const e = parseEnv(schema, env);
+  return Object.assign({}, ...chosen.map((part) => part.read(e as never))) as CloudPartsConfig<P>;
+}
+
+const WORKER_PARTS = ['bucket', 'queue', 'table', 'milvus', 'model', 'decode', 'worker'] as const;
+
+/** The whole cloud configuration: what the worker (and the tests' full system) reads. */
+export type CloudConfig = CloudPartsConfig<(typeof WORKER_PARTS)[number]>;
+
+export function loadCloudConfig(env: Record<string, string | undefined> = process.env): CloudConfig {
+  return loadCloudParts(WORKER_PARTS, env);
 }
