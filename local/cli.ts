@@ -7,7 +7,14 @@ import { extname, resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { contentTypeOf, encodeKeyPath } from '../src/app/keys.ts';
-import type { IngestReport, Progress, SearchRequest, SearchResponse } from '../src/app/operations.ts';
+import {
+  type IngestReport,
+  ORIENTATIONS,
+  type Orientation,
+  type Progress,
+  type SearchRequest,
+  type SearchResponse,
+} from '../src/app/operations.ts';
 import { waitUntilSettled } from '../src/app/settle.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
@@ -62,10 +69,11 @@ function httpBackend(baseUrl: string, token: string | undefined): Backend {
   }
   return {
     ingest: (dir, prefix) => call('POST', '/ingest', { path: resolve(dir), ...(prefix ? { prefix } : {}) }),
-    search(image, contentType, { topK, minScore, prefix }) {
+    search(image, contentType, { topK, minScore, prefix, orientation }) {
       const query = new URLSearchParams({ topK: String(topK) });
       if (minScore !== undefined) query.set('minScore', String(minScore));
       if (prefix) query.set('prefix', prefix);
+      if (orientation) query.set('orientation', orientation);
       return call('POST', `/search?${query}`, image, contentType);
     },
     count: async () => (await call<{ count: number }>('GET', '/count')).count,
@@ -220,14 +228,30 @@ function buildProgram(): Command {
       }),
     );
 
+  interface SearchOptions {
+    topK: number;
+    minScore?: number;
+    prefix?: string;
+    orientation: Orientation;
+    json?: boolean;
+  }
+
   program
     .command('search <image>')
     .description('the most similar indexed images, best first (score: cosine similarity in [-1, 1])')
     .option('-k, --top-k <n>', 'how many results (1..100)', integer(1, 100), 10)
     .option('--min-score <score>', 'leave out results scoring below this', score)
     .option('--prefix <prefix>', 'only keys starting with this')
+    .addOption(
+      new Option(
+        '--orientation <orientation>',
+        'any: also find rotated or mirrored copies (8× the embedding time)',
+      )
+        .choices(ORIENTATIONS)
+        .default('upright'),
+    )
     .option('--json', 'print the response as JSON')
-    .action((image: string, options: { topK: number; minScore?: number; prefix?: string; json?: boolean }) =>
+    .action((image: string, options: SearchOptions) =>
       withBackend(async (backend) => {
         const bytes = await readFile(image).catch((error: NodeJS.ErrnoException) => {
           throw new CliError(
@@ -239,11 +263,13 @@ function buildProgram(): Command {
           topK: options.topK,
           ...(options.minScore === undefined ? {} : { minScore: options.minScore }),
           ...(options.prefix ? { prefix: options.prefix } : {}),
+          orientation: options.orientation,
         });
         if (options.json) return print(JSON.stringify(response, null, 2));
         if (!response.pretrained)
           print(`(model ${response.model} has SEEDED random weights: scores are not meaningful)`);
-        for (const result of response.results) print(`${result.score.toFixed(4)}  ${result.key}`);
+        for (const result of response.results)
+          print(`${result.score.toFixed(4)}  ${result.match.padEnd(9)}  ${result.key}`);
         if (response.results.length === 0) print('no results');
         const t = response.timings;
         print(

@@ -4,11 +4,20 @@
  */
 import type { EmbedderInfo, EmbedTimings, IndexIdentity, ProgressCounts } from '../domain/ports.ts';
 
+/** How a query may be turned: `any` also finds rotated and mirrored copies (8 embeddings a query). */
+export const ORIENTATIONS = ['upright', 'any'] as const;
+export type Orientation = (typeof ORIENTATIONS)[number];
+
+/** What a score means, from thresholds calibrated per model and descriptor (docs/search-quality.md). */
+export const MATCH_LABELS = ['duplicate', 'similar', 'weak'] as const;
+export type MatchLabel = (typeof MATCH_LABELS)[number];
+
 export interface SearchResult {
   key: string;
   id: string;
   /** Cosine similarity in [-1, 1]; 1 is the same picture. */
   score: number;
+  match: MatchLabel;
   imageUrl: string;
   thumbnailUrl: string;
 }
@@ -27,6 +36,8 @@ export interface SearchRequest {
   topK: number;
   minScore?: number;
   prefix?: string;
+  /** @default 'upright' */
+  orientation?: Orientation;
 }
 
 export interface Progress extends Omit<ProgressCounts, 'recentlyIndexed' | 'windowSeconds'> {

@@ -64,6 +64,19 @@ describe('operations over the embedded adapters and the seeded model', () => {
     expect(timings.totalMs).toBeGreaterThanOrEqual(timings.embedMs + timings.searchMs);
   });
 
+  it('with orientation=any finds the original of a rotated or mirrored copy first, labelling every hit', async () => {
+    const original = join(FIXTURES, 'chimpanzee.jpg');
+    for (const copy of [
+      await sharp(original).rotate(90).toBuffer(),
+      await sharp(original).flop().toBuffer(),
+    ]) {
+      const { results } = await system.operations.searchByImage(copy, { topK: 3, orientation: 'any' });
+      expect(results[0]?.key).toBe('set/a/chimpanzee.jpg');
+      expect(results.map((r) => r.key)).toEqual([...new Set(results.map((r) => r.key))]);
+      for (const result of results) expect(['duplicate', 'similar', 'weak']).toContain(result.match);
+    }
+  });
+
   it('links each result to its image and thumbnail routes, keys URL-encoded per segment', async () => {
     const query = await readFile(join(FIXTURES, 'red-vintage-car.jpg'));
     const { results } = await system.operations.searchByImage(query, { topK: 1 });

@@ -7,14 +7,16 @@ import { DEFAULT_DECODE_LIMITS, inspectImage } from '../imaging/decode.ts';
 import { isImageKey } from '../imaging/formats.ts';
 import { forgetImages, type IdOf, queueObjects, type Stores } from './indexing.ts';
 import { contentTypeOf, THUMBNAIL_CONTENT_TYPE, thumbnailKeyOf } from './keys.ts';
-import type {
-  IngestReport,
-  Operations,
-  Progress,
-  SearchRequest,
-  SearchResponse,
-  UploadReport,
-  UploadTarget,
+import { matchLabel, mergeVariantHits } from './matching.ts';
+import {
+  type IngestReport,
+  type Operations,
+  ORIENTATIONS,
+  type Progress,
+  type SearchRequest,
+  type SearchResponse,
+  type UploadReport,
+  type UploadTarget,
 } from './operations.ts';
 
 /** Links for search results and browser uploads: API routes locally, presigned S3 URLs in the cloud. */
@@ -50,6 +52,7 @@ const searchRequest = z.object({
   topK: z.number().int().min(1).max(100),
   minScore: z.number().min(-1).max(1).optional(),
   prefix: z.string().optional(),
+  orientation: z.enum(ORIENTATIONS).optional(),
 });
 
 const MAX_RECENT_FAILURES = 100;
@@ -86,8 +89,9 @@ export function createOperations(deps: OperationsDeps): Operations {
     identityCheckedAt = performance.now();
   }
 
+  /** `vectors`: the query, or its orientation variants with the upright one first. */
   async function search(
-    vector: Float32Array,
+    vectors: Float32Array[],
     request: SearchRequest,
     embedTimings: EmbedTimings,
     startedAt: number,
@@ -100,21 +104,25 @@ export function createOperations(deps: OperationsDeps): Operations {
       mark = now;
       return round(ms);
     };
-    const hits = await index.search(vector, {
+    const options = {
       topK,
       ...(prefix || imagePrefix ? { prefix: scoped(prefix) } : {}),
       ...(minScore === undefined ? {} : { minScore }),
-    });
+    };
+    const hitLists = await Promise.all(vectors.map((vector) => index.search(vector, options)));
+    const hits = hitLists.length === 1 ? (hitLists[0] ?? []) : mergeVariantHits(hitLists, topK);
     const searchMs = lap();
     const records = await catalogue.getByIds(hits.map((hit) => hit.id));
     const lookupMs = lap();
     // The catalogue is the source of truth for keys; the index's copy stands in while a record is written.
     const keyed = hits.map((hit) => ({ ...hit, key: records.get(hit.id)?.key ?? hit.key }));
+    const { matchThresholds } = embedder.info;
     const results = await Promise.all(
       keyed.map(async (hit) => ({
         key: hit.key,
         id: hit.id,
         score: hit.score,
+        match: matchLabel(hit.score, matchThresholds),
         imageUrl: await links.image(hit.key),
         thumbnailUrl: await links.thumbnail(hit.key),
       })),
@@ -178,8 +186,12 @@ export function createOperations(deps: OperationsDeps): Operations {
       const startedAt = performance.now();
       const valid = parseSearchRequest(request);
       await assertIndexMatches();
+      if (valid.orientation === 'any') {
+        const { vectors, timings } = await embedder.embedOrientations(image);
+        return search(vectors, valid, roundTimings(timings), startedAt);
+      }
       const { vector, timings } = await embedder.embedOne(image);
-      return search(vector, valid, roundTimings(timings), startedAt);
+      return search([vector], valid, roundTimings(timings), startedAt);
     },
 
     async searchByKey(key, request) {
@@ -190,7 +202,7 @@ export function createOperations(deps: OperationsDeps): Operations {
       const record = await catalogue.get(key);
       const vector = record?.state === 'indexed' ? await index.get(record.id) : undefined;
       if (!vector) throw new NotFoundError(`No indexed image has the key '${key}'.`);
-      return search(vector, valid, { decodeMs: 0, embedMs: 0 }, startedAt);
+      return search([vector], valid, { decodeMs: 0, embedMs: 0 }, startedAt);
     },
 
     count: () => index.count(),

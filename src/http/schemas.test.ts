@@ -20,6 +20,12 @@ describe('searchQuery', () => {
   it.each(['1.01', '-2', 'high', ''])('refuses minScore=%j', (minScore) => {
     expect(searchQuery.safeParse({ minScore }).success).toBe(false);
   });
+
+  it('takes orientation upright or any, and refuses another naming the allowed values', () => {
+    expect(searchQuery.parse({ orientation: 'any' })).toEqual({ topK: 10, orientation: 'any' });
+    const result = searchQuery.safeParse({ orientation: 'sideways' });
+    expect(result.error?.issues[0]?.message).toBe('orientation must be one of: upright, any');
+  });
 });
 
 describe('deleteAllQuery', () => {

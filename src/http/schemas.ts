@@ -3,6 +3,7 @@
  * is generated from them (z.toJSONSchema), so the two cannot drift apart.
  */
 import { z } from 'zod';
+import { MATCH_LABELS, ORIENTATIONS } from '../app/operations.ts';
 
 const INTEGER = /^[-+]?\d+$/;
 
@@ -33,6 +34,12 @@ export const searchQuery = z.object({
     .optional()
     .describe('Drop results whose cosine similarity is below this.'),
   prefix: z.string().optional().describe('Only keys that start with this.'),
+  orientation: z
+    .enum(ORIENTATIONS, { error: `orientation must be one of: ${ORIENTATIONS.join(', ')}` })
+    .optional()
+    .describe(
+      'any: also find rotated (90°, 180°, 270°) or mirrored copies by embedding the query 8 ways (about 8× the embedding time); upright (default): the query as it is. Searches by key use the stored vector and ignore it.',
+    ),
 });
 
 export const progressQuery = z.object({
@@ -102,6 +109,11 @@ export const searchResponse = z.object({
       key: z.string(),
       id: z.string().describe('Vector id: decimal 63-bit hash of the key.'),
       score: z.number().min(-1).max(1).describe('Cosine similarity; 1 is the same picture.'),
+      match: z
+        .enum(MATCH_LABELS)
+        .describe(
+          'duplicate: the same picture, perhaps edited (calibrated to ≥ 99 % precision); similar: probably related; weak: likely unrelated (docs/search-quality.md).',
+        ),
       imageUrl: z.string(),
       thumbnailUrl: z.string(),
     }),
