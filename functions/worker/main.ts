@@ -12,10 +12,10 @@
  */
 import { performance } from 'node:perf_hooks';
 import { Command, Option } from 'commander';
-import sharp from 'sharp';
 import { loadCloudConfig } from '../../src/adapters/aws/config.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { OnnxEmbedder } from '../../src/embedder/onnx-embedder.ts';
+import { encodeJpeg } from '../../src/imaging/decode.ts';
 import { createLogger, type Logger } from '../../src/logger.ts';
 import { loadManifest } from '../../src/model/manifest.ts';
 import { createCloudSystem } from '../../src/wiring/cloud.ts';
@@ -130,7 +130,5 @@ async function testImage(): Promise<Buffer> {
       pixels[i + 2] = seed >>> 24;
     }
   }
-  return sharp(pixels, { raw: { width, height, channels: 3 } })
-    .jpeg()
-    .toBuffer();
+  return encodeJpeg({ data: pixels, width, height, orientation: 1 });
 }

@@ -4,6 +4,8 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExactVectorIndex } from '../adapters/embedded/exact-vector-index.ts';
 import { ImageError, IndexMismatchError, NotFoundError, ValidationError } from '../domain/errors.ts';
+import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
+import { imageInspector } from '../imaging/image-processor.ts';
 import { thumbnailKeyOf } from './keys.ts';
 import { createOperations } from './pic-search.ts';
 import { waitUntilSettled } from './settle.ts';
@@ -158,6 +160,7 @@ describe('operations over the embedded adapters and the seeded model', () => {
       embedder: system.embedder,
       mode: 'embedded',
       queueUploads: false,
+      imageInspector: imageInspector(DEFAULT_DECODE_LIMITS),
     });
     const search = operations.searchByImage(await readFile(join(FIXTURES, 'pizza.jpg')), { topK: 3 });
     await expect(search).rejects.toBeInstanceOf(IndexMismatchError);

@@ -2,8 +2,14 @@ import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
 import { ImageError, IndexMismatchError, NotFoundError, ValidationError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
-import type { Embedder, EmbedTimings, ImageRecord, IndexIdentity, StoredObject } from '../domain/ports.ts';
-import { DEFAULT_DECODE_LIMITS, inspectImage } from '../imaging/decode.ts';
+import type {
+  Embedder,
+  EmbedTimings,
+  ImageInspector,
+  ImageRecord,
+  IndexIdentity,
+  StoredObject,
+} from '../domain/ports.ts';
 import { isImageKey } from '../imaging/formats.ts';
 import { forgetImages, type IdOf, queueObjects, type Stores } from './indexing.ts';
 import { contentTypeOf, THUMBNAIL_CONTENT_TYPE, thumbnailKeyOf } from './keys.ts';
@@ -42,8 +48,8 @@ export interface OperationsDeps extends Stores {
    * event notification does it.
    */
   queueUploads: boolean;
-  /** Upload check: images larger than this are refused (415) before they reach the queue. */
-  maxPixels?: number;
+  /** Upload check: what cannot be decoded (format, pixel limit) is refused (415) before it reaches the queue. */
+  imageInspector: ImageInspector;
   /** Test seam for hash collisions. @default vectorIdOf */
   idOf?: IdOf;
 }
@@ -68,7 +74,6 @@ export function createOperations(deps: OperationsDeps): Operations {
     image: (key) => images.downloadUrl(key),
     thumbnail: (key) => thumbnails.downloadUrl(thumbnailKeyOf(key)),
   };
-  const limits = { ...DEFAULT_DECODE_LIMITS, maxPixels: deps.maxPixels ?? DEFAULT_DECODE_LIMITS.maxPixels };
   let identityCheckedAt = Number.NEGATIVE_INFINITY;
 
   const scoped = (prefix: string | undefined): string =>
@@ -148,7 +153,7 @@ export function createOperations(deps: OperationsDeps): Operations {
     for (const file of files) {
       const key = keyFor(file.name, prefix);
       // Refused here with the reason rather than accepted and failed later in /progress.
-      const problem = await inspectImage(file.body, limits).then(
+      const problem = await deps.imageInspector.inspect(file.body).then(
         () => undefined,
         (error: unknown) => {
           if (error instanceof ImageError)

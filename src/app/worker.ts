@@ -1,6 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import sharp from 'sharp';
 import { NotFoundError } from '../domain/errors.ts';
 import { ownsItsId, vectorIdOf } from '../domain/ids.ts';
 import type { Embedder, ObjectWithBody, ReceivedMessage } from '../domain/ports.ts';
@@ -22,10 +21,6 @@ export interface WorkerOptions {
   visibilitySeconds?: number;
   /** Batches in flight: 2 lets batch k+1 be received, claimed and downloaded while batch k is inferred. @default 2 */
   batchesInFlight?: number;
-  /** Longest side of the WebP thumbnail. @default 256 */
-  thumbnailSize?: number;
-  /** Pixel limit for thumbnail decoding (the embedder applies its own). @default 100 000 000 */
-  maxPixels?: number;
   /** Test seam for hash collisions. @default vectorIdOf */
   idOf?: IdOf;
   logger?: Logger;
@@ -91,8 +86,6 @@ export class Worker {
       waitMs: 1000,
       visibilitySeconds: 60,
       batchesInFlight: 2,
-      thumbnailSize: 256,
-      maxPixels: 100_000_000,
       idOf: vectorIdOf,
       ...options,
     };
@@ -311,17 +304,16 @@ export class Worker {
   async #index(batch: Claimed[]): Promise<void> {
     const { index, catalogue, thumbnails } = this.#stores;
     const { model, profile } = this.#embedder.info;
-    // Thumbnails are made on libvips threads while the model runs; a bad image's attempt just fails.
-    const thumbnailsMade = Promise.all(
-      batch.map((item) => this.#thumbnail(item.object.body).catch(() => undefined)),
+    // Each image is decoded once, for its vector and its thumbnail together.
+    const outcomes = await this.#embedder.embed(
+      batch.map((item) => item.object.body),
+      { thumbnails: true },
     );
-    const outcomes = await this.#embedder.embed(batch.map((item) => item.object.body));
-    const good: { item: Claimed; vector: Float32Array; thumbnail: Buffer | undefined }[] = [];
-    const made = await thumbnailsMade;
+    const good: { item: Claimed; vector: Float32Array; thumbnail: Uint8Array | undefined }[] = [];
     for (const [i, outcome] of outcomes.entries()) {
       const item = batch[i] as Claimed;
       if (outcome.ok) {
-        good.push({ item, vector: outcome.vector, thumbnail: made[i] });
+        good.push({ item, vector: outcome.vector, thumbnail: outcome.thumbnail });
         continue;
       }
       await catalogue.markFailed({ key: item.key, id: item.id, reason: outcome.reason });
@@ -342,19 +334,6 @@ export class Worker {
     );
     this.stats.indexed += good.length;
     this.#log?.debug({ keys: good.map(({ item }) => item.key) }, 'indexed');
-  }
-
-  /**
-   * A small WebP, upright (EXIF orientation applied), made once here so result grids load fast. Effort 2
-   * of 6: 11 instead of 15 CPU ms per fixture photo for files 4% larger (8.4 KB on average).
-   */
-  async #thumbnail(bytes: Buffer): Promise<Buffer> {
-    const size = this.#options.thumbnailSize;
-    return sharp(bytes, { limitInputPixels: this.#options.maxPixels })
-      .autoOrient()
-      .resize(size, size, { fit: 'inside', withoutEnlargement: true })
-      .webp({ quality: 75, effort: 2 })
-      .toBuffer();
   }
 }
 

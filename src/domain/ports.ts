@@ -203,7 +203,14 @@ export interface EmbedderInfo {
   matchThresholds?: { duplicate: number; similar: number };
 }
 
-export type EmbedOutcome = { ok: true; vector: Float32Array } | { ok: false; reason: string; code: string };
+/** A successful outcome carries the image's thumbnail when it was asked for and could be encoded. */
+export type EmbedOutcome =
+  | { ok: true; vector: Float32Array; thumbnail?: Uint8Array }
+  | { ok: false; reason: string; code: string };
+
+export interface EmbedOptions {
+  thumbnails?: boolean;
+}
 
 export interface EmbedTimings {
   decodeMs: number;
@@ -212,8 +219,11 @@ export interface EmbedTimings {
 
 export interface Embedder {
   readonly info: EmbedderInfo;
-  /** One outcome per input, in order; a bad image never fails the others. */
-  embed(images: Uint8Array[]): Promise<EmbedOutcome[]>;
+  /**
+   * One outcome per input, in order; a bad image never fails the others. With `thumbnails`, each
+   * image's thumbnail is made from the same decode as its vector.
+   */
+  embed(images: Uint8Array[], options?: EmbedOptions): Promise<EmbedOutcome[]>;
   /** A single query image; throws ImageError for bad input. */
   embedOne(image: Uint8Array): Promise<{ vector: Float32Array; timings: EmbedTimings }>;
   /**
@@ -222,4 +232,23 @@ export interface Embedder {
    */
   embedOrientations(image: Uint8Array): Promise<{ vectors: Float32Array[]; timings: EmbedTimings }>;
   close(): Promise<void>;
+}
+
+/** One decode of an image: the model's input tensor and, when asked, its thumbnail (WebP). */
+export interface ProcessedImage {
+  /** 3 × size × size values, laid out as the model's manifest says (NCHW). */
+  tensor: Float32Array;
+  thumbnail?: Uint8Array;
+}
+
+/** Checks an upload before it is stored: reads the header only. */
+export interface ImageInspector {
+  /** Throws ImageError for what must not be decoded (format, pixel count, aspect ratio). */
+  inspect(bytes: Uint8Array): Promise<void>;
+}
+
+/** Image files → what the model and the result grid need; the only place that decodes images. */
+export interface ImageProcessor extends ImageInspector {
+  /** Decodes once; throws ImageError for bad input. */
+  process(bytes: Uint8Array, options: { thumbnail: boolean }): Promise<ProcessedImage>;
 }

@@ -19,7 +19,8 @@ port.postMessage({ type: 'ready', info: embedder.info } satisfies ThreadReply);
 port.on('message', async (request: ThreadRequest) => {
   try {
     if (request.op === 'embed') {
-      const outcomes = await embedder.embed(request.images);
+      const outcomes = await embedder.embed(request.images, request.options);
+      // Vectors are moved; thumbnails (libvips' own memory, a few KB) are copied.
       const buffers = outcomes.flatMap((outcome) =>
         outcome.ok ? [outcome.vector.buffer as ArrayBuffer] : [],
       );

@@ -1,4 +1,4 @@
-import type { Embedder, EmbedderInfo, EmbedOutcome, EmbedTimings } from '../domain/ports.ts';
+import type { Embedder, EmbedderInfo, EmbedOptions, EmbedOutcome, EmbedTimings } from '../domain/ports.ts';
 
 /**
  * An embedder whose model is opened on first use. Lambda functions that never embed (count, progress,
@@ -22,8 +22,8 @@ export class LazyEmbedder implements Embedder {
     return this.#opened !== undefined;
   }
 
-  async embed(images: Uint8Array[]): Promise<EmbedOutcome[]> {
-    return (await this.#embedder()).embed(images);
+  async embed(images: Uint8Array[], options?: EmbedOptions): Promise<EmbedOutcome[]> {
+    return (await this.#embedder()).embed(images, options);
   }
 
   async embedOne(image: Uint8Array): Promise<{ vector: Float32Array; timings: EmbedTimings }> {

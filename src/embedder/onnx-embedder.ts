@@ -3,10 +3,18 @@ import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import type { Logger } from 'pino';
 import { ImageError } from '../domain/errors.ts';
-import type { Embedder, EmbedderInfo, EmbedOutcome, EmbedTimings } from '../domain/ports.ts';
+import type {
+  Embedder,
+  EmbedderInfo,
+  EmbedOptions,
+  EmbedOutcome,
+  EmbedTimings,
+  ProcessedImage,
+} from '../domain/ports.ts';
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../imaging/decode.ts';
 import { dihedralVariants } from '../imaging/dihedral.ts';
-import { createTensorWriter, type TensorWriter, tensorSpecOf, toModelPixels } from '../imaging/preprocess.ts';
+import { SharpImageProcessor } from '../imaging/image-processor.ts';
+import { tensorSpecOf } from '../imaging/preprocess.ts';
 import { toFloat16 } from '../model/float16.ts';
 import {
   indexModelName,
@@ -14,7 +22,6 @@ import {
   type ModelManifest,
   type PreprocessProfile,
 } from '../model/manifest.ts';
-import { Semaphore } from './semaphore.ts';
 import { l2Normalise, whiten } from './vectors.ts';
 
 export type ExecutionProvider = 'cuda' | 'cpu';
@@ -96,6 +103,7 @@ interface PreparedBatch {
   /** Positions in the caller's array of the images that decoded, in tensor order. */
   positions: number[];
   tensor: Float32Array;
+  thumbnails: (Uint8Array | undefined)[];
 }
 
 /** onnxruntime-node + sharp implementation of the Embedder port; the worker and search share it. */
@@ -104,11 +112,8 @@ export class OnnxEmbedder implements Embedder {
     readonly info: EmbedderInfo,
     private readonly session: ort.InferenceSession,
     private readonly loaded: LoadedManifest,
-    private readonly writer: TensorWriter,
-    private readonly profile: PreprocessProfile,
+    private readonly images: SharpImageProcessor,
     private readonly batchSize: number,
-    private readonly limits: DecodeLimits,
-    private readonly fullDecodes: Semaphore | undefined,
   ) {}
 
   /** Creates the session, picks the provider, and checks the model against its manifest. */
@@ -129,20 +134,14 @@ export class OnnxEmbedder implements Embedder {
     const started = performance.now();
     const { session, provider } = await openSession(loaded.modelPath, sessionOptions, settings, log);
     const profile = settings.profile ?? manifest.profile;
-    const writer = createTensorWriter(tensorSpecOf(manifest));
     const info = embedderInfoOf(manifest, provider, profile);
-    const fullDecodes =
-      profile === 'keras-compat' ? new Semaphore(settings.fullDecodeConcurrency) : undefined;
-    const embedder = new OnnxEmbedder(
-      info,
-      session,
-      loaded,
-      writer,
+    const images = new SharpImageProcessor({
+      tensor: tensorSpecOf(manifest),
       profile,
-      settings.batchSize,
-      settings.limits ?? DEFAULT_DECODE_LIMITS,
-      fullDecodes,
-    );
+      limits: settings.limits ?? DEFAULT_DECODE_LIMITS,
+      fullDecodeConcurrency: settings.fullDecodeConcurrency,
+    });
+    const embedder = new OnnxEmbedder(info, session, loaded, images, settings.batchSize);
     await embedder.checkModel();
     log?.info(
       {
@@ -173,8 +172,8 @@ export class OnnxEmbedder implements Embedder {
         `Model ${this.loaded.modelPath} has inputs [${this.session.inputNames}] and outputs [${this.session.outputNames}]; its manifest names '${input.name}' → '${output.name}'.`,
       );
     }
-    const tensor = new Float32Array(this.writer.length);
-    this.writer.write(probePixels(input.size), tensor, 0);
+    const tensor = new Float32Array(this.images.writer.length);
+    this.images.writer.write(probePixels(input.size), tensor, 0);
     const [vector] = await this.infer(tensor, 1, false);
     if (vector?.length !== output.dimension) {
       throw new Error(
@@ -224,44 +223,37 @@ export class OnnxEmbedder implements Embedder {
     });
   }
 
-  private async pixelsOf(image: Uint8Array): Promise<Uint8Array> {
-    const size = this.loaded.manifest.input.size;
-    if (!this.fullDecodes) return toModelPixels(image, this.profile, size, this.limits);
-    return this.fullDecodes.run(() => toModelPixels(image, this.profile, size, this.limits));
-  }
-
   /** Decodes one batch; failures become outcomes at their position, the rest go into one tensor. */
   private async prepare(
     images: Uint8Array[],
     start: number,
     outcomes: EmbedOutcome[],
+    thumbnail: boolean,
   ): Promise<PreparedBatch> {
-    const decoded = await Promise.all(
+    const processed = await Promise.all(
       images.map((image, i) =>
-        this.pixelsOf(image).catch((error: unknown) => {
+        this.images.process(image, { thumbnail }).catch((error: unknown) => {
           outcomes[start + i] = failureOf(error);
           return undefined;
         }),
       ),
     );
-    const positions: number[] = [];
-    const tensor = new Float32Array(this.writer.length * decoded.filter(Boolean).length);
-    for (const [i, pixels] of decoded.entries()) {
-      if (!pixels) continue;
-      this.writer.write(pixels, tensor, positions.length * this.writer.length);
-      positions.push(start + i);
-    }
-    return { positions, tensor };
+    const decoded = processed.filter((image): image is ProcessedImage => image !== undefined);
+    const length = this.images.writer.length;
+    const tensor = new Float32Array(length * decoded.length);
+    for (const [i, image] of decoded.entries()) tensor.set(image.tensor, i * length);
+    const positions = processed.flatMap((image, i) => (image ? [start + i] : []));
+    return { positions, tensor, thumbnails: decoded.map((image) => image.thumbnail) };
   }
 
-  async embed(images: Uint8Array[]): Promise<EmbedOutcome[]> {
+  async embed(images: Uint8Array[], options: EmbedOptions = {}): Promise<EmbedOutcome[]> {
     const outcomes: EmbedOutcome[] = new Array(images.length);
     const starts = Array.from(
       { length: Math.ceil(images.length / this.batchSize) },
       (_, i) => i * this.batchSize,
     );
     const prepareAt = (start: number) =>
-      this.prepare(images.slice(start, start + this.batchSize), start, outcomes);
+      this.prepare(images.slice(start, start + this.batchSize), start, outcomes, options.thumbnails === true);
     // Decoding runs on libuv/libvips threads: batch k+1 is queued before batch k's inference starts.
     let next = starts.length > 0 ? prepareAt(starts[0] as number) : undefined;
     for (let b = 0; b < starts.length; b++) {
@@ -270,8 +262,11 @@ export class OnnxEmbedder implements Embedder {
       if (batch.positions.length === 0) continue;
       try {
         const vectors = await this.infer(batch.tensor, batch.positions.length);
-        for (const [i, position] of batch.positions.entries())
-          outcomes[position] = { ok: true, vector: vectors[i] as Float32Array };
+        for (const [i, position] of batch.positions.entries()) {
+          const thumbnail = batch.thumbnails[i];
+          const vector = vectors[i] as Float32Array;
+          outcomes[position] = thumbnail ? { ok: true, vector, thumbnail } : { ok: true, vector };
+        }
       } catch (error) {
         const reason = `Inference failed: ${(error as Error).message}`;
         for (const position of batch.positions)
@@ -283,9 +278,7 @@ export class OnnxEmbedder implements Embedder {
 
   async embedOne(image: Uint8Array): Promise<{ vector: Float32Array; timings: EmbedTimings }> {
     const started = performance.now();
-    const pixels = await this.pixelsOf(image);
-    const tensor = new Float32Array(this.writer.length);
-    this.writer.write(pixels, tensor, 0);
+    const { tensor } = await this.images.process(image, { thumbnail: false });
     const decoded = performance.now();
     const [vector] = await this.infer(tensor, 1);
     const timings = { decodeMs: decoded - started, embedMs: performance.now() - decoded };
@@ -294,9 +287,10 @@ export class OnnxEmbedder implements Embedder {
 
   async embedOrientations(image: Uint8Array): Promise<{ vectors: Float32Array[]; timings: EmbedTimings }> {
     const started = performance.now();
-    const variants = dihedralVariants(await this.pixelsOf(image), this.loaded.manifest.input.size);
-    const tensor = new Float32Array(this.writer.length * variants.length);
-    for (const [i, pixels] of variants.entries()) this.writer.write(pixels, tensor, i * this.writer.length);
+    const { writer } = this.images;
+    const variants = dihedralVariants(await this.images.pixels(image), this.loaded.manifest.input.size);
+    const tensor = new Float32Array(writer.length * variants.length);
+    for (const [i, pixels] of variants.entries()) writer.write(pixels, tensor, i * writer.length);
     const decoded = performance.now();
     const vectors = await this.infer(tensor, variants.length);
     return { vectors, timings: { decodeMs: decoded - started, embedMs: performance.now() - decoded } };

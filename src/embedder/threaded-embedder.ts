@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { ImageError, type ImageErrorKind } from '../domain/errors.ts';
-import type { Embedder, EmbedderInfo, EmbedOutcome, EmbedTimings } from '../domain/ports.ts';
+import type { Embedder, EmbedderInfo, EmbedOptions, EmbedOutcome, EmbedTimings } from '../domain/ports.ts';
 import { type LoadedManifest, loadManifest } from '../model/manifest.ts';
 import type { ExecutionProvider, OnnxEmbedderOptions } from './onnx-embedder.ts';
 
@@ -22,7 +22,7 @@ export interface ThreadStart {
 }
 
 export type ThreadRequest = { id: number } & (
-  | { op: 'embed'; images: Uint8Array[] }
+  | { op: 'embed'; images: Uint8Array[]; options: EmbedOptions }
   | { op: 'embedOne'; image: Uint8Array }
   | { op: 'embedOrientations'; image: Uint8Array }
   | { op: 'close' }
@@ -71,7 +71,7 @@ export function ingestSessions(
 }
 
 type Call =
-  | { op: 'embed'; images: Uint8Array[] }
+  | { op: 'embed'; images: Uint8Array[]; options: EmbedOptions }
   | { op: 'embedOne' | 'embedOrientations'; image: Uint8Array }
   | { op: 'close' };
 
@@ -198,9 +198,10 @@ export class ThreadedEmbedder implements Embedder {
     return new ThreadedEmbedder(threads);
   }
 
-  async embed(images: Uint8Array[]): Promise<EmbedOutcome[]> {
-    if (this.#threads.length === 1) return (await this.#run({ op: 'embed', images })) as EmbedOutcome[];
-    const each = images.map((image) => this.#run({ op: 'embed', images: [image] }));
+  async embed(images: Uint8Array[], options: EmbedOptions = {}): Promise<EmbedOutcome[]> {
+    if (this.#threads.length === 1)
+      return (await this.#run({ op: 'embed', images, options })) as EmbedOutcome[];
+    const each = images.map((image) => this.#run({ op: 'embed', images: [image], options }));
     return ((await Promise.all(each)) as EmbedOutcome[][]).flat();
   }
 

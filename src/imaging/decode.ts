@@ -16,6 +16,8 @@ export interface RgbImage {
   data: Buffer;
   width: number;
   height: number;
+  /** The EXIF orientation (1–8) the pixels are still stored in: 1 once applied or when absent. */
+  orientation: number;
 }
 
 export interface DecodeOptions {
@@ -25,6 +27,11 @@ export interface DecodeOptions {
   alpha: 'drop' | 'flatten';
   /** Antialiased resize inside libvips, squashing to exactly this size; omitted keeps full resolution. */
   resize?: { width: number; height: number };
+  /**
+   * Antialiased shrink (never an enlargement) until the shorter side is this long, aspect kept: one
+   * decode (JPEG shrink-on-load) from which the model input and the thumbnail are both resized.
+   */
+  shrinkTo?: number;
 }
 
 /** What sharp reports for the formats we accept (AVIF arrives as `heif` with `av1` compression). */
@@ -143,25 +150,26 @@ export async function decodeRgb(
       'unsupported_format',
     );
   }
-  const [header, pixels] = await Promise.allSettled([
+  const [header, decoded] = await Promise.allSettled([
     inspectImage(bytes, limits),
     decodePixels(bytes, options, limits),
   ]);
   if (header.status === 'rejected') throw header.reason;
-  if (pixels.status === 'rejected') {
+  if (decoded.status === 'rejected') {
     throw new ImageError(
-      `The image data is corrupt or truncated: ${(pixels.reason as Error).message}.`,
+      `The image data is corrupt or truncated: ${(decoded.reason as Error).message}.`,
       'corrupt',
     );
   }
-  return pixels.value;
+  const orientation = options.orientation === 'ignore' ? (header.value.orientation ?? 1) : 1;
+  return { ...decoded.value, orientation };
 }
 
 async function decodePixels(
   bytes: Uint8Array,
   options: DecodeOptions,
   limits: DecodeLimits,
-): Promise<RgbImage> {
+): Promise<Omit<RgbImage, 'orientation'>> {
   // failOn 'warning' (sharp's default, stated because it matters): truncated data is refused rather than
   // decoded into a grey half-image that would still get a plausible vector.
   let pipeline = sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'warning' });
@@ -172,6 +180,9 @@ async function decodePixels(
       fit: 'fill',
       kernel: 'lanczos3',
     });
+  } else if (options.shrinkTo) {
+    const side = options.shrinkTo;
+    pipeline = pipeline.resize(side, side, { fit: 'outside', withoutEnlargement: true, kernel: 'lanczos3' });
   }
   const { data, info } = await pipeline
     .toColourspace('srgb')
@@ -179,6 +190,50 @@ async function decodePixels(
     .toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels instead of 3`);
   return { data, width: info.width, height: info.height };
+}
+
+function rawInput(image: RgbImage) {
+  return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } });
+}
+
+/** Squashes decoded pixels to exactly width×height with the same lanczos3 filter as a decode's `resize`. */
+export async function resizeRgb(image: RgbImage, width: number, height: number): Promise<Buffer> {
+  return rawInput(image).resize(width, height, { fit: 'fill', kernel: 'lanczos3' }).raw().toBuffer();
+}
+
+/** A JPEG of decoded pixels (the worker's self-test makes its probe photo with it). */
+export function encodeJpeg(image: RgbImage): Promise<Buffer> {
+  return rawInput(image).jpeg().toBuffer();
+}
+
+/**
+ * Rotations and mirrors that make an image stored in EXIF orientation 2–8 upright (what libvips'
+ * autorot does): sharp applies `rotate` before `flop`.
+ */
+const UPRIGHT: Record<number, { rotate: number; flop: boolean; flip: boolean }> = {
+  2: { rotate: 0, flop: true, flip: false },
+  3: { rotate: 180, flop: false, flip: false },
+  4: { rotate: 0, flop: false, flip: true },
+  5: { rotate: 90, flop: true, flip: false },
+  6: { rotate: 90, flop: false, flip: false },
+  7: { rotate: 270, flop: true, flip: false },
+  8: { rotate: 270, flop: false, flip: false },
+};
+
+/**
+ * A small WebP of decoded pixels, upright (its EXIF orientation applied), longest side `size`, never
+ * enlarged. Effort 2 of 6: 11 instead of 15 CPU ms per fixture photo for files 4% larger (8.4 KB on average).
+ */
+export async function webpThumbnail(image: RgbImage, size: number): Promise<Buffer> {
+  let pipeline = rawInput(image);
+  const upright = UPRIGHT[image.orientation];
+  if (upright?.rotate) pipeline = pipeline.rotate(upright.rotate);
+  if (upright?.flop) pipeline = pipeline.flop();
+  if (upright?.flip) pipeline = pipeline.flip();
+  return pipeline
+    .resize(size, size, { fit: 'inside', withoutEnlargement: true })
+    .webp({ quality: 75, effort: 2 })
+    .toBuffer();
 }
 
 /** First non-blank character is '<' (SVG, XML, HTML), after an optional UTF-8 byte-order mark. */

@@ -1,5 +1,5 @@
 import type { ModelManifest, PreprocessProfile } from '../model/manifest.ts';
-import { type DecodeLimits, decodeRgb } from './decode.ts';
+import { type DecodeLimits, decodeRgb, type RgbImage, resizeRgb } from './decode.ts';
 import { resizeNearestLikePillow } from './resize.ts';
 
 /** What the model expects of its input, read from the manifest (never hard-coded). */
@@ -17,30 +17,49 @@ export function tensorSpecOf(manifest: ModelManifest): TensorSpec {
   };
 }
 
+/** Longest side of the WebP thumbnail the worker stores beside each image. */
+export const THUMBNAIL_SIZE = 256;
+
 /**
- * Image bytes → size×size 8-bit RGB pixels (HWC), by profile:
- * - `keras-compat`: Keras `load_img(path, target_size=(size, size))`: full decode, EXIF orientation
- *   ignored, alpha dropped, Pillow nearest-neighbour squash (no aspect kept, no antialiasing).
- * - `quality`: EXIF orientation applied, alpha flattened on white, lanczos3 squash to size×size.
+ * The one decode of an image, by profile, from which both the model's pixels and the thumbnail are made:
+ * - `keras-compat`: Keras `load_img`: full decode, EXIF orientation ignored, alpha dropped.
+ * - `quality`: EXIF orientation applied, alpha flattened on white, shrunk on load (lanczos3) until the
+ *   shorter side is THUMBNAIL_SIZE (or `size`, if larger); never enlarged.
  * Throws ImageError for bad input.
  */
+export function decodeForModel(
+  bytes: Uint8Array,
+  profile: PreprocessProfile,
+  size: number,
+  limits: DecodeLimits,
+): Promise<RgbImage> {
+  if (profile === 'keras-compat') return decodeRgb(bytes, { orientation: 'ignore', alpha: 'drop' }, limits);
+  const shrinkTo = Math.max(THUMBNAIL_SIZE, size);
+  return decodeRgb(bytes, { orientation: 'apply', alpha: 'flatten', shrinkTo }, limits);
+}
+
+/**
+ * A decoded image → size×size 8-bit RGB pixels (HWC): `keras-compat` squashes with Pillow's
+ * nearest-neighbour (Keras `load_img(path, target_size=(size, size))`), `quality` with lanczos3.
+ */
+export async function modelPixelsOf(
+  image: RgbImage,
+  profile: PreprocessProfile,
+  size: number,
+): Promise<Uint8Array> {
+  if (image.width === size && image.height === size) return image.data;
+  if (profile === 'quality') return resizeRgb(image, size, size);
+  return resizeNearestLikePillow(image.data, image.width, image.height, 3, size, size);
+}
+
+/** Image bytes → the model's size×size RGB pixels (decodeForModel, then modelPixelsOf). */
 export async function toModelPixels(
   bytes: Uint8Array,
   profile: PreprocessProfile,
   size: number,
   limits: DecodeLimits,
 ): Promise<Uint8Array> {
-  if (profile === 'quality') {
-    const image = await decodeRgb(
-      bytes,
-      { orientation: 'apply', alpha: 'flatten', resize: { width: size, height: size } },
-      limits,
-    );
-    return image.data;
-  }
-  const image = await decodeRgb(bytes, { orientation: 'ignore', alpha: 'drop' }, limits);
-  if (image.width === size && image.height === size) return image.data;
-  return resizeNearestLikePillow(image.data, image.width, image.height, 3, size, size);
+  return modelPixelsOf(await decodeForModel(bytes, profile, size, limits), profile, size);
 }
 
 /**

@@ -16,6 +16,7 @@ import { LazyEmbedder } from '../embedder/lazy-embedder.ts';
 import { type ExecutionProvider, embedderInfoOf, OnnxEmbedder } from '../embedder/onnx-embedder.ts';
 import { ingestSessions, ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
 import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
+import { imageInspector } from '../imaging/image-processor.ts';
 import { loadManifest } from '../model/manifest.ts';
 
 export interface CloudStores extends Stores {
@@ -110,7 +111,7 @@ export async function createCloudSystem(
     imagePrefix: config.imagePrefix,
     // The bucket's event notification queues uploads (src/adapters/aws/notifications.ts).
     queueUploads: false,
-    maxPixels: config.maxPixels,
+    imageInspector: imageInspector({ ...DEFAULT_DECODE_LIMITS, maxPixels: config.maxPixels }),
     ...(idOf ? { idOf } : {}),
     links: {
       image: (key) => stores.images.downloadUrl(key),
@@ -126,7 +127,6 @@ export async function createCloudSystem(
     batchSize: config.batchSize,
     maxReceiveCount: config.maxReceiveCount,
     visibilitySeconds: config.visibilitySeconds,
-    maxPixels: config.maxPixels,
     waitMs: options.waitMs ?? 10_000,
     ...(idOf ? { idOf } : {}),
     ...(log ? { logger: log } : {}),

@@ -18,6 +18,7 @@ import { vectorIdOf } from '../domain/ids.ts';
 import { OnnxEmbedder } from '../embedder/onnx-embedder.ts';
 import { ingestSessions, ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
 import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
+import { imageInspector } from '../imaging/image-processor.ts';
 import { type ModelLog, type ResolvedModel, resolveModel as resolveModelFiles } from '../model/resolve.ts';
 
 /** The queue's visibility timeout; the worker's heartbeat keeps a long batch hidden beyond it. */
@@ -127,7 +128,7 @@ export async function createEmbeddedSystem(
     embedder,
     mode: 'embedded',
     queueUploads: true,
-    maxPixels: config.maxPixels,
+    imageInspector: imageInspector(limits),
     idOf,
     links: {
       image: async (key) => `/images/${encodeKeyPath(key)}`,
@@ -146,7 +147,6 @@ export async function createEmbeddedSystem(
     batchSize: config.batchSize,
     maxReceiveCount: config.maxReceiveCount,
     visibilitySeconds,
-    maxPixels: config.maxPixels,
     idOf,
     ...(log ? { logger: log } : {}),
   });
