@@ -3,6 +3,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DuplicatesPage } from '../src/app/duplicates.ts';
 import type { SearchResponse } from '../src/app/operations.ts';
 import { waitUntilSettled } from '../src/app/settle.ts';
 import {
@@ -99,8 +100,16 @@ describe('CLI against the running service (--url)', () => {
 
   beforeAll(async () => {
     system = await tempSystem();
-    folder = await photoFolder({ 'pizza.jpg': 'pizza.jpg', 'sheep.jpg': 'sheep-on-pasture.jpg' });
-    const router = createRouter(system.operations, { mode: 'embedded', ingestFolder: system.ingestFolder });
+    folder = await photoFolder({
+      'pizza.jpg': 'pizza.jpg',
+      'sheep.jpg': 'sheep-on-pasture.jpg',
+      'sheep-copy.jpg': 'sheep-on-pasture.jpg',
+    });
+    const router = createRouter(system.operations, {
+      mode: 'embedded',
+      ingestFolder: system.ingestFolder,
+      duplicates: system.duplicates,
+    });
     server = await startLocalServer({
       router,
       limits: DEFAULT_HTTP_LIMITS,
@@ -120,7 +129,7 @@ describe('CLI against the running service (--url)', () => {
   });
 
   it('counts and searches over HTTP', async () => {
-    expect(await cli('--url', server.url, 'count')).toMatchObject({ code: 0, stdout: '2\n' });
+    expect(await cli('--url', server.url, 'count')).toMatchObject({ code: 0, stdout: '3\n' });
     const { stdout } = await cli(
       '--url',
       server.url,
@@ -128,7 +137,21 @@ describe('CLI against the running service (--url)', () => {
       join(FIXTURES, 'sheep-on-pasture.jpg'),
       '--json',
     );
-    expect((JSON.parse(stdout) as SearchResponse).results[0]?.key).toBe('web/sheep.jpg');
+    expect((JSON.parse(stdout) as SearchResponse).results[0]?.key).toMatch(/^web\/sheep(-copy)?\.jpg$/);
+  });
+
+  it('lists the duplicates over HTTP, as text and as JSON', async () => {
+    const text = await cli('--url', server.url, 'duplicates');
+    const json = await cli('--url', server.url, 'duplicates', '--json');
+
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^keep {4}web\/sheep(-copy)?\.jpg {2}\(\d+×\d+, \d+ bytes\)$/m);
+    expect(text.stdout).toContain('1 group at similarity');
+    const page = JSON.parse(json.stdout) as DuplicatesPage;
+    expect(page.groups.map((g) => g.members.map((m) => m.key))).toEqual([
+      ['web/sheep-copy.jpg', 'web/sheep.jpg'],
+    ]);
+    expect(page.nextCursor).toBeNull();
   });
 
   it('says how to fix an unreachable service', async () => {

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { DuplicatesPage, DuplicatesRequest } from '../src/app/duplicates.ts';
 import { contentTypeOf, encodeKeyPath } from '../src/app/keys.ts';
 import {
   type IngestReport,
@@ -28,6 +29,7 @@ interface Backend {
   progress(failures?: number): Promise<Progress>;
   deleteImage(key: string, keepObject: boolean): Promise<void>;
   deleteAll(deleteObjects: boolean): Promise<{ deleted: number }>;
+  duplicates(request: DuplicatesRequest): Promise<DuplicatesPage>;
   close(): Promise<void>;
 }
 
@@ -83,6 +85,12 @@ function httpBackend(baseUrl: string, token: string | undefined): Backend {
     },
     deleteAll: (deleteObjects) =>
       call('DELETE', `/images?confirm=true${deleteObjects ? '&deleteObjects=true' : ''}`),
+    duplicates({ limit, threshold, cursor }) {
+      const query = new URLSearchParams({ limit: String(limit) });
+      if (threshold !== undefined) query.set('threshold', String(threshold));
+      if (cursor) query.set('cursor', cursor);
+      return call('GET', `/duplicates?${query}`);
+    },
     close: async () => undefined,
   };
 }
@@ -110,6 +118,7 @@ async function directBackend(dataDir: string, logLevel: string): Promise<Backend
     progress: (failures) => operations.progress(failures),
     deleteImage: (key, keepObject) => operations.deleteImage(key, { keepObject }),
     deleteAll: (deleteObjects) => operations.deleteAll({ deleteObjects }),
+    duplicates: (request) => system.duplicates.find(request),
     close: () => system.close(),
   };
 }
@@ -174,7 +183,7 @@ async function followIngest(backend: Backend, interactive: boolean): Promise<Pro
 
 function buildProgram(): Command {
   const program = new Command('pic-search')
-    .description('Search by image: ingest folders, search, count, progress and delete.')
+    .description('Search by image: ingest folders, search, count, progress, duplicates and delete.')
     .addOption(
       new Option('--url <url>', 'the running service').env('PIC_URL').default('http://localhost:8080'),
     )
@@ -293,6 +302,39 @@ function buildProgram(): Command {
         const progress = await backend.progress(options.failures);
         if (options.json) print(JSON.stringify(progress, null, 2));
         else printProgress(progress);
+      }),
+    );
+
+  program
+    .command('duplicates')
+    .description('groups of near-duplicate images, the copy to keep first (most pixels, largest, oldest)')
+    .option(
+      '--threshold <score>',
+      "similarity from which two images are duplicates (default: the service's)",
+      score,
+    )
+    .option('--limit <n>', 'groups per page (1..100)', integer(1, 100), 20)
+    .option('--cursor <cursor>', 'the next page, as printed at the end of the previous one')
+    .option('--json', 'print the page as JSON')
+    .action((options: { threshold?: number; limit: number; cursor?: string; json?: boolean }) =>
+      withBackend(async (backend) => {
+        const page = await backend.duplicates({
+          limit: options.limit,
+          ...(options.threshold === undefined ? {} : { threshold: options.threshold }),
+          ...(options.cursor ? { cursor: options.cursor } : {}),
+        });
+        if (options.json) return print(JSON.stringify(page, null, 2));
+        for (const group of page.groups) {
+          for (const member of group.members) {
+            const what = member.key === group.keep ? 'keep'.padEnd(6) : member.score.toFixed(4);
+            print(`${what}  ${member.key}  (${member.width}×${member.height}, ${member.bytes} bytes)`);
+          }
+          print();
+        }
+        print(
+          `${page.totalGroups} group${page.totalGroups === 1 ? '' : 's'} at similarity ${page.threshold} or more`,
+        );
+        if (page.nextCursor) print(`next page: duplicates --cursor ${page.nextCursor}`);
       }),
     );
 

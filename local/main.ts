@@ -30,6 +30,7 @@ const router = createRouter(system.operations, {
   mode: 'embedded',
   limits,
   ingestFolder: system.ingestFolder,
+  duplicates: system.duplicates,
 });
 const webRoot = await ensureWebBuilt().catch((error: unknown) => {
   log.warn({ err: error }, 'the web page could not be built; the API works, / says how to build the page');

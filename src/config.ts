@@ -8,6 +8,9 @@ import { z } from 'zod';
  */
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
+/** Cosine similarity from which the duplicates view groups two images (docs/web-page.md). */
+export const DEFAULT_DUPLICATE_THRESHOLD = 0.995;
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const ConfigEnv = z.object({
@@ -26,6 +29,8 @@ export const ConfigEnv = z.object({
   PIC_MAX_RECEIVE_COUNT: z.coerce.number().int().min(1).max(1000).default(5),
   PIC_WATCH: z.enum(['true', 'false', '1', '0']).default('true'),
   PIC_LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  /** See docs/web-page.md (duplicates): measured on the sample photos with the seeded model. */
+  PIC_DUPLICATE_THRESHOLD: z.coerce.number().gt(0).max(1).default(DEFAULT_DUPLICATE_THRESHOLD),
 });
 
 export interface Config {
@@ -49,6 +54,8 @@ export interface Config {
   /** Watch the bucket folder for dropped and deleted files. */
   watch: boolean;
   logLevel: (typeof LOG_LEVELS)[number];
+  /** Cosine similarity from which two images count as duplicates (GET /duplicates' default). */
+  duplicateThreshold: number;
 }
 
 /** Every invalid variable, named, in one message (CONVENTIONS rule 5). */
@@ -102,6 +109,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxReceiveCount: e.PIC_MAX_RECEIVE_COUNT,
     watch: flag(e.PIC_WATCH),
     logLevel: e.PIC_LOG_LEVEL,
+    duplicateThreshold: e.PIC_DUPLICATE_THRESHOLD,
   };
 }
 

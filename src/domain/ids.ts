@@ -20,3 +20,8 @@ export function vectorIdOf(key: string): string {
 export function ownsItsId(record: Pick<ImageRecord, 'state'>): boolean {
   return record.state === 'pending' || record.state === 'indexed';
 }
+
+/** One spelling of an unordered pair of vector ids: "a,b" with a before b. */
+export function pairKey(a: string, b: string): string {
+  return a < b ? `${a},${b}` : `${b},${a}`;
+}

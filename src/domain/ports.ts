@@ -191,6 +191,30 @@ export interface VectorIndex {
   clear(): Promise<void>;
 }
 
+/** Two stored vectors alike enough to be near-duplicates, each pair listed once. */
+export interface VectorPair {
+  a: { id: string; key: string };
+  b: { id: string; key: string };
+  /** Cosine similarity of the two. */
+  score: number;
+}
+
+/**
+ * An index that can list every pair of its vectors at least `minScore` alike (the duplicates finder).
+ * `revision` changes whenever a vector is written or removed, so the pairs of a revision can be kept.
+ */
+export interface PairFinder {
+  similarPairs(minScore: number, maxPairs: number): Promise<VectorPair[]>;
+  revision(): Promise<string>;
+}
+
+/** Pairs of vector ids a person said are not duplicates of each other ("not duplicates" on the page). */
+export interface DismissedPairs {
+  add(pairs: [string, string][]): Promise<void>;
+  /** Every dismissed pair as pairKey(a, b) (src/domain/ids.ts). */
+  all(): Promise<Set<string>>;
+}
+
 export interface EmbedderInfo {
   model: string;
   profile: string;

@@ -9,6 +9,9 @@ import {
   deletedAllResponse,
   deletedOneResponse,
   deleteOneQuery,
+  dismissDuplicatesBody,
+  duplicatesQuery,
+  duplicatesResponse,
   errorResponse,
   healthResponse,
   ingestBody,
@@ -30,6 +33,7 @@ const requestComponents = {
   MoreLikeThis: moreLikeThisBody,
   IngestRequest: ingestBody,
   UploadsRequest: uploadsBody,
+  DismissDuplicates: dismissDuplicatesBody,
 } satisfies Record<string, z.ZodType>;
 
 const responseComponents = {
@@ -42,6 +46,7 @@ const responseComponents = {
   DeletedOne: deletedOneResponse,
   DeletedAll: deletedAllResponse,
   Health: healthResponse,
+  Duplicates: duplicatesResponse,
   Error: errorResponse,
 } satisfies Record<string, z.ZodType>;
 
@@ -249,6 +254,25 @@ export function openApiDocument(mode: 'embedded' | 'cloud'): Json {
         },
       }),
     },
+    ...(mode === 'embedded' && {
+      '/duplicates': {
+        get: {
+          operationId: 'duplicates',
+          summary:
+            'Groups of near-duplicate images across the library (pairs at least `threshold` alike, linked), the most alike first, each with the copy to keep first.',
+          parameters: queryParameters(duplicatesQuery),
+          responses: { ...ok(200, 'One page of groups.', 'Duplicates'), ...errors(400) },
+        },
+      },
+      '/duplicates/dismissals': {
+        post: {
+          operationId: 'dismissDuplicates',
+          summary: '"Not duplicates": these images are never grouped with each other again.',
+          requestBody: { required: true, content: jsonBody('DismissDuplicates') },
+          responses: { 204: { description: 'Remembered.' }, ...errors(400) },
+        },
+      },
+    }),
     '/thumbnails/{key}': {
       get: {
         operationId: 'getThumbnail',

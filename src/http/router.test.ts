@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import type { Operations } from '../app/operations.ts';
 import { openApiDocument } from './openapi.ts';
-import { matchRoute, routeKeysFor } from './router.ts';
+import { createRouter, matchRoute, routeKeysFor } from './router.ts';
 
 /** "GET /images/{key+}" → "get /images/{key}" (OpenAPI has no greedy parameters). */
 const asOpenApi = (routeKey: string) => {
@@ -65,5 +66,26 @@ describe('cloud routes', () => {
   it('are exactly the routes API Gateway gets from the CDK stack', async () => {
     const { ROUTES } = await import('../../infra/api.ts');
     expect(Object.keys(ROUTES).sort()).toEqual(routeKeysFor('cloud').sort());
+  });
+});
+
+describe('duplicates routes', () => {
+  const get = (rawPath: string, query: Record<string, string>) =>
+    createRouter({} as Operations, { mode: 'embedded' }).handle({
+      rawPath,
+      queryStringParameters: query,
+      requestContext: { http: { method: 'GET' } },
+    } as never);
+
+  it('are served in embedded mode only', () => {
+    expect(routeKeysFor('embedded')).toContain('GET /duplicates');
+    expect(routeKeysFor('cloud')).not.toContain('GET /duplicates');
+  });
+
+  it('refuse a threshold outside (0, 1] with 400 before any work, and say 503 without a finder', async () => {
+    const refused = await get('/duplicates', { threshold: '1.5' });
+    expect(refused.statusCode).toBe(400);
+    expect(JSON.parse(refused.body ?? '{}').message).toContain('threshold must be at most 1');
+    expect((await get('/duplicates', {})).statusCode).toBe(503);
   });
 });

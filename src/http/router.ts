@@ -1,5 +1,7 @@
+import type { Duplicates } from '../app/duplicates.ts';
 import type { Operations } from '../app/operations.ts';
-import { ValidationError } from '../domain/errors.ts';
+import { ServiceUnavailableError, ValidationError } from '../domain/errors.ts';
+import { makeDismissDuplicatesHandler, makeDuplicatesHandler } from './handlers/duplicates.ts';
 import {
   type ImageVariant,
   makeDeleteAllHandler,
@@ -30,6 +32,8 @@ export interface RouterOptions {
   ingestFolder?: IngestFolder;
   /** Cloud mode: images and thumbnails are 302s to these links. */
   linkFor?: (key: string, variant: ImageVariant) => Promise<string>;
+  /** Embedded mode: the duplicates finder behind /duplicates. */
+  duplicates?: Duplicates;
 }
 
 export interface RouteMatch {
@@ -66,7 +70,25 @@ const ROUTES: { key: string; embeddedOnly?: true; make: (c: RouteContext) => Htt
   { key: 'PUT /images/{key+}', embeddedOnly: true, make: (c) => makePutImageHandler(c.operations, c.limits) },
   { key: 'DELETE /images/{key+}', make: (c) => makeDeleteImageHandler(c.operations) },
   { key: 'DELETE /images', make: (c) => makeDeleteAllHandler(c.operations) },
+  {
+    key: 'GET /duplicates',
+    embeddedOnly: true,
+    make: (c) => makeDuplicatesHandler(requireDuplicates(c)),
+  },
+  {
+    key: 'POST /duplicates/dismissals',
+    embeddedOnly: true,
+    make: (c) => makeDismissDuplicatesHandler(requireDuplicates(c)),
+  },
 ];
+
+/** A router built without the finder (a test of other routes) answers 503 on its routes. */
+function requireDuplicates(c: RouteContext): Duplicates {
+  const unavailable = async (): Promise<never> => {
+    throw new ServiceUnavailableError('The duplicates finder is not set up in this service.');
+  };
+  return c.duplicates ?? { find: unavailable, dismiss: unavailable };
+}
 
 /** Route keys served in `mode`. */
 export function routeKeysFor(mode: Mode): string[] {

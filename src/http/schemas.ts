@@ -42,6 +42,24 @@ export const searchQuery = z.object({
     ),
 });
 
+export const duplicatesQuery = z.object({
+  threshold: z
+    .string()
+    .trim()
+    .min(1, 'threshold must be a number from 0 to 1')
+    .pipe(
+      z.coerce.number<string>().gt(0, 'threshold must be more than 0').max(1, 'threshold must be at most 1'),
+    )
+    .optional()
+    .describe('Cosine similarity from which two images count as duplicates; default: the configured one.'),
+  limit: queryInteger(1, 100, 'limit').optional().default(20).describe('Groups per page.'),
+  cursor: z.string().optional().describe("The previous page's nextCursor."),
+});
+
+export const dismissDuplicatesBody = z.object({
+  keys: z.array(z.string().min(1)).min(2).max(1000).describe('Images that are not duplicates of each other.'),
+});
+
 export const progressQuery = z.object({
   failures: queryInteger(0, 1000, 'failures')
     .optional()
@@ -179,6 +197,31 @@ export const uploadsResponse = z.object({
       expiresInSeconds: z.number(),
     }),
   ),
+});
+
+export const duplicatesResponse = z.object({
+  groups: z.array(
+    z.object({
+      keep: z.string().describe('The copy to keep: most pixels, then largest file, then oldest.'),
+      bestScore: z.number().describe('The highest similarity between two members.'),
+      members: z.array(
+        z.object({
+          key: z.string(),
+          id: z.string(),
+          score: z.number().describe('Cosine similarity to the copy to keep.'),
+          width: z.number().int(),
+          height: z.number().int(),
+          bytes: z.number().int(),
+          modifiedAt: z.string(),
+          imageUrl: z.string(),
+          thumbnailUrl: z.string(),
+        }),
+      ),
+    }),
+  ),
+  totalGroups: z.number().int(),
+  threshold: z.number(),
+  nextCursor: z.string().nullable().describe('null on the last page.'),
 });
 
 export const deletedOneResponse = z.object({ deleted: z.string() });

@@ -4,8 +4,10 @@ import type { Logger } from 'pino';
 import { ExactVectorIndex } from '../adapters/embedded/exact-vector-index.ts';
 import { FolderObjectStore } from '../adapters/embedded/folder-object-store.ts';
 import { SqliteCatalogue } from '../adapters/embedded/sqlite-catalogue.ts';
+import { SqliteDismissedPairs } from '../adapters/embedded/sqlite-dismissed-pairs.ts';
 import { SqliteJobQueue } from '../adapters/embedded/sqlite-job-queue.ts';
 import { BucketWatcher } from '../app/bucket-watcher.ts';
+import { createDuplicates, type Duplicates } from '../app/duplicates.ts';
 import { ingestFolder } from '../app/folder-sync.ts';
 import { type IdOf, queueChangedKeys, type Stores } from '../app/indexing.ts';
 import { encodeKeyPath } from '../app/keys.ts';
@@ -33,12 +35,15 @@ export function dataLayout(dataDir: string) {
     queue: join(dataDir, 'queue.db'),
     catalogue: join(dataDir, 'catalogue.db'),
     index: join(dataDir, 'index.db'),
+    duplicates: join(dataDir, 'duplicates.db'),
   };
 }
 
 export interface EmbeddedSystem {
   config: Config;
   operations: Operations;
+  /** GET /duplicates and "not duplicates". */
+  duplicates: Duplicates;
   /** POST /ingest {path}: mirror a folder into the bucket under a prefix, then backfill it. */
   ingestFolder(path: string, prefix?: string): Promise<IngestReport>;
   worker: Worker;
@@ -123,6 +128,20 @@ export async function createEmbeddedSystem(
     indexMismatch = error;
     log?.error(error.message);
   }
+  const links = {
+    image: async (key: string) => `/images/${encodeKeyPath(key)}`,
+    thumbnail: async (key: string) => `/thumbnails/${encodeKeyPath(key)}`,
+  };
+  const dismissed = new SqliteDismissedPairs(paths.duplicates);
+  const duplicates = createDuplicates({
+    pairs: stores.index,
+    dismissed,
+    index: stores.index,
+    catalogue: stores.catalogue,
+    images: stores.images,
+    links,
+    defaultThreshold: config.duplicateThreshold,
+  });
   const operations = createOperations({
     ...stores,
     embedder,
@@ -131,8 +150,7 @@ export async function createEmbeddedSystem(
     imageInspector: imageInspector(limits),
     idOf,
     links: {
-      image: async (key) => `/images/${encodeKeyPath(key)}`,
-      thumbnail: async (key) => `/thumbnails/${encodeKeyPath(key)}`,
+      ...links,
       // The local route does not expire; the figure only tells clients the link is good for an hour at least.
       upload: async (key, contentType) => ({
         key,
@@ -163,6 +181,7 @@ export async function createEmbeddedSystem(
   return {
     config,
     operations,
+    duplicates,
     ingestFolder: (path, prefix) =>
       ingestFolder({ operations, images: stores.images, catalogue: stores.catalogue, idOf }, path, prefix),
     worker,
@@ -194,6 +213,7 @@ export async function createEmbeddedSystem(
       await Promise.all([embedder.close(), ingestEmbedder.close()]);
       stores.queue.close();
       stores.catalogue.close();
+      dismissed.close();
       await stores.index.close();
     },
   };

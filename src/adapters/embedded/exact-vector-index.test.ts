@@ -208,4 +208,58 @@ describe('ExactVectorIndex', () => {
     expect((await index.search(randomUnit(1), { topK: 1 }))[0]?.id).toBe(id);
     expect(await open().get(id)).toBeInstanceOf(Float32Array);
   });
+
+  it('lists exactly the pairs above a threshold across blocks and batches, and its revision moves on writes', async () => {
+    // Prepare: 700 random vectors (blocks of 300, so batches of 256 cross block edges) and, for 40 of
+    // them, a near copy (the vector plus a little noise) stored under another id.
+    const index = open(300);
+    await index.ensure(identity);
+    const stored = new Map<string, Float32Array>();
+    for (let i = 0; i < 700; i++) stored.set(String(i + 1), randomUnit(i));
+    for (let c = 0; c < 40; c++) {
+      const noise = randomUnit(10_000 + c);
+      const base = stored.get(String(c * 17 + 1)) as Float32Array;
+      stored.set(
+        String(1000 + c),
+        base.map((x, d) => x + 0.05 * (noise[d] as number)),
+      );
+    }
+    await index.upsert([...stored].map(([id, vector]) => ({ id, key: `k/${id}`, vector })));
+    const before = await index.revision();
+    const cosine = (a: Float32Array, b: Float32Array) => {
+      let dot = 0;
+      let na = 0;
+      let nb = 0;
+      for (let d = 0; d < D; d++) {
+        dot += (a[d] as number) * (b[d] as number);
+        na += (a[d] as number) ** 2;
+        nb += (b[d] as number) ** 2;
+      }
+      return dot / Math.sqrt(na * nb);
+    };
+    const entries = [...stored];
+    const expected = new Set<string>();
+    for (let i = 0; i < entries.length; i++) {
+      for (let j = i + 1; j < entries.length; j++) {
+        const [a, va] = entries[i] as [string, Float32Array];
+        const [b, vb] = entries[j] as [string, Float32Array];
+        if (cosine(va, vb) >= 0.9) expected.add([a, b].sort().join(','));
+      }
+    }
+
+    const pairs = await index.similarPairs(0.9, 10_000);
+
+    expect(expected.size).toBe(40);
+    expect(new Set(pairs.map((p) => [p.a.id, p.b.id].sort().join(',')))).toEqual(expected);
+    for (const pair of pairs) {
+      expect(pair.a.key).toBe(`k/${pair.a.id}`);
+      expect(pair.score).toBeCloseTo(
+        cosine(stored.get(pair.a.id) as Float32Array, stored.get(pair.b.id) as Float32Array),
+        4,
+      );
+    }
+    await expect(index.similarPairs(-1, 1000)).rejects.toThrow(/raise the threshold/);
+    await index.delete(['1000']);
+    expect(await index.revision()).not.toBe(before);
+  });
 });

@@ -1,6 +1,13 @@
 import type Database from 'better-sqlite3';
 import { IndexMismatchError, ValidationError } from '../../domain/errors.ts';
-import type { IndexIdentity, SearchOptions, VectorHit, VectorIndex } from '../../domain/ports.ts';
+import type {
+  IndexIdentity,
+  PairFinder,
+  SearchOptions,
+  VectorHit,
+  VectorIndex,
+  VectorPair,
+} from '../../domain/ports.ts';
 import { OnnxGemv } from './onnx-gemv.ts';
 import { openSqlite } from './sqlite.ts';
 
@@ -12,6 +19,8 @@ export interface ExactVectorIndexOptions {
 }
 
 const FIRST_BLOCK_ROWS = 1024;
+/** Rows scored against the rest of the index in one MatMul by similarPairs. */
+const SELF_JOIN_ROWS = 256;
 
 /**
  * Exact (brute-force) nearest neighbours by cosine similarity. Vectors are kept in SQLite (one blob
@@ -24,7 +33,7 @@ const FIRST_BLOCK_ROWS = 1024;
  * tells, and the memory copy is then reloaded. Operations run one at a time, so a search never sees
  * rows move under it.
  */
-export class ExactVectorIndex implements VectorIndex {
+export class ExactVectorIndex implements VectorIndex, PairFinder {
   readonly #db: Database.Database;
   readonly #blockRows: number;
   readonly #threads: number | undefined;
@@ -33,6 +42,8 @@ export class ExactVectorIndex implements VectorIndex {
   #identity: IndexIdentity | undefined;
   #gemv: OnnxGemv | undefined;
   #dataVersion = -1;
+  /** Writes by this connection: PRAGMA data_version counts only other connections' writes. */
+  #ownWrites = 0;
   #blocks: Float32Array[] = [];
   #ids: string[] = [];
   #keys: string[] = [];
@@ -105,6 +116,7 @@ export class ExactVectorIndex implements VectorIndex {
         }
       })();
       for (const row of rows) this.#put(row.id.toString(), row.key, row.unit);
+      this.#ownWrites++;
     });
   }
 
@@ -115,6 +127,7 @@ export class ExactVectorIndex implements VectorIndex {
         for (const id of parsed) this.#stmt.delete.run(id);
       })();
       for (const id of parsed) this.#remove(id.toString());
+      this.#ownWrites++;
     });
   }
 
@@ -147,6 +160,72 @@ export class ExactVectorIndex implements VectorIndex {
     });
   }
 
+  /**
+   * The exact self-join: rows are taken SELF_JOIN_ROWS at a time and scored in one MatMul against
+   * themselves and every later row, so each pair is scored once. ValidationError past `maxPairs`: a
+   * threshold that low lists most of the library, not its duplicates.
+   */
+  similarPairs(minScore: number, maxPairs: number): Promise<VectorPair[]> {
+    return this.#exclusive(async () => {
+      const total = this.#ids.length;
+      if (this.#identity === undefined || total < 2) return [];
+      const { dimension } = this.#identity;
+      const gemv = await this.#scorer();
+      const pairs: VectorPair[] = [];
+      const queries = new Float32Array(dimension * SELF_JOIN_ROWS);
+      for (let first = 0; first < total; first += SELF_JOIN_ROWS) {
+        const columns = Math.min(SELF_JOIN_ROWS, total - first);
+        for (let j = 0; j < columns; j++) {
+          const row = this.#rowView(first + j, dimension);
+          for (let d = 0; d < dimension; d++) queries[d * columns + j] = row[d] as number;
+        }
+        // From the batch's own first row on, block by block: a block's rows are contiguous in memory.
+        for (let start = first; start < total; ) {
+          const block = Math.floor(start / this.#blockRows);
+          const end = Math.min(total, (block + 1) * this.#blockRows);
+          const offset = (start % this.#blockRows) * dimension;
+          const matrix = (this.#blocks[block] as Float32Array).subarray(
+            offset,
+            offset + (end - start) * dimension,
+          );
+          const scores = await gemv.scoresMany(
+            matrix,
+            end - start,
+            queries.subarray(0, dimension * columns),
+            columns,
+          );
+          for (let i = 0; i < end - start; i++) {
+            const row = start + i;
+            for (let j = 0; j < columns && first + j < row; j++) {
+              const score = scores[i * columns + j] as number;
+              if (score < minScore) continue;
+              if (pairs.length >= maxPairs) {
+                throw new ValidationError(
+                  `more than ${maxPairs} pairs of images score ${minScore} or more: raise the threshold`,
+                );
+              }
+              pairs.push({
+                a: this.#entry(first + j),
+                b: this.#entry(row),
+                score: Math.min(1, score),
+              });
+            }
+          }
+          start = end;
+        }
+      }
+      return pairs;
+    });
+  }
+
+  revision(): Promise<string> {
+    return this.#exclusive(async () => `${this.#dataVersion}.${this.#ownWrites}`);
+  }
+
+  #entry(row: number): { id: string; key: string } {
+    return { id: this.#ids[row] as string, key: this.#keys[row] as string };
+  }
+
   get(id: string): Promise<Float32Array | undefined> {
     return this.#exclusive(async () => {
       const row = this.#stmt.get.get(parseId(id));
@@ -164,6 +243,7 @@ export class ExactVectorIndex implements VectorIndex {
     return this.#exclusive(async () => {
       this.#stmt.clear.run();
       this.#reset();
+      this.#ownWrites++;
     });
   }
 

@@ -7,7 +7,7 @@ const VARINT = 0;
 const BYTES = 2;
 
 /**
- * Scores every row of a matrix against one query: `scores = matrix · query`, a [rows, dim] × [dim, 1]
+ * Scores every row of a matrix against queries: `scores = matrix · queries`, a [rows, dim] × [dim, n]
  * MatMul run by onnxruntime's MLAS kernels (SIMD, on all cores). Measured on the 2-core dev machine it
  * is ~6× faster than a JS loop over the same Float32Array (scripts/bench-index.ts). The one-node ONNX
  * graph is written here with protobufjs's wire writer rather than shipped as a file; field numbers are
@@ -32,11 +32,24 @@ export class OnnxGemv {
   }
 
   /** `matrix` holds `rows` row-major vectors (its first rows × dimension floats are read, not copied). */
-  async scores(matrix: Float32Array, rows: number, query: Float32Array): Promise<Float32Array> {
+  scores(matrix: Float32Array, rows: number, query: Float32Array): Promise<Float32Array> {
+    return this.scoresMany(matrix, rows, query, 1);
+  }
+
+  /**
+   * Scores `rows` vectors against `columns` queries at once; `queries` is [dimension, columns] (column j is
+   * query j) and the result [rows, columns], row-major.
+   */
+  async scoresMany(
+    matrix: Float32Array,
+    rows: number,
+    queries: Float32Array,
+    columns: number,
+  ): Promise<Float32Array> {
     const data = matrix.length === rows * this.dimension ? matrix : matrix.subarray(0, rows * this.dimension);
     const out = await this.session.run({
       matrix: new ort.Tensor('float32', data, [rows, this.dimension]),
-      query: new ort.Tensor('float32', query, [this.dimension, 1]),
+      query: new ort.Tensor('float32', queries, [this.dimension, columns]),
     });
     return out.scores?.data as Float32Array;
   }
@@ -80,8 +93,8 @@ function matMulModel(dimension: number): Uint8Array {
   w.ldelim();
   str(2, 'gemv');
   valueInfo(11, 'matrix', ['rows', dimension]);
-  valueInfo(11, 'query', [dimension, 1]);
-  valueInfo(12, 'scores', ['rows', 1]);
+  valueInfo(11, 'query', [dimension, 'columns']);
+  valueInfo(12, 'scores', ['rows', 'columns']);
   w.ldelim();
   return w.finish();
 }

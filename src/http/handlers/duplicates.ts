@@ -1,0 +1,29 @@
+import type { Duplicates } from '../../app/duplicates.ts';
+import { parseJsonBody, parseQuery } from '../request.ts';
+import { handler, json } from '../response.ts';
+import { dismissDuplicatesBody, duplicatesQuery } from '../schemas.ts';
+import type { HttpHandler } from '../types.ts';
+
+const MAX_JSON_BYTES = 256 * 1024;
+
+/** GET /duplicates?threshold&limit&cursor — one page of near-duplicate groups. */
+export function makeDuplicatesHandler(duplicates: Duplicates): HttpHandler {
+  return handler(async (event) => {
+    const { threshold, limit, cursor } = parseQuery(duplicatesQuery, event);
+    const page = await duplicates.find({
+      limit,
+      ...(threshold === undefined ? {} : { threshold }),
+      ...(cursor === undefined ? {} : { cursor }),
+    });
+    return json(200, page, { 'cache-control': 'no-store' });
+  });
+}
+
+/** POST /duplicates/dismissals {"keys"} → 204: "not duplicates". */
+export function makeDismissDuplicatesHandler(duplicates: Duplicates): HttpHandler {
+  return handler(async (event) => {
+    const { keys } = parseJsonBody(dismissDuplicatesBody, event, MAX_JSON_BYTES);
+    await duplicates.dismiss(keys);
+    return { statusCode: 204 };
+  });
+}
