@@ -197,8 +197,8 @@ export function groupPairs(pairs: VectorPair[]): PairGroup[] {
   const groups = new Map<string, PairGroup>();
   for (const id of parent.keys()) {
     const root = find(id);
-    let group = groups.get(root);
-    if (!group) groups.set(root, (group = { members: [], bestScore: -1 }));
+    const group = groups.get(root) ?? { members: [], bestScore: -1 };
+    groups.set(root, group);
     group.members.push({ id, key: keys.get(id) as string });
   }
   for (const pair of pairs) {

@@ -54,7 +54,7 @@ export interface EmbeddedSystem {
    * calling thread, which would stall the HTTP server for each ingest batch.
    */
   ingestEmbedder: ThreadedEmbedder;
-  stores: Stores & { queue: SqliteJobQueue };
+  stores: Stores & { queue: SqliteJobQueue; index: ExactVectorIndex };
   /** Set when the index on disk was built by another model: searching is refused, the worker stays off. */
   indexMismatch: IndexMismatchError | undefined;
   /**
