@@ -1,7 +1,8 @@
 import { basename, resolve } from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { addWhitening } from '../src/model/calibration.ts';
 import { convertModelFile, type NormalisationName } from '../src/model/convert.ts';
-import { DEFAULT_DESCRIPTOR } from '../src/model/descriptors.ts';
+import { DEFAULT_DESCRIPTOR, DEFAULT_WHITENING } from '../src/model/descriptors.ts';
 import type { PreprocessProfile } from '../src/model/manifest.ts';
 import { Descriptor } from '../src/model/manifest.ts';
 
@@ -15,6 +16,12 @@ const program = new Command('model:convert')
     new Option('--normalisation <kind>', 'input normalisation the weights were trained with')
       .choices(['imagenet', 'caffe'])
       .default('imagenet'),
+  )
+  .option(
+    '--whitening <dimension>',
+    'learn a PCA whitening to this many dimensions from samples/calibration (0: none)',
+    parseDimension,
+    DEFAULT_WHITENING,
   )
   .addOption(
     new Option('--descriptor <name>', 'pooling head after block 5 (docs/search-quality.md)')
@@ -36,11 +43,12 @@ const options = program.opts<{
   normalisation: NormalisationName;
   profile: PreprocessProfile;
   descriptor: Descriptor;
+  whitening: number;
 }>();
 const fallbackOut = `models/${basename(input, '.onnx')}-extractor${options.fp16 ? '-fp16' : ''}`;
 const outPath = resolve((options.out ?? fallbackOut).replace(/(\.onnx)?$/, '.onnx'));
 try {
-  const { manifestPath, manifest, converted } = await convertModelFile({
+  const { manifestPath, converted, ...written } = await convertModelFile({
     inputPath: resolve(input),
     outPath,
     name: options.name ?? basename(outPath, '.onnx'),
@@ -50,6 +58,7 @@ try {
     descriptor: options.descriptor,
     source: `model:convert of ${basename(input)}`,
   });
+  const manifest = options.whitening ? await addWhitening(manifestPath, options.whitening) : written.manifest;
   console.log(
     `Cut at ${converted.cutAt}; dropped ${converted.droppedInitializers.length} classifier initialisers.`,
   );
@@ -61,4 +70,12 @@ try {
 } catch (error) {
   console.error(`model:convert failed: ${(error as Error).message}`);
   process.exitCode = 1;
+}
+
+function parseDimension(value: string): number {
+  const dimension = Number(value);
+  if (!Number.isInteger(dimension) || dimension < 0 || dimension > 4096) {
+    throw new InvalidArgumentError('the whitening dimension must be an integer from 0 (none) to 4096');
+  }
+  return dimension;
 }

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_DESCRIPTOR } from '../src/model/descriptors.ts';
+import { DEFAULT_DESCRIPTOR, DEFAULT_WHITENING } from '../src/model/descriptors.ts';
 import { Descriptor } from '../src/model/manifest.ts';
 import { DEFAULT_SEED, writeSeededModel } from '../src/model/seeded.ts';
 
@@ -11,6 +11,12 @@ const program = new Command('model:generate')
     new Option('--profile <name>', 'preprocessing profile')
       .choices(['quality', 'keras-compat'])
       .default('quality'),
+  )
+  .option(
+    '--whitening <dimension>',
+    'learn a PCA whitening to this many dimensions from samples/calibration (0: none)',
+    parseDimension,
+    DEFAULT_WHITENING,
   )
   .addOption(
     new Option('--descriptor <name>', 'pooling head after block 5 (docs/search-quality.md)')
@@ -24,6 +30,7 @@ const options = program.opts<{
   seed: number;
   profile: 'quality' | 'keras-compat';
   descriptor: Descriptor;
+  whitening: number;
   modelDir: string;
 }>();
 const started = performance.now();
@@ -32,6 +39,7 @@ const { manifestPath, manifest } = await writeSeededModel({
   seed: options.seed,
   profile: options.profile,
   descriptor: options.descriptor,
+  ...(options.whitening ? { whitening: options.whitening } : {}),
 });
 const seconds = ((performance.now() - started) / 1000).toFixed(2);
 console.log(`Wrote ${manifest.name} (${manifest.file}, sha256 ${manifest.sha256}) in ${seconds} s`);
@@ -44,4 +52,12 @@ function parseSeed(value: string): number {
     throw new InvalidArgumentError('the seed must be an integer from 0 to 4294967295');
   }
   return seed;
+}
+
+function parseDimension(value: string): number {
+  const dimension = Number(value);
+  if (!Number.isInteger(dimension) || dimension < 0 || dimension > 4096) {
+    throw new InvalidArgumentError('the whitening dimension must be an integer from 0 (none) to 4096');
+  }
+  return dimension;
 }

@@ -5,3 +5,6 @@ import type { Descriptor } from './manifest.ts';
  * `mac` stays available for parity with the classic demo.
  */
 export const DEFAULT_DESCRIPTOR: Descriptor = 'mac';
+
+/** Dimensions of the whitening new models learn (0: none), chosen with the descriptor. */
+export const DEFAULT_WHITENING = 0;

@@ -38,12 +38,17 @@ export async function writeModelFiles(
   await mkdir(dirname(modelPath), { recursive: true });
   // Temporary names match .gitignore's models/*.onnx and models/*.json.tmp.
   await atomicWrite(modelPath, `${modelPath.replace(/\.onnx$/, '')}.${process.pid}.tmp.onnx`, bytes);
+  await writeManifest(manifestPath, full);
+  return { manifestPath, manifest: full };
+}
+
+/** Rewrites a manifest in place (e.g. to record a whitening learnt after the model was written). */
+export async function writeManifest(manifestPath: string, manifest: ModelManifest): Promise<void> {
   await atomicWrite(
     manifestPath,
     `${manifestPath}.${process.pid}.json.tmp`,
-    `${JSON.stringify(full, null, 2)}\n`,
+    `${JSON.stringify(manifest, null, 2)}\n`,
   );
-  return { manifestPath, manifest: full };
 }
 
 async function atomicWrite(path: string, temporary: string, data: Uint8Array | string): Promise<void> {

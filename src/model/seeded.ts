@@ -1,5 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { addWhitening } from './calibration.ts';
 import { DEFAULT_DESCRIPTOR } from './descriptors.ts';
 import { type Descriptor, ModelManifest, type PreprocessProfile } from './manifest.ts';
 import { manifestPathFor, sha256OfFile, writeModelFiles } from './model-files.ts';
@@ -48,6 +49,8 @@ export interface SeededModelOptions {
   seed?: number;
   profile?: PreprocessProfile;
   descriptor?: Descriptor;
+  /** Learn a whitening to this many dimensions from samples/calibration (src/model/calibration.ts). */
+  whitening?: number;
 }
 
 export interface SeededModelFiles {
@@ -65,7 +68,9 @@ export async function writeSeededModel(options: SeededModelOptions): Promise<See
     bytes,
     seededManifest(seed, profile, descriptor),
   );
-  return { ...written, generated: true };
+  if (!options.whitening) return { ...written, generated: true };
+  const manifest = await addWhitening(written.manifestPath, options.whitening);
+  return { manifestPath: written.manifestPath, manifest, generated: true };
 }
 
 /**
@@ -83,6 +88,7 @@ export async function ensureSeededModel(options: SeededModelOptions): Promise<Se
     existing.source === wanted.source &&
     existing.profile === profile &&
     existing.output.descriptor === descriptor &&
+    existing.output.whitening?.dimension === options.whitening &&
     (await fileMatches(join(modelDir, existing.file), existing.sha256))
   ) {
     return { manifestPath, manifest: existing, generated: false };
