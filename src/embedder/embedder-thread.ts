@@ -36,6 +36,11 @@ port.on('message', async (request: ThreadRequest) => {
         { type: 'result', id: request.id, value } satisfies ThreadReply,
         value.vectors.map((vector) => vector.buffer as ArrayBuffer),
       );
+    } else if (request.op === 'crash') {
+      // ThreadedEmbedder.crashSessionForTest: an error nothing catches ends the thread as a real fault would.
+      setImmediate(() => {
+        throw new Error('simulated embedder thread crash');
+      });
     } else {
       await embedder.close();
       port.postMessage({ type: 'result', id: request.id, value: undefined } satisfies ThreadReply);

@@ -1,7 +1,9 @@
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, REPO_ROOT, SEEDED_MANIFEST } from '../app/test-system.ts';
@@ -9,7 +11,12 @@ import { ImageError } from '../domain/errors.ts';
 import { loadManifest } from '../model/manifest.ts';
 import { OnnxEmbedder } from './onnx-embedder.ts';
 import { maxDifference, vectorOf } from './test-support.ts';
-import { ingestSessions, ThreadedEmbedder, type ThreadedEmbedderOptions } from './threaded-embedder.ts';
+import {
+  EMBEDDER_GAVE_UP_EXIT_CODE,
+  ingestSessions,
+  ThreadedEmbedder,
+  type ThreadedEmbedderOptions,
+} from './threaded-embedder.ts';
 
 /** The longest gap between ticks of a 10 ms timer while `work` runs: how long this event loop stalled. */
 async function longestStall<T>(work: () => Promise<T>): Promise<{ result: T; gapMs: number }> {
@@ -180,5 +187,63 @@ describe('ThreadedEmbedder from a bundle, as the worker container runs it', () =
     } finally {
       await rm(dist, { recursive: true, force: true });
     }
+  });
+});
+
+describe('ThreadedEmbedder when a session thread crashes', () => {
+  /** Resolves with the next call of a callback option. */
+  function nextCall<A extends unknown[]>(): { called: Promise<A>; callback: (...args: A) => void } {
+    let callback: (...args: A) => void = () => undefined;
+    const called = new Promise<A>((resolve) => {
+      callback = (...args) => resolve(args);
+    });
+    return { called, callback };
+  }
+
+  it('starts the thread again, then gives up past its bound and rejects every later call', async () => {
+    const photo = await readFile(resolve(FIXTURES, 'chimpanzee.jpg'));
+    const restarted = nextCall<[Error, number]>();
+    const gaveUp = nextCall<[Error]>();
+    const embedder = await ThreadedEmbedder.create(SEEDED_MANIFEST, {
+      restarts: { count: 1, windowMs: 60_000 },
+      onRestart: restarted.callback,
+      onGiveUp: gaveUp.callback,
+    });
+    try {
+      const before = await embedder.embedOne(photo);
+
+      embedder.crashSessionForTest();
+      const [crash, restarts] = await restarted.called;
+      const after = await embedder.embedOne(photo);
+
+      expect(crash.message).toMatch(/embedder thread crashed: simulated embedder thread crash/);
+      expect(restarts).toBe(1);
+      expect(maxDifference(after.vector, before.vector)).toBe(0);
+
+      embedder.crashSessionForTest();
+      const [fatal] = await gaveUp.called;
+
+      expect(fatal.message).toMatch(/crashed 2 times within 60 s, so the embedder gives up/);
+      await expect(embedder.embedOne(photo)).rejects.toThrow(/gives up/);
+    } finally {
+      await embedder.close();
+    }
+  });
+
+  it('ends a service process with a fatal log line when it gives up, for its supervisor to restart it', async () => {
+    const fixture = join(import.meta.dirname, 'fixtures', 'crash-until-exit.ts');
+
+    const child = await promisify(execFile)(process.execPath, ['--import', 'tsx', fixture], {
+      encoding: 'utf8',
+    }).catch((error: { code: number; stderr: string }) => error);
+
+    expect('code' in child && child.code).toBe(EMBEDDER_GAVE_UP_EXIT_CODE);
+    const fatal = child.stderr
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { level: number; msg: string; err?: { message: string } })
+      .find((line) => line.level === 60);
+    expect(fatal?.msg).toMatch(/the embedder gave up; exiting \(70\) to be restarted/);
+    expect(fatal?.err?.message).toMatch(/simulated embedder thread crash; it crashed 1 time within 60 s/);
   });
 });

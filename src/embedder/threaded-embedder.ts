@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
 import { ImageError, type ImageErrorKind } from '../domain/errors.ts';
 import type { Embedder, EmbedderInfo, EmbedOptions, EmbedOutcome, EmbedTimings } from '../domain/ports.ts';
 import { type LoadedManifest, loadManifest } from '../model/manifest.ts';
@@ -13,11 +14,22 @@ export type ThreadedEmbedderOptions = Pick<
   log?: { level?: string; name?: string; pretty?: boolean };
   /** Model sessions, each on its own thread with `intraOpNumThreads` threads. @default 1 */
   sessions?: number;
+  /** A crashed session's thread is started again at most `count` times within `windowMs`. @default 3 in 10 minutes */
+  restarts?: { count: number; windowMs: number };
+  /** Told of each restart (the service logs it). */
+  onRestart?: (error: Error, restartsInWindow: number) => void;
+  /**
+   * Called once when a session crashed more often than `restarts` allows (or could not be started
+   * again); every later call is rejected. The services log it and exit so their supervisor restarts them.
+   */
+  onGiveUp?: (error: Error) => void;
 };
+
+type ThreadCallbacks = 'log' | 'sessions' | 'restarts' | 'onRestart' | 'onGiveUp';
 
 export interface ThreadStart {
   loaded: LoadedManifest;
-  options: Omit<ThreadedEmbedderOptions, 'log' | 'sessions'>;
+  options: Omit<ThreadedEmbedderOptions, ThreadCallbacks>;
   log?: ThreadedEmbedderOptions['log'];
 }
 
@@ -26,6 +38,7 @@ export type ThreadRequest = { id: number } & (
   | { op: 'embedOne'; image: Uint8Array }
   | { op: 'embedOrientations'; image: Uint8Array }
   | { op: 'close' }
+  | { op: 'crash' }
 );
 
 export type ThreadReply =
@@ -53,6 +66,32 @@ function threadEntry(): { source: string | URL; eval: boolean } {
   };
 }
 
+const DEFAULT_RESTARTS = { count: 3, windowMs: 10 * 60_000 };
+
+/** Exit status of a service whose embedder gave up (EX_SOFTWARE): its supervisor starts it again. */
+export const EMBEDDER_GAVE_UP_EXIT_CODE = 70;
+
+/**
+ * The services' policy for crashed sessions: each restart is logged as an error; past the bound, one
+ * fatal line says why and the process exits, so systemd, Docker or ECS start a fresh one rather than
+ * the service answering every later request with the same error.
+ */
+export function restartOrExit(
+  log: Logger | undefined,
+): Required<Pick<ThreadedEmbedderOptions, 'onRestart' | 'onGiveUp'>> {
+  return {
+    onRestart: (error, restarts) =>
+      log?.error({ err: error, restarts }, 'an embedder thread crashed; it was started again'),
+    onGiveUp: (error) => {
+      log?.fatal(
+        { err: error },
+        `the embedder gave up; exiting (${EMBEDDER_GAVE_UP_EXIT_CODE}) to be restarted`,
+      );
+      process.exit(EMBEDDER_GAVE_UP_EXIT_CODE);
+    },
+  };
+}
+
 /** Sessions a CPU ingest embedder opens by default: one per thread up to this (each holds the model, ≈ 270 MB RSS). */
 const DEFAULT_CPU_SESSIONS = 4;
 
@@ -73,7 +112,8 @@ export function ingestSessions(
 type Call =
   | { op: 'embed'; images: Uint8Array[]; options: EmbedOptions }
   | { op: 'embedOne' | 'embedOrientations'; image: Uint8Array }
-  | { op: 'close' };
+  | { op: 'close' }
+  | { op: 'crash' };
 
 /** One OnnxEmbedder on its own worker thread, with its calls in flight. */
 class ModelThread {
@@ -81,16 +121,23 @@ class ModelThread {
   readonly #pending = new Map<number, Pending>();
   #nextId = 0;
   #failure: Error | undefined;
+  #closing = false;
+  readonly #gone: Promise<Error>;
 
   private constructor(
     worker: Worker,
     readonly info: EmbedderInfo,
   ) {
     this.#worker = worker;
+    let gone: (error: Error) => void = () => undefined;
+    this.#gone = new Promise<Error>((resolve) => {
+      gone = resolve;
+    });
     const fail = (error: Error) => {
       this.#failure ??= error;
       for (const pending of this.#pending.values()) pending.reject(error);
       this.#pending.clear();
+      if (!this.#closing) gone(this.#failure);
     };
     worker.on('message', (reply: ThreadReply) => this.#settle(reply));
     worker.on('error', (error) => fail(new Error(`The embedder thread crashed: ${error.message}`)));
@@ -120,6 +167,11 @@ class ModelThread {
     return this.#failure;
   }
 
+  /** Settles with the reason when the thread dies other than by close(). */
+  get crashed(): Promise<Error> {
+    return this.#gone;
+  }
+
   call(request: Call): Promise<unknown> {
     if (this.#failure) return Promise.reject(this.#failure);
     const id = this.#nextId++;
@@ -131,6 +183,7 @@ class ModelThread {
 
   async close(): Promise<void> {
     if (this.#failure) return;
+    this.#closing = true;
     await this.call({ op: 'close' });
     await this.#worker.terminate();
   }
@@ -163,10 +216,23 @@ export class ThreadedEmbedder implements Embedder {
   readonly #threads: ModelThread[];
   readonly #idle: ModelThread[];
   readonly #tasks: Task[] = [];
+  readonly #startOf: (i: number) => ThreadStart;
+  readonly #options: ThreadedEmbedderOptions;
+  /** When each restart happened, for the bound. */
+  readonly #restarts: number[] = [];
+  #fatal: Error | undefined;
+  #closed = false;
 
-  private constructor(threads: ModelThread[]) {
+  private constructor(
+    threads: ModelThread[],
+    startOf: (i: number) => ThreadStart,
+    options: ThreadedEmbedderOptions,
+  ) {
     this.#threads = threads;
     this.#idle = [...threads];
+    this.#startOf = startOf;
+    this.#options = options;
+    for (const [i, thread] of threads.entries()) this.#watch(thread, i);
   }
 
   get info(): EmbedderInfo {
@@ -178,7 +244,7 @@ export class ThreadedEmbedder implements Embedder {
     options: ThreadedEmbedderOptions = {},
   ): Promise<ThreadedEmbedder> {
     const loaded = typeof manifest === 'string' ? await loadManifest(manifest) : manifest;
-    const { log, sessions = 1, ...rest } = options;
+    const { log, sessions = 1, restarts: _r, onRestart: _s, onGiveUp: _g, ...rest } = options;
     // With several sessions each logs under its own name (ingest-embedder-1, -2 …).
     const logOf = (i: number) => (sessions > 1 && log?.name ? { ...log, name: `${log.name}-${i + 1}` } : log);
     const startOf = (i: number): ThreadStart => ({
@@ -195,7 +261,15 @@ export class ThreadedEmbedder implements Embedder {
       await Promise.all(threads.map((thread) => thread.close().catch(() => undefined)));
       throw failed.reason;
     }
-    return new ThreadedEmbedder(threads);
+    return new ThreadedEmbedder(threads, startOf, options);
+  }
+
+  /**
+   * Test seam: makes session `i`'s thread throw an uncaught error, as a native fault or a bug would, so
+   * tests see the restart (and the give-up) happen for real.
+   */
+  crashSessionForTest(i = 0): void {
+    (this.#threads[i] as ModelThread).call({ op: 'crash' }).catch(() => undefined);
   }
 
   async embed(images: Uint8Array[], options: EmbedOptions = {}): Promise<EmbedOutcome[]> {
@@ -218,16 +292,57 @@ export class ThreadedEmbedder implements Embedder {
 
   /** Closes every session; after a crash, the ones still running. */
   async close(): Promise<void> {
+    this.#closed = true;
     await Promise.all(this.#threads.map((thread) => thread.close()));
   }
 
   /**
-   * Queues a task for the next free session. A crashed session fails the embedder: later calls are
-   * rejected here; the tasks already queued go to whichever session is free, the dead one rejecting them.
+   * A session whose thread dies is started again, so one crash costs only the calls it had in hand
+   * (rejected: the worker retries them) instead of every call after it. Past `restarts` in its window
+   * the embedder gives up: onGiveUp, and every later call is rejected with the reason.
+   */
+  #watch(thread: ModelThread, i: number): void {
+    thread.crashed.then(async (error) => {
+      if (this.#closed || this.#fatal) return;
+      const { count, windowMs } = this.#options.restarts ?? DEFAULT_RESTARTS;
+      const now = Date.now();
+      while (this.#restarts.length > 0 && (this.#restarts[0] as number) <= now - windowMs)
+        this.#restarts.shift();
+      if (this.#restarts.length >= count) {
+        this.#giveUp(
+          new Error(
+            `${error.message}; it crashed ${count + 1} time${count === 0 ? '' : 's'} within ${Math.round(windowMs / 1000)} s, so the embedder gives up.`,
+          ),
+        );
+        return;
+      }
+      this.#restarts.push(now);
+      this.#options.onRestart?.(error, this.#restarts.length);
+      try {
+        const restarted = await ModelThread.start(this.#startOf(i));
+        if (this.#closed) return void (await restarted.close());
+        this.#threads[i] = restarted;
+        this.#idle.push(restarted);
+        this.#watch(restarted, i);
+        this.#dispatch();
+      } catch (startError) {
+        this.#giveUp(new Error(`${error.message}; restarting it failed: ${(startError as Error).message}`));
+      }
+    });
+  }
+
+  #giveUp(error: Error): void {
+    this.#fatal = error;
+    for (const task of this.#tasks.splice(0)) task.reject(error);
+    this.#options.onGiveUp?.(error);
+  }
+
+  /**
+   * Queues a task for the next free session; rejected at once after the embedder gave up. A session
+   * that crashed takes no more tasks; they wait for the others or for its restart.
    */
   #run(request: Task['request']): Promise<unknown> {
-    const failure = this.#threads.find((thread) => thread.failure)?.failure;
-    if (failure) return Promise.reject(failure);
+    if (this.#fatal) return Promise.reject(this.#fatal);
     return new Promise<unknown>((resolve, reject) => {
       this.#tasks.push({ request, resolve, reject });
       this.#dispatch();
@@ -238,11 +353,13 @@ export class ThreadedEmbedder implements Embedder {
   #dispatch(): void {
     while (this.#idle.length > 0 && this.#tasks.length > 0) {
       const thread = this.#idle.pop() as ModelThread;
+      if (thread.failure) continue; // crashed while idle: its restart joins the idle list
       const task = this.#tasks.shift() as Task;
       thread
         .call(task.request)
         .then(task.resolve, task.reject)
         .finally(() => {
+          if (thread.failure) return;
           this.#idle.push(thread);
           this.#dispatch();
         });

@@ -14,7 +14,7 @@ import { Worker } from '../app/worker.ts';
 import type { Embedder } from '../domain/ports.ts';
 import { LazyEmbedder } from '../embedder/lazy-embedder.ts';
 import { type ExecutionProvider, embedderInfoOf, OnnxEmbedder } from '../embedder/onnx-embedder.ts';
-import { ingestSessions, ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
+import { ingestSessions, restartOrExit, ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
 import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
 import { imageInspector } from '../imaging/image-processor.ts';
 import { loadManifest } from '../model/manifest.ts';
@@ -161,6 +161,7 @@ async function createEmbedder(config: CloudConfig, options: CloudOptions): Promi
     return ThreadedEmbedder.create(loaded, {
       ...settings,
       ...ingestSessions(config.threads, executionProviders, config.ingestSessions),
+      ...restartOrExit(log),
       ...(log ? { log: { level: log.level, name: 'embedder' } } : {}),
     });
   }

@@ -18,7 +18,7 @@ import type { Config } from '../config.ts';
 import { IndexMismatchError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
 import { OnnxEmbedder } from '../embedder/onnx-embedder.ts';
-import { ingestSessions, ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
+import { ingestSessions, restartOrExit, ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
 import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
 import { imageInspector } from '../imaging/image-processor.ts';
 import { type ModelLog, type ResolvedModel, resolveModel as resolveModelFiles } from '../model/resolve.ts';
@@ -104,6 +104,7 @@ export async function createEmbeddedSystem(
     ThreadedEmbedder.create(model, {
       ...embedderOptions,
       ...ingestSessions(config.threads, ['cpu'], config.ingestSessions),
+      ...restartOrExit(log),
       ...(log
         ? { log: { level: log.level, name: 'ingest-embedder', pretty: process.stderr.isTTY === true } }
         : {}),
