@@ -1,5 +1,6 @@
-import { readdir, readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImageError } from '../domain/errors.ts';
@@ -154,6 +155,24 @@ describe('OnnxEmbedder start-up checks', () => {
     };
 
     await expect(OnnxEmbedder.create(wrong)).rejects.toThrow(/512-dimensional.*says 256/);
+  });
+
+  it('refuses a model file whose SHA-256 differs from its manifest, naming the file', async () => {
+    const loaded = await loadManifest(resolve(repoRoot, 'models/vgg16-seeded.manifest.json'));
+    const dir = await mkdtemp(join(tmpdir(), 'pic-swapped-'));
+    try {
+      const bytes = await readFile(loaded.modelPath);
+      bytes[bytes.length - 100] = (bytes[bytes.length - 100] as number) ^ 1; // one weight bit
+      const modelPath = join(dir, 'vgg16-seeded.onnx');
+      await writeFile(modelPath, bytes);
+
+      const opening = OnnxEmbedder.create({ ...loaded, modelPath });
+
+      await expect(opening).rejects.toMatchObject({ name: 'ModelError', kind: 'checksum_mismatch' });
+      await expect(opening).rejects.toThrow(`Model file ${modelPath} has SHA-256`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses to start without a GPU when one is required', async () => {

@@ -22,6 +22,7 @@ import {
   type ModelManifest,
   type PreprocessProfile,
 } from '../model/manifest.ts';
+import { verifyModelFile } from '../model/model-files.ts';
 import { l2Normalise, whiten } from './vectors.ts';
 
 export type ExecutionProvider = 'cuda' | 'cpu';
@@ -132,6 +133,7 @@ export class OnnxEmbedder implements Embedder {
       extra: { session: { intra_op: { allow_spinning: settings.allowSpinning ? '1' : '0' } } },
     };
     const started = performance.now();
+    await verifyModelFile(loaded);
     const { session, provider } = await openSession(loaded.modelPath, sessionOptions, settings, log);
     const profile = settings.profile ?? manifest.profile;
     const info = embedderInfoOf(manifest, provider, profile);
