@@ -13,6 +13,7 @@ import {
   duplicatesQuery,
   duplicatesResponse,
   errorResponse,
+  gatewayErrorResponse,
   healthResponse,
   ingestBody,
   ingestResponse,
@@ -27,6 +28,7 @@ import {
 } from './schemas.ts';
 
 type Json = Record<string, unknown>;
+type Mode = 'embedded' | 'cloud';
 
 /** Request bodies are described as callers send them ("input"): unknown fields are ignored, not refused. */
 const requestComponents = {
@@ -48,6 +50,7 @@ const responseComponents = {
   Health: healthResponse,
   Duplicates: duplicatesResponse,
   Error: errorResponse,
+  GatewayError: gatewayErrorResponse,
 } satisfies Record<string, z.ZodType>;
 
 type ComponentName = keyof typeof requestComponents | keyof typeof responseComponents;
@@ -65,7 +68,7 @@ const ok = (status: number, description: string, name: ComponentName) => ({
 });
 
 const ERROR_MEANINGS: Record<number, string> = {
-  400: 'Bad input (the message says which field and why).',
+  400: 'Bad input, or a query parameter the operation does not take (the message says which and why).',
   404: 'Unknown key.',
   409: 'The index was built by another model or preprocessing profile.',
   413: 'Body, image or file count over the limit.',
@@ -75,11 +78,27 @@ const ERROR_MEANINGS: Record<number, string> = {
   503: 'A backend (vector index, catalogue, bucket) is unavailable.',
 };
 
-function errors(...statuses: number[]): Json {
-  const all = [...statuses, 500, 503];
-  return Object.fromEntries(
-    all.map((status) => [status, { description: ERROR_MEANINGS[status], content: jsonBody('Error') }]),
-  );
+/** Answered by API Gateway before the request reaches pic-search (cloud mode only), as {"message"}. */
+const GATEWAY_ERRORS: Record<number, string> = {
+  401: 'No Authorization header.',
+  403: 'The bearer token is wrong.',
+  429: 'Over the API rate limit; retry later.',
+};
+
+/** Error responses of an operation: the given statuses, plus those every operation can answer. */
+function errorResponses(mode: Mode) {
+  const gateway = mode === 'cloud' ? Object.keys(GATEWAY_ERRORS).map(Number) : [];
+  return (...statuses: number[]): Json =>
+    Object.fromEntries(
+      [...new Set([400, ...statuses, ...gateway, 500, 503])]
+        .sort((a, b) => a - b)
+        .map((status) => [
+          status,
+          GATEWAY_ERRORS[status]
+            ? { description: GATEWAY_ERRORS[status], content: jsonBody('GatewayError') }
+            : { description: ERROR_MEANINGS[status], content: jsonBody('Error') },
+        ]),
+    );
 }
 
 function queryParameters(schema: z.ZodObject): Json[] {
@@ -125,7 +144,9 @@ const imageResponse = (description: string, contentType: string) => ({
   302: { description: 'Cloud mode: redirect to a short-lived presigned link.' },
 });
 
-export function openApiDocument(mode: 'embedded' | 'cloud'): Json {
+/** The document for one mode: cloud adds the bearer token and API Gateway's own errors. */
+export function openApiDocument(mode: Mode): Json {
+  const errors = errorResponses(mode);
   const paths: Record<string, Json> = {
     '/health': {
       get: {
@@ -143,6 +164,7 @@ export function openApiDocument(mode: 'embedded' | 'cloud'): Json {
             description: 'OpenAPI 3.1 document.',
             content: { 'application/json': { schema: { type: 'object' } } },
           },
+          ...errors(),
         },
       },
     },
@@ -282,6 +304,9 @@ export function openApiDocument(mode: 'embedded' | 'cloud'): Json {
       },
     },
   };
+  const used = new Set(
+    [...JSON.stringify(paths).matchAll(/#\/components\/schemas\/(\w+)/g)].map((m) => m[1]),
+  );
   return {
     openapi: '3.1.0',
     info: {
@@ -289,14 +314,29 @@ export function openApiDocument(mode: 'embedded' | 'cloud'): Json {
       version: '0.1.0',
       description: `Search by image (${mode} mode). Errors are JSON {"error", "message"} with the HTTP status.`,
     },
+    // Relative to where this document is served (GET /openapi.json): the same API in both modes.
+    servers: [
+      { url: '/', description: mode === 'cloud' ? "The stack's ApiUrl." : 'The running `npm start`.' },
+    ],
+    security: mode === 'cloud' ? [{ bearerToken: [] }] : [],
     paths,
     components: {
-      schemas: {
-        ...Object.fromEntries(
-          Object.entries(requestComponents).map(([name, s]) => [name, jsonSchema(s, 'input')]),
-        ),
-        ...Object.fromEntries(Object.entries(responseComponents).map(([name, s]) => [name, jsonSchema(s)])),
-      },
+      ...(mode === 'cloud' && {
+        securitySchemes: {
+          bearerToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'The API token kept in Secrets Manager (stack output ApiTokenSecretArn).',
+          },
+        },
+      }),
+      // Only what this mode's operations use (embedded-only routes bring their own schemas).
+      schemas: Object.fromEntries(
+        [
+          ...Object.entries(requestComponents).map(([name, s]) => [name, jsonSchema(s, 'input')] as const),
+          ...Object.entries(responseComponents).map(([name, s]) => [name, jsonSchema(s)] as const),
+        ].filter(([name]) => used.has(name)),
+      ),
     },
   };
 }

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { PayloadTooLargeError, ValidationError } from '../domain/errors.ts';
-import { describeIssues } from './response.ts';
+import { describeIssues, plainWords } from './issues.ts';
 import type { HttpEvent } from './types.ts';
 
 /** Header lookup that does not depend on the caller having lowercased the names (API Gateway does). */
@@ -28,14 +28,33 @@ export function bodyBytes(event: HttpEvent, maxBytes: number): Buffer {
 }
 
 export function parseWith<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
-  const result = schema.safeParse(value);
+  const result = schema.safeParse(value, { error: plainWords });
   if (!result.success) throw new ValidationError(`Invalid ${what}: ${describeIssues(result.error)}`);
   return result.data;
 }
 
-export function parseQuery<S extends z.ZodType>(schema: S, event: HttpEvent): z.output<S> {
-  return parseWith(schema, event.queryStringParameters ?? {}, 'query');
+/**
+ * The query string checked against the route's schema. A parameter the route does not take is refused
+ * (a misspelt `top_k=3` must not silently search with the default), naming what the route does take.
+ */
+export function parseQuery<S extends z.ZodObject>(schema: S, event: HttpEvent): z.output<S> {
+  const query = event.queryStringParameters ?? {};
+  const known = Object.keys(schema.shape);
+  const unknown = Object.keys(query).filter((name) => !known.includes(name));
+  if (unknown.length > 0) {
+    const [first = ''] = unknown;
+    const guess = known.find((name) => comparable(name) === comparable(first));
+    const takes = known.length > 0 ? `it takes ${known.join(', ')}` : 'it takes none';
+    throw new ValidationError(
+      `Unknown query parameter${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `"${n}"`).join(', ')}` +
+        `${guess ? ` (did you mean "${guess}"?)` : ''}; ${takes}.`,
+    );
+  }
+  return parseWith(schema, query, 'query');
 }
+
+/** top_k, top-k and TOPK all read as topK. */
+const comparable = (name: string) => name.replace(/[-_]/g, '').toLowerCase();
 
 export function parseJsonBody<S extends z.ZodType>(
   schema: S,

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import { AppError } from '../domain/errors.ts';
+import { describeIssues } from './issues.ts';
+import { parseQuery } from './request.ts';
+import { noQuery } from './schemas.ts';
 import type { HttpEvent, HttpHandler, HttpResult } from './types.ts';
 
 export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResult {
@@ -36,17 +39,22 @@ export function errorResult(error: unknown): HttpResult {
   return json(500, { error: 'internal', message: 'Unexpected error; the service log has the details.' });
 }
 
-export function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .map((issue) => (issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : issue.message))
-    .join('; ');
-}
-
-/** Wraps a handler body so that every thrown error becomes a JSON error response. */
-export function handler(body: (event: HttpEvent) => Promise<HttpResult>): HttpHandler {
+/**
+ * Wraps a handler body: the query string is parsed with the route's schema (none given: the route takes
+ * no parameters, and any is refused) and every thrown error becomes a JSON error response.
+ */
+export function handler(body: (event: HttpEvent) => Promise<HttpResult>): HttpHandler;
+export function handler<Q extends z.ZodObject>(
+  body: (event: HttpEvent, query: z.output<Q>) => Promise<HttpResult>,
+  querySchema: Q,
+): HttpHandler;
+export function handler(
+  body: (event: HttpEvent, query: unknown) => Promise<HttpResult>,
+  querySchema: z.ZodObject = noQuery,
+): HttpHandler {
   return async (event) => {
     try {
-      return await body(event);
+      return await body(event, parseQuery(querySchema, event));
     } catch (error) {
       return errorResult(error);
     }

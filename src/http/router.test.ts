@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Operations } from '../app/operations.ts';
 import { openApiDocument } from './openapi.ts';
 import { createRouter, matchRoute, routeKeysFor } from './router.ts';
+import type { HttpEvent } from './types.ts';
 
 /** "GET /images/{key+}" → "get /images/{key}" (OpenAPI has no greedy parameters). */
 const asOpenApi = (routeKey: string) => {
@@ -87,5 +88,41 @@ describe('duplicates routes', () => {
     expect(refused.statusCode).toBe(400);
     expect(JSON.parse(refused.body ?? '{}').message).toContain('threshold must be at most 1');
     expect((await get('/duplicates', {})).statusCode).toBe(503);
+  });
+});
+
+describe('query parameters', () => {
+  /** No operation may run for a refused request: any call on this empty object would throw, giving 500. */
+  const router = createRouter({} as Operations, { mode: 'embedded' });
+  const request = (routeKey: string, query: Record<string, string>): HttpEvent => {
+    const [method = '', template = ''] = routeKey.split(' ');
+    const rawPath = template.replace('{key+}', 'photos/a.jpg');
+    return {
+      version: '2.0',
+      routeKey: '$default',
+      rawPath,
+      rawQueryString: new URLSearchParams(query).toString(),
+      headers: {},
+      queryStringParameters: query,
+      isBase64Encoded: false,
+      requestContext: { http: { method, path: rawPath } },
+    } as HttpEvent;
+  };
+
+  it.each(routeKeysFor('embedded'))(
+    '%s refuses one it does not take, with 400 naming it',
+    async (routeKey) => {
+      const result = await router.handle(request(routeKey, { bogus: '1' }));
+      expect(result.statusCode).toBe(400);
+      expect(JSON.parse(String(result.body)).message).toMatch(/^Unknown query parameter "bogus"; it takes /);
+    },
+  );
+
+  it('refuses top_k on POST /search and points at topK', async () => {
+    const result = await router.handle(request('POST /search', { top_k: '3' }));
+    expect(result.statusCode).toBe(400);
+    const { error, message } = JSON.parse(String(result.body));
+    expect(error).toBe('bad_request');
+    expect(message).toMatch(/^Unknown query parameter "top_k" \(did you mean "topK"\?\); it takes topK, /);
   });
 });

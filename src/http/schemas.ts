@@ -19,6 +19,9 @@ function queryInteger(min: number, max: number, name: string) {
 
 const queryBoolean = z.enum(['true', 'false']);
 
+/** The query of a route that takes no parameters: any parameter is refused (src/http/request.ts). */
+export const noQuery = z.object({});
+
 export const searchQuery = z.object({
   topK: queryInteger(1, 100, 'topK').optional().default(10).describe('How many results, best first.'),
   minScore: z
@@ -27,7 +30,7 @@ export const searchQuery = z.object({
     .min(1, 'minScore must be a number from -1 to 1')
     .pipe(
       z.coerce
-        .number<string>()
+        .number<string>({ error: 'minScore must be a number from -1 to 1' })
         .min(-1, 'minScore must be from -1 to 1')
         .max(1, 'minScore must be from -1 to 1'),
     )
@@ -249,3 +252,6 @@ export const errorResponse = z.object({
     ),
   message: z.string().describe('What went wrong, in plain words.'),
 });
+
+/** What API Gateway answers by itself (cloud mode: missing or wrong token, throttling). */
+export const gatewayErrorResponse = z.object({ message: z.string() });

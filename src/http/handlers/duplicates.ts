@@ -1,5 +1,5 @@
 import type { Duplicates } from '../../app/duplicates.ts';
-import { parseJsonBody, parseQuery } from '../request.ts';
+import { parseJsonBody } from '../request.ts';
 import { handler, json } from '../response.ts';
 import { dismissDuplicatesBody, duplicatesQuery } from '../schemas.ts';
 import type { HttpHandler } from '../types.ts';
@@ -8,15 +8,14 @@ const MAX_JSON_BYTES = 256 * 1024;
 
 /** GET /duplicates?threshold&limit&cursor — one page of near-duplicate groups. */
 export function makeDuplicatesHandler(duplicates: Duplicates): HttpHandler {
-  return handler(async (event) => {
-    const { threshold, limit, cursor } = parseQuery(duplicatesQuery, event);
+  return handler(async (_event, { threshold, limit, cursor }) => {
     const page = await duplicates.find({
       limit,
       ...(threshold === undefined ? {} : { threshold }),
       ...(cursor === undefined ? {} : { cursor }),
     });
     return json(200, page, { 'cache-control': 'no-store' });
-  });
+  }, duplicatesQuery);
 }
 
 /** POST /duplicates/dismissals {"keys"} → 204: "not duplicates". */

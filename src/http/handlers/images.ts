@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Operations } from '../../app/operations.ts';
 import { ValidationError } from '../../domain/errors.ts';
 import { parseMultipart } from '../multipart.ts';
-import { bodyBytes, header, mediaType, parseQuery, pathKey } from '../request.ts';
+import { bodyBytes, header, mediaType, pathKey } from '../request.ts';
 import { binary, handler, json, redirect } from '../response.ts';
 import { deleteAllQuery, deleteOneQuery } from '../schemas.ts';
 import { DEFAULT_HTTP_LIMITS, type HttpHandler, type HttpLimits } from '../types.ts';
@@ -74,18 +74,18 @@ export function makePutImageHandler(
 
 /** DELETE /images/{key+}?keepObject=false — the image, its vector and its catalogue entry. */
 export function makeDeleteImageHandler(operations: Operations): HttpHandler {
-  return handler(async (event) => {
+  return handler(async (event, { keepObject }) => {
     const key = pathKey(event);
-    const { keepObject } = parseQuery(deleteOneQuery, event);
     await operations.deleteImage(key, { keepObject: keepObject === 'true' });
     return json(200, { deleted: key });
-  });
+  }, deleteOneQuery);
 }
 
 /** DELETE /images?confirm=true[&deleteObjects=true] — everything; without confirm=true nothing happens. */
 export function makeDeleteAllHandler(operations: Operations): HttpHandler {
-  return handler(async (event) => {
-    const { deleteObjects } = parseQuery(deleteAllQuery, event);
-    return json(200, await operations.deleteAll({ deleteObjects: deleteObjects === 'true' }));
-  });
+  return handler(
+    async (_event, { deleteObjects }) =>
+      json(200, await operations.deleteAll({ deleteObjects: deleteObjects === 'true' })),
+    deleteAllQuery,
+  );
 }

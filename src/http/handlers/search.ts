@@ -1,7 +1,7 @@
 import type { Operations } from '../../app/operations.ts';
 import { ValidationError } from '../../domain/errors.ts';
 import { parseMultipart } from '../multipart.ts';
-import { bodyBytes, header, mediaType, parseJsonBody, parseQuery } from '../request.ts';
+import { bodyBytes, header, mediaType, parseJsonBody } from '../request.ts';
 import { handler, json } from '../response.ts';
 import { moreLikeThisBody, searchQuery } from '../schemas.ts';
 import { DEFAULT_HTTP_LIMITS, type HttpHandler, type HttpLimits } from '../types.ts';
@@ -14,8 +14,7 @@ export function makeSearchHandler(
   operations: Operations,
   limits: HttpLimits = DEFAULT_HTTP_LIMITS,
 ): HttpHandler {
-  return handler(async (event) => {
-    const request = parseQuery(searchQuery, event);
+  return handler(async (event, request) => {
     const type = mediaType(event);
     if (type === 'application/json') {
       const { key } = parseJsonBody(moreLikeThisBody, event, limits.maxImageBytes);
@@ -37,5 +36,5 @@ export function makeSearchHandler(
       );
     }
     return json(200, await operations.searchByImage(image, request));
-  });
+  }, searchQuery);
 }

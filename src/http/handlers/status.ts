@@ -1,5 +1,4 @@
 import type { Operations } from '../../app/operations.ts';
-import { parseQuery } from '../request.ts';
 import { handler, json } from '../response.ts';
 import { progressQuery } from '../schemas.ts';
 import type { HttpHandler } from '../types.ts';
@@ -16,8 +15,9 @@ export function makeCountHandler(operations: Operations): HttpHandler {
 
 /** GET /progress?failures=20 — totals, throughput, ETA and the latest failures with their reasons. */
 export function makeProgressHandler(operations: Operations): HttpHandler {
-  return handler(async (event) => {
-    const { failures } = parseQuery(progressQuery, event);
-    return json(200, await operations.progress(failures), { 'cache-control': 'no-store' });
-  });
+  return handler(
+    async (_event, { failures }) =>
+      json(200, await operations.progress(failures), { 'cache-control': 'no-store' }),
+    progressQuery,
+  );
 }
