@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,19 +21,55 @@ import { type LocalServer, startLocalServer } from './server.ts';
 
 const run = promisify(execFile);
 
-/** Runs the CLI as a user would (a separate process); never throws, returns the exit code too. */
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+type Run = { code: number; stdout: string; stderr: string };
+
+/**
+ * Runs the CLI as a user would (a separate process, through the `pic-search` bin, from the repository like
+ * `npm run cli`); never throws, returns the exit code too. `env` adds variables, e.g. INIT_CWD.
+ */
+async function cliIn(cwd: string, env: NodeJS.ProcessEnv, args: string[]): Promise<Run> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'local/cli.ts', ...args], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, PIC_URL: '', PIC_MODEL_MANIFEST: SEEDED_MANIFEST, NO_COLOR: '1' },
-    });
+    const { stdout, stderr } = await run(
+      process.execPath,
+      [join(REPO_ROOT, 'local/pic-search.mjs'), ...args],
+      {
+        cwd,
+        env: { ...process.env, PIC_URL: '', PIC_MODEL_MANIFEST: SEEDED_MANIFEST, NO_COLOR: '1', ...env },
+      },
+    );
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };
     return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
   }
 }
+
+const cli = (...args: string[]) => cliIn(REPO_ROOT, { INIT_CWD: REPO_ROOT }, args);
+
+describe('CLI usage, version and exit codes', () => {
+  it.each([
+    [[], 'error: give a command (ingest, search, count, …); see pic-search --help'],
+    [['count', '--bogus'], "error: unknown option '--bogus'"],
+    [['search'], "error: missing required argument 'image'"],
+    [
+      ['search', 'a.jpg', '--top-k', '500'],
+      "error: option '-k, --top-k <n>' argument '500' is invalid. an integer 1..100",
+    ],
+    [['nosuch'], "error: unknown command 'nosuch'"],
+    [['delete'], 'error: give the key of the image to delete, or --all --yes'],
+  ])('%j exits 2 with one line on stderr', async (args, line) => {
+    const { code, stdout, stderr } = await cli(...args);
+    expect(code).toBe(2);
+    expect(stderr).toBe(`${line}\n`);
+    expect(stdout).toBe('');
+  });
+
+  it('prints the package version with --version, from any folder (the bin entry)', async () => {
+    const pkg = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8'));
+    expect(pkg.bin['pic-search']).toBe('local/pic-search.mjs');
+    expect(await cliIn(tmpdir(), {}, ['--version'])).toMatchObject({ code: 0, stdout: `${pkg.version}\n` });
+  });
+});
 
 describe('CLI on a data directory (--data-dir)', () => {
   let folder: string;
@@ -53,12 +90,43 @@ describe('CLI on a data directory (--data-dir)', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  it('ingests a folder with an in-process worker until settled, reporting failures with reasons', async () => {
+  it('ingests a folder with an in-process worker until settled; a failed file is reported and exits 1', async () => {
     const { code, stdout } = await cli('--data-dir', dataDir, 'ingest', folder, '--prefix', 'trip');
-    expect(code).toBe(0);
+    expect(code).toBe(1);
     expect(stdout).toContain('trip/: 4 queued, 0 unchanged, 0 removed');
-    expect(stdout).toContain('indexed 3, pending 0, failed 1');
-    expect(stdout).toContain('trip/broken.jpg: The data is not an image');
+    expect(stdout).toContain('this job  3 indexed, 1 failed');
+    expect(stdout).toMatch(/^ {2}trip\/broken\.jpg: The data is not an image/m);
+    expect(stdout).toContain('library   4 images, 3 indexed, 1 failed');
+  });
+
+  it('re-ingests with --json: only the failed file is queued again, fails again, and the job exits 1', async () => {
+    const { code, stdout } = await cli('--data-dir', dataDir, '--json', 'ingest', folder, '--prefix', 'trip');
+    expect(code).toBe(1);
+    const { report, job } = JSON.parse(stdout);
+    expect(report).toMatchObject({ prefix: 'trip/', queued: 1, unchanged: 3 });
+    expect(job).toMatchObject({ queued: 1, indexed: 0, failures: [{ key: 'trip/broken.jpg' }] });
+  });
+
+  it('reads paths from where the user ran the command (INIT_CWD), not from the repository', async () => {
+    const { code, stdout } = await cliIn(REPO_ROOT, { INIT_CWD: FIXTURES }, [
+      '--data-dir',
+      dataDir,
+      'search',
+      'pizza.jpg',
+      '--json',
+    ]);
+    expect(code).toBe(0);
+    expect((JSON.parse(stdout) as SearchResponse).results[0]?.key).toBe('trip/pizza.jpg');
+    const missing = await cliIn(REPO_ROOT, { INIT_CWD: tmpdir() }, [
+      '--data-dir',
+      dataDir,
+      'search',
+      'pizza.jpg',
+    ]);
+    expect(missing).toMatchObject({
+      code: 1,
+      stderr: `error: Cannot read ${join(tmpdir(), 'pizza.jpg')}: no such file\n`,
+    });
   });
 
   it('searches with a photo, honouring --top-k', async () => {
@@ -77,18 +145,27 @@ describe('CLI on a data directory (--data-dir)', () => {
     expect(response.results[0]?.key).toBe('trip/pizza.jpg');
   });
 
+  it('demo queues the sample library (samples/photos) in one step', async () => {
+    const demoData = `${dataDir}-demo`;
+    const { code, stdout } = await cli('--data-dir', demoData, 'demo', '--no-wait', '--json');
+    await rm(demoData, { recursive: true, force: true });
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout).report).toMatchObject({ prefix: 'photos/', queued: 27, files: { images: 27 } });
+  });
+
   it('deletes one image, then refuses delete --all without --yes, then deletes everything', async () => {
     expect(await cli('--data-dir', dataDir, 'delete', 'trip/pizza.jpg')).toMatchObject({
       code: 0,
       stdout: 'deleted trip/pizza.jpg\n',
     });
     const refused = await cli('--data-dir', dataDir, 'delete', '--all');
-    expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain('add --yes to confirm');
-    expect(await cli('--data-dir', dataDir, 'delete', '--all', '--yes')).toMatchObject({
-      code: 0,
-      stdout: 'deleted 2 vectors\n',
+    expect(refused).toMatchObject({
+      code: 2,
+      stderr: 'error: delete --all removes every vector and catalogue entry: add --yes to confirm\n',
     });
+    const all = await cli('--data-dir', dataDir, 'delete', '--all', '--yes', '--json');
+    expect(all.code).toBe(0);
+    expect(JSON.parse(all.stdout)).toEqual({ deleted: 2 });
     expect(await cli('--data-dir', dataDir, 'count')).toMatchObject({ code: 0, stdout: '0\n' });
   });
 });
@@ -130,6 +207,8 @@ describe('CLI against the running service (--url)', () => {
 
   it('counts and searches over HTTP', async () => {
     expect(await cli('--url', server.url, 'count')).toMatchObject({ code: 0, stdout: '3\n' });
+    const count = await cli('--url', server.url, 'count', '--json');
+    expect(JSON.parse(count.stdout)).toEqual({ count: 3 });
     const { stdout } = await cli(
       '--url',
       server.url,
@@ -152,6 +231,12 @@ describe('CLI against the running service (--url)', () => {
       ['web/sheep-copy.jpg', 'web/sheep.jpg'],
     ]);
     expect(page.nextCursor).toBeNull();
+  });
+
+  it('prints progress as JSON', async () => {
+    const { code, stdout } = await cli('--url', server.url, 'progress', '--json', '--failures', '5');
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject({ total: 3, indexed: 3, pending: 0, failed: 0 });
   });
 
   it('says how to fix an unreachable service', async () => {

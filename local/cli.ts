@@ -1,11 +1,15 @@
 /**
- * `npm run cli -- <command>`: the operations from a terminal, against the running service (--url, the
- * default) or straight on a data directory (--data-dir; ingest then runs a worker in this process).
+ * `npm run cli -- <command>` or `npx pic-search <command>`: the operations from a terminal, against the
+ * running service (--url, the default) or straight on a data directory (--data-dir; ingest then runs a
+ * worker in this process).
+ *
+ * Every command returns an Outcome: `--json` prints its JSON, otherwise its lines. Exit codes: 0 done,
+ * 1 failed (including an ingest with failed files), 2 wrong usage (one line on stderr, not the help).
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
-import { SingleBar } from 'cli-progress';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { DuplicatesPage, DuplicatesRequest } from '../src/app/duplicates.ts';
 import { contentTypeOf, encodeKeyPath } from '../src/app/keys.ts';
 import {
@@ -16,10 +20,11 @@ import {
   type SearchRequest,
   type SearchResponse,
 } from '../src/app/operations.ts';
-import { waitUntilSettled } from '../src/app/settle.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
+import { SAMPLE_PHOTOS_DIR } from '../src/sample-photos.ts';
 import { createEmbeddedSystem, type EmbeddedSystem } from '../src/wiring/embedded.ts';
+import { followIngest, type IngestOutcome } from './ingest-progress.ts';
 
 /** What each command needs, over HTTP or in-process. */
 interface Backend {
@@ -33,7 +38,30 @@ interface Backend {
   close(): Promise<void>;
 }
 
+/** What a command prints: `json` with --json, `lines` otherwise. `failed` makes the exit code 1. */
+interface Outcome {
+  json: unknown;
+  lines: string[];
+  failed?: boolean;
+}
+
+/** A failure the user can act on (service down, file missing): printed as one line, exit code 1. */
 class CliError extends Error {}
+
+/** Wrong usage: printed as one line, exit code 2. */
+const USAGE_EXIT_CODE = 2;
+
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+/**
+ * Paths on the command line are the user's: npm runs scripts from the package folder and says where the
+ * user was in INIT_CWD (`npm run cli`, `npx`); a plain `node local/cli.ts` has only its own cwd.
+ */
+function userPath(path: string, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(env.INIT_CWD ?? process.cwd(), path);
+}
 
 function httpBackend(baseUrl: string, token: string | undefined): Backend {
   const base = baseUrl.replace(/\/+$/, '');
@@ -70,7 +98,7 @@ function httpBackend(baseUrl: string, token: string | undefined): Backend {
     return json as T;
   }
   return {
-    ingest: (dir, prefix) => call('POST', '/ingest', { path: resolve(dir), ...(prefix ? { prefix } : {}) }),
+    ingest: (dir, prefix) => call('POST', '/ingest', { path: dir, ...(prefix ? { prefix } : {}) }),
     search(image, contentType, { topK, minScore, prefix, orientation }) {
       const query = new URLSearchParams({ topK: String(topK) });
       if (minScore !== undefined) query.set('minScore', String(minScore));
@@ -138,75 +166,123 @@ function score(value: string): number {
   return n;
 }
 
-function print(line = ''): void {
-  process.stdout.write(`${line}\n`);
-}
-
-function printProgress(progress: Progress): void {
+function progressLines(progress: Progress): string[] {
   const { total, indexed, pending, failed, throughput, etaSeconds, queue } = progress;
-  print(`images    ${total} (indexed ${indexed}, pending ${pending}, failed ${failed})`);
-  print(
+  return [
+    `images    ${total} (indexed ${indexed}, pending ${pending}, failed ${failed})`,
     `speed     ${throughput.toFixed(2)} images/s, ETA ${etaSeconds === null ? 'unknown' : `${etaSeconds} s`}`,
-  );
-  print(`queue     ${queue.visible} waiting, ${queue.inFlight} in progress`);
-  if (progress.recentFailures.length > 0) {
-    print('latest failures:');
-    for (const failure of progress.recentFailures) print(`  ${failure.key}: ${failure.reason}`);
-  }
+    `queue     ${queue.visible} waiting, ${queue.inFlight} in progress`,
+    ...(progress.recentFailures.length > 0
+      ? ['latest failures:', ...progress.recentFailures.map((f) => `  ${f.key}: ${f.reason}`)]
+      : []),
+  ];
 }
 
-/** Shows a bar until nothing is pending or queued. */
-async function followIngest(backend: Backend, interactive: boolean): Promise<Progress> {
-  const bar = new SingleBar({
-    format: 'indexing |{bar}| {value}/{total} images | failed {failed} | {speed}/s | ETA {eta_formatted}',
-    hideCursor: true,
-  });
-  let started = false;
-  const settled = await waitUntilSettled(
-    { progress: () => backend.progress(20) },
-    {
-      intervalMs: 500,
-      onProgress(progress) {
-        if (!interactive) return;
-        const payload = { failed: progress.failed, speed: progress.throughput.toFixed(1) };
-        const done = progress.indexed + progress.failed;
-        if (!started) bar.start(progress.total, done, payload);
-        started = true;
-        bar.setTotal(progress.total);
-        bar.update(done, payload);
-      },
-    },
+function ingestLines({ report, job, library }: IngestOutcome): string[] {
+  const { files } = report;
+  const lines = [
+    `${report.prefix}: ${report.queued} queued, ${report.unchanged} unchanged, ${report.removed} removed` +
+      (files
+        ? ` (copied ${files.copied}, deleted ${files.deleted}, skipped ${files.skipped} non-images)`
+        : ''),
+  ];
+  if (!job) return lines;
+  lines.push(`this job  ${job.indexed} indexed, ${job.failures.length} failed`);
+  for (const failure of job.failures) lines.push(`  ${failure.key}: ${failure.reason}`);
+  if (library)
+    lines.push(`library   ${library.total} images, ${library.indexed} indexed, ${library.failed} failed`);
+  return lines;
+}
+
+function searchLines(response: SearchResponse): string[] {
+  const t = response.timings;
+  return [
+    ...(response.pretrained
+      ? []
+      : [`(model ${response.model} has SEEDED random weights: scores are not meaningful)`]),
+    ...response.results.map(
+      (result) => `${result.score.toFixed(4)}  ${result.match.padEnd(9)}  ${result.key}`,
+    ),
+    ...(response.results.length === 0 ? ['no results'] : []),
+    `(${response.results.length} of top ${response.topK}; decode ${t.decodeMs} ms, embed ${t.embedMs} ms, search ${t.searchMs} ms, total ${t.totalMs} ms)`,
+  ];
+}
+
+function duplicatesLines(page: DuplicatesPage): string[] {
+  const lines: string[] = [];
+  for (const group of page.groups) {
+    for (const member of group.members) {
+      const what = member.key === group.keep ? 'keep'.padEnd(6) : member.score.toFixed(4);
+      lines.push(`${what}  ${member.key}  (${member.width}×${member.height}, ${member.bytes} bytes)`);
+    }
+    lines.push('');
+  }
+  lines.push(
+    `${page.totalGroups} group${page.totalGroups === 1 ? '' : 's'} at similarity ${page.threshold} or more`,
   );
-  if (started) bar.stop();
-  return settled;
+  if (page.nextCursor) lines.push(`next page: duplicates --cursor ${page.nextCursor}`);
+  return lines;
+}
+
+interface GlobalOptions {
+  url: string;
+  token?: string;
+  dataDir?: string;
+  verbose?: boolean;
+  json?: boolean;
+}
+
+interface SearchOptions {
+  topK: number;
+  minScore?: number;
+  prefix?: string;
+  orientation: Orientation;
 }
 
 function buildProgram(): Command {
   const program = new Command('pic-search')
     .description('Search by image: ingest folders, search, count, progress, duplicates and delete.')
+    .version(VERSION, '-V, --version', 'print the version')
     .addOption(
       new Option('--url <url>', 'the running service').env('PIC_URL').default('http://localhost:8080'),
     )
     .addOption(new Option('--token <token>', 'bearer token of a cloud API').env('PIC_API_TOKEN'))
     .option('--data-dir <dir>', 'work on this data directory directly instead of the service')
     .option('--verbose', 'log what the in-process worker does (with --data-dir)')
-    .showHelpAfterError();
+    .option('--json', 'print the result as JSON (every command)')
+    .exitOverride()
+    .configureOutput({ outputError: (message, write) => write(message) });
 
-  const withBackend = async (run: (backend: Backend) => Promise<void>): Promise<void> => {
-    const { url, token, dataDir, verbose } = program.opts<{
-      url: string;
-      token?: string;
-      dataDir?: string;
-      verbose?: boolean;
-    }>();
-    const backend = dataDir
-      ? await directBackend(dataDir, verbose ? 'info' : 'error')
-      : httpBackend(url, token);
-    try {
-      await run(backend);
-    } finally {
-      await backend.close();
-    }
+  const options = () => program.opts<GlobalOptions>();
+
+  /** Opens the backend, runs the command and prints its outcome; closes the backend in every case. */
+  const act =
+    <A extends unknown[]>(run: (backend: Backend, ...args: A) => Promise<Outcome>) =>
+    async (...args: A): Promise<void> => {
+      const { url, token, dataDir, verbose, json } = options();
+      const backend = dataDir
+        ? await directBackend(userPath(dataDir), verbose ? 'info' : 'error')
+        : httpBackend(url, token);
+      try {
+        const outcome = await run(backend, ...args);
+        const text = json ? JSON.stringify(outcome.json, null, 2) : outcome.lines.join('\n');
+        process.stdout.write(`${text}\n`);
+        if (outcome.failed) process.exitCode = 1;
+      } finally {
+        await backend.close();
+      }
+    };
+
+  /** Wrong usage found by the command itself: one line and exit code 2, before anything is opened. */
+  const usage = (message: string): never =>
+    program.error(`error: ${message}`, { exitCode: USAGE_EXIT_CODE, code: 'pic-search.usage' });
+
+  const ingest = async (backend: Backend, dir: string, prefix: string | undefined, wait: boolean) => {
+    const outcome = await followIngest(backend, dir, prefix, {
+      wait,
+      bar: process.stderr.isTTY === true,
+    });
+    return { json: outcome, lines: ingestLines(outcome), failed: (outcome.job?.failures.length ?? 0) > 0 };
   };
 
   program
@@ -214,36 +290,19 @@ function buildProgram(): Command {
     .description('index every image under a folder (recursively); re-ingest picks up changes and removals')
     .option('--prefix <prefix>', 'key prefix in the bucket (default: the folder name)')
     .option('--no-wait', 'return once queued instead of following the progress')
-    .option('--json', 'print the final report as JSON')
-    .action((dir: string, options: { prefix?: string; wait: boolean; json?: boolean }) =>
-      withBackend(async (backend) => {
-        const report = await backend.ingest(dir, options.prefix);
-        if (!options.json) {
-          const files = report.files;
-          print(
-            `${report.prefix}: ${report.queued} queued, ${report.unchanged} unchanged, ${report.removed} removed` +
-              (files
-                ? ` (copied ${files.copied}, deleted ${files.deleted}, skipped ${files.skipped} non-images)`
-                : ''),
-          );
-        }
-        if (!options.wait) {
-          if (options.json) print(JSON.stringify(report, null, 2));
-          return;
-        }
-        const progress = await followIngest(backend, process.stdout.isTTY === true && !options.json);
-        if (options.json) print(JSON.stringify({ report, progress }, null, 2));
-        else printProgress(progress);
-      }),
+    .action(
+      act((backend, dir: string, opts: { prefix?: string; wait: boolean }) =>
+        ingest(backend, userPath(dir), opts.prefix, opts.wait),
+      ),
     );
 
-  interface SearchOptions {
-    topK: number;
-    minScore?: number;
-    prefix?: string;
-    orientation: Orientation;
-    json?: boolean;
-  }
+  program
+    .command('demo')
+    .description(`load the sample library (${SAMPLE_PHOTOS_DIR}) into the service, as ingest does`)
+    .option('--no-wait', 'return once queued instead of following the progress')
+    .action(
+      act((backend, opts: { wait: boolean }) => ingest(backend, SAMPLE_PHOTOS_DIR, undefined, opts.wait)),
+    );
 
   program
     .command('search <image>')
@@ -259,49 +318,43 @@ function buildProgram(): Command {
         .choices(ORIENTATIONS)
         .default('upright'),
     )
-    .option('--json', 'print the response as JSON')
-    .action((image: string, options: SearchOptions) =>
-      withBackend(async (backend) => {
-        const bytes = await readFile(image).catch((error: NodeJS.ErrnoException) => {
+    .action(
+      act(async (backend, image: string, opts: SearchOptions) => {
+        const path = userPath(image);
+        const bytes = await readFile(path).catch((error: NodeJS.ErrnoException) => {
           throw new CliError(
-            `Cannot read ${image}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`,
+            `Cannot read ${path}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`,
           );
         });
-        const type = extname(image) ? contentTypeOf(image) : 'application/octet-stream';
+        const type = extname(path) ? contentTypeOf(path) : 'application/octet-stream';
         const response = await backend.search(bytes, type, {
-          topK: options.topK,
-          ...(options.minScore === undefined ? {} : { minScore: options.minScore }),
-          ...(options.prefix ? { prefix: options.prefix } : {}),
-          orientation: options.orientation,
+          topK: opts.topK,
+          ...(opts.minScore === undefined ? {} : { minScore: opts.minScore }),
+          ...(opts.prefix ? { prefix: opts.prefix } : {}),
+          orientation: opts.orientation,
         });
-        if (options.json) return print(JSON.stringify(response, null, 2));
-        if (!response.pretrained)
-          print(`(model ${response.model} has SEEDED random weights: scores are not meaningful)`);
-        for (const result of response.results)
-          print(`${result.score.toFixed(4)}  ${result.match.padEnd(9)}  ${result.key}`);
-        if (response.results.length === 0) print('no results');
-        const t = response.timings;
-        print(
-          `(${response.results.length} of top ${response.topK}; decode ${t.decodeMs} ms, embed ${t.embedMs} ms, search ${t.searchMs} ms, total ${t.totalMs} ms)`,
-        );
+        return { json: response, lines: searchLines(response) };
       }),
     );
 
   program
     .command('count')
     .description('vectors in the index')
-    .action(() => withBackend(async (backend) => print(String(await backend.count()))));
+    .action(
+      act(async (backend) => {
+        const count = await backend.count();
+        return { json: { count }, lines: [String(count)] };
+      }),
+    );
 
   program
     .command('progress')
     .description('images pending, indexed and failed, throughput, ETA and the latest failures')
     .option('--failures <n>', 'how many recent failures to list', integer(0, 100), 20)
-    .option('--json', 'print as JSON')
-    .action((options: { failures: number; json?: boolean }) =>
-      withBackend(async (backend) => {
-        const progress = await backend.progress(options.failures);
-        if (options.json) print(JSON.stringify(progress, null, 2));
-        else printProgress(progress);
+    .action(
+      act(async (backend, opts: { failures: number }) => {
+        const progress = await backend.progress(opts.failures);
+        return { json: progress, lines: progressLines(progress) };
       }),
     );
 
@@ -315,28 +368,33 @@ function buildProgram(): Command {
     )
     .option('--limit <n>', 'groups per page (1..100)', integer(1, 100), 20)
     .option('--cursor <cursor>', 'the next page, as printed at the end of the previous one')
-    .option('--json', 'print the page as JSON')
-    .action((options: { threshold?: number; limit: number; cursor?: string; json?: boolean }) =>
-      withBackend(async (backend) => {
+    .action(
+      act(async (backend, opts: { threshold?: number; limit: number; cursor?: string }) => {
         const page = await backend.duplicates({
-          limit: options.limit,
-          ...(options.threshold === undefined ? {} : { threshold: options.threshold }),
-          ...(options.cursor ? { cursor: options.cursor } : {}),
+          limit: opts.limit,
+          ...(opts.threshold === undefined ? {} : { threshold: opts.threshold }),
+          ...(opts.cursor ? { cursor: opts.cursor } : {}),
         });
-        if (options.json) return print(JSON.stringify(page, null, 2));
-        for (const group of page.groups) {
-          for (const member of group.members) {
-            const what = member.key === group.keep ? 'keep'.padEnd(6) : member.score.toFixed(4);
-            print(`${what}  ${member.key}  (${member.width}×${member.height}, ${member.bytes} bytes)`);
-          }
-          print();
-        }
-        print(
-          `${page.totalGroups} group${page.totalGroups === 1 ? '' : 's'} at similarity ${page.threshold} or more`,
-        );
-        if (page.nextCursor) print(`next page: duplicates --cursor ${page.nextCursor}`);
+        return { json: page, lines: duplicatesLines(page) };
       }),
     );
+
+  interface DeleteOptions {
+    all?: boolean;
+    yes?: boolean;
+    deleteObjects?: boolean;
+    keepObject?: boolean;
+  }
+
+  const deleteImages = act(async (backend, key: string | undefined, opts: DeleteOptions) => {
+    if (!key) {
+      const { deleted } = await backend.deleteAll(opts.deleteObjects === true);
+      const what = `deleted ${deleted} vectors${opts.deleteObjects ? ' and the image files' : ''}`;
+      return { json: { deleted }, lines: [what] };
+    }
+    await backend.deleteImage(key, opts.keepObject === true);
+    return { json: { deleted: key }, lines: [`deleted ${key}`] };
+  });
 
   program
     .command('delete [key]')
@@ -345,39 +403,50 @@ function buildProgram(): Command {
     .option('--yes', 'confirm --all')
     .option('--delete-objects', 'with --all: delete the image files too')
     .option('--keep-object', 'with a key: keep the image file (it is indexed again on the next ingest)')
-    .action(
-      (
-        key: string | undefined,
-        options: { all?: boolean; yes?: boolean; deleteObjects?: boolean; keepObject?: boolean },
-      ) => {
-        // Checked before anything is opened: a refused delete-all must not even load the model.
-        if (options.all && key) throw new CliError('Give either a key or --all, not both.');
-        if (options.all && !options.yes) {
-          throw new CliError('delete --all removes every vector and catalogue entry: add --yes to confirm.');
-        }
-        if (!options.all && !key) throw new CliError('Give the key of the image to delete, or --all --yes.');
-        return withBackend(async (backend) => {
-          if (!key) {
-            const { deleted } = await backend.deleteAll(options.deleteObjects === true);
-            return print(`deleted ${deleted} vectors${options.deleteObjects ? ' and the image files' : ''}`);
-          }
-          await backend.deleteImage(key, options.keepObject === true);
-          print(`deleted ${key}`);
-        });
-      },
-    );
+    .action((key: string | undefined, opts: DeleteOptions) => {
+      // Checked before anything is opened: a refused delete-all must not even load the model.
+      if (opts.all && key) usage('give either a key or --all, not both');
+      if (opts.all && !opts.yes)
+        usage('delete --all removes every vector and catalogue entry: add --yes to confirm');
+      if (!opts.all && !key) usage('give the key of the image to delete, or --all --yes');
+      return deleteImages(key, opts);
+    });
 
   return program;
 }
 
-async function main(): Promise<void> {
+/** Commander's codes for wrong usage (its own exit code for them is 1; the convention is 2). */
+const USAGE_CODES = new Set([
+  'commander.unknownOption',
+  'commander.unknownCommand',
+  'commander.missingArgument',
+  'commander.optionMissingArgument',
+  'commander.missingMandatoryOptionValue',
+  'commander.invalidArgument',
+  'commander.excessArguments',
+  'commander.conflictingOption',
+  'pic-search.usage',
+]);
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  if (argv.length <= 2) {
+    process.stderr.write('error: give a command (ingest, search, count, …); see pic-search --help\n');
+    process.exitCode = USAGE_EXIT_CODE;
+    return;
+  }
   try {
-    await buildProgram().parseAsync(process.argv);
+    await program.parseAsync(argv);
   } catch (error) {
+    if (error instanceof CommanderError) {
+      // Commander has printed its one line already; help and --version end here with 0.
+      process.exitCode = USAGE_CODES.has(error.code) ? USAGE_EXIT_CODE : error.exitCode;
+      return;
+    }
     // Named errors (CliError, ConfigError, the domain's AppErrors) carry a message meant for people.
     process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exitCode = 1;
   }
 }
 
-await main();
+await main(process.argv);

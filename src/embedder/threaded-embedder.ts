@@ -60,8 +60,11 @@ function threadEntry(): { source: string | URL; eval: boolean } {
   if (!import.meta.url.endsWith('.ts'))
     return { source: new URL('./embedder-thread.mjs', import.meta.url), eval: false };
   const entry = new URL('./embedder-thread.ts', import.meta.url);
+  // Resolved here: a worker's eval code resolves bare names from the process's cwd, which need not be the
+  // checkout (`npx pic-search` run from another folder).
+  const tsx = import.meta.resolve('tsx/esm/api');
   return {
-    source: `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry.href)}); })`,
+    source: `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(entry.href)}); })`,
     eval: true,
   };
 }
