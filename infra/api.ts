@@ -10,22 +10,13 @@ import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { allowList, allowObjects } from './grants.ts';
+import { LAMBDA_PARTS, type LambdaName } from '../src/wiring/lambda-parts.ts';
+import { type BindingTargets, bindFunction } from './bindings.ts';
 import type { Storage } from './storage.ts';
 
-/** The API's Lambda functions: file under functions/api/ → what it may touch. */
-export const API_FUNCTIONS = [
-  'search',
-  'count',
-  'progress',
-  'ingest',
-  'uploads',
-  'images',
-  'delete-image',
-  'delete-all',
-  'health',
-] as const;
-export type ApiFunctionName = (typeof API_FUNCTIONS)[number];
+/** The API's Lambda functions, one file each under functions/api/; what each may touch: bindings.ts. */
+export const API_FUNCTIONS = Object.keys(LAMBDA_PARTS) as LambdaName[];
+export type ApiFunctionName = LambdaName;
 
 /** API Gateway route key → function. The same table src/http/router.ts serves in cloud mode. */
 export const ROUTES: Record<string, ApiFunctionName> = {
@@ -65,13 +56,10 @@ export function bundleOf(fn: lambda.Function): string {
 export interface ApiProps {
   storage: Storage;
   repoRoot: string;
-  environment: Record<string, string>;
   runtimeLayerDir: string;
   modelLayerDir: string;
-  /** PIC_MODEL_MANIFEST inside the functions that get the model layer. */
-  modelManifestInLambda: string;
-  imagePrefix: string;
-  thumbnailPrefix: string;
+  /** What the functions are bound to, besides the layers made here. */
+  bindings: Omit<BindingTargets, 'storage' | 'runtimeLayer' | 'modelLayer'>;
   allowedOrigins: string[];
   searchMemoryMiB: number;
   rateLimit: number;
@@ -146,21 +134,18 @@ export class Api extends Construct {
         environment: { NODE_OPTIONS: '--enable-source-maps', ...options.environment },
       });
 
+    const targets: BindingTargets = { ...props.bindings, storage: props.storage, runtimeLayer, modelLayer };
     this.functions = Object.fromEntries(
       API_FUNCTIONS.map((name) => {
         const fn = makeFunction(name, join(props.repoRoot, 'functions/api', `${name}.ts`), {
           description: `pic-search API: ${name}`,
           // Search runs VGG16 on CPU: Lambda gives CPU in proportion to memory (3008 MB ≈ 2 vCPUs).
           memorySize: name === 'search' ? props.searchMemoryMiB : 1024,
-          environment: { ...props.environment, PIC_MODEL_MANIFEST: props.modelManifestInLambda },
         });
-        // Layers follow what the bundle really imports, so a function that (through the shared wiring)
-        // loads the embedder can never ship without onnxruntime, sharp and the model.
-        if (layerModulesImportedBy(bundleOf(fn)).length > 0) fn.addLayers(runtimeLayer, modelLayer);
+        bindFunction(fn, name, targets);
         return [name, fn];
       }),
     ) as Record<ApiFunctionName, nodejs.NodejsFunction>;
-    this.grantLeastPrivilege(props);
 
     this.apiToken = new secretsmanager.Secret(this, 'ApiToken', {
       description: 'pic-search API bearer token (the web page asks for it once)',
@@ -240,46 +225,6 @@ export class Api extends Construct {
       },
     });
     this.url = this.httpApi.apiEndpoint;
-  }
-
-  /**
-   * Each function gets exactly what its operations touch (src/app/pic-search.ts); stack.test.ts holds us
-   * to it. The Milvus token is readable by every API function because the shared cloud wiring, awaited at
-   * module load, connects the vector index.
-   */
-  private grantLeastPrivilege(props: ApiProps): void {
-    const { images, table, queue, milvusToken } = props.storage;
-    const both = [props.imagePrefix, props.thumbnailPrefix];
-    const f = this.functions;
-    for (const fn of Object.values(f)) milvusToken.grantRead(fn);
-
-    // Results carry presigned GET links to the image and its thumbnail.
-    allowObjects(f.search, images, ['s3:GetObject'], both);
-    table.grantReadData(f.search);
-
-    // count and health ask the vector index only.
-
-    table.grantReadData(f.progress);
-    queue.grant(f.progress, 'sqs:GetQueueAttributes');
-
-    // Backfill lists the prefix, queues what changed and forgets what is gone (vector, thumbnail, entry).
-    allowList(f.ingest, images);
-    allowObjects(f.ingest, images, ['s3:DeleteObject'], [props.thumbnailPrefix]);
-    table.grantReadWriteData(f.ingest);
-    queue.grantSendMessages(f.ingest);
-
-    // Presigned PUT links (POST /uploads) and multipart uploads (POST /images).
-    allowObjects(f.uploads, images, ['s3:PutObject'], [props.imagePrefix]);
-
-    allowObjects(f.images, images, ['s3:GetObject'], both);
-
-    allowObjects(f['delete-image'], images, ['s3:GetObject'], [props.imagePrefix]);
-    allowObjects(f['delete-image'], images, ['s3:DeleteObject'], both);
-    table.grantReadWriteData(f['delete-image']);
-
-    allowList(f['delete-all'], images);
-    allowObjects(f['delete-all'], images, ['s3:DeleteObject'], both);
-    table.grantReadWriteData(f['delete-all']);
   }
 }
 

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { Annotations, App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { buildLayers, MODEL_LAYER_DIR, REPO_ROOT, RUNTIME_LAYER_DIR } from '../layers/build.ts';
+import { embedderInfoOf, loadManifest } from '../src/model/manifest.ts';
 import { CONFIG_KEYS, parseConfig } from './config.ts';
 import { suppressNagFindings } from './nag.ts';
 import { PicSearchStack } from './stack.ts';
@@ -41,6 +42,7 @@ export async function createApp(
       modelDir: MODEL_LAYER_DIR,
       modelManifestInLambda: layers.modelManifestInLambda,
     },
+    modelIdentity: embedderInfoOf((await loadManifest(config.modelManifest)).manifest, 'cpu'),
     description: 'pic-search: search a bucket of photos by image (VGG16 + Milvus)',
   });
   if (!layers.pretrained) {

@@ -21,6 +21,7 @@ import {
 import { createApp } from './app.ts';
 import { nagAcknowledgements } from './nag.ts';
 import type { PicSearchStack } from './stack.ts';
+import { pageContentSecurityPolicy } from './web.ts';
 
 /**
  * One offline synthesis of the whole app (esbuild bundling of every function, layer build, asset
@@ -32,6 +33,38 @@ const CONTEXT = {
   modelManifest: 'models/vgg16-seeded.manifest.json',
   webDist: resolve(import.meta.dirname, 'fixtures/web-dist'),
   maxWorkers: '3',
+};
+
+/** Every action of each API function's role, as infra/bindings.ts grants them (Milvus: the token secret). */
+const TABLE_READ = [
+  'dynamodb:BatchGetItem',
+  'dynamodb:ConditionCheckItem',
+  'dynamodb:DescribeTable',
+  'dynamodb:GetItem',
+  'dynamodb:GetRecords',
+  'dynamodb:GetShardIterator',
+  'dynamodb:Query',
+  'dynamodb:Scan',
+];
+const TABLE_WRITE = [
+  'dynamodb:BatchWriteItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+];
+const MILVUS_TOKEN = ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'];
+const SEND = ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'];
+const sorted = (...actions: string[]) => actions.sort();
+const EXPECTED_ACTIONS = {
+  search: sorted(...TABLE_READ, 's3:GetObject', ...MILVUS_TOKEN),
+  count: sorted(...MILVUS_TOKEN),
+  progress: sorted(...TABLE_READ, 'sqs:GetQueueAttributes'),
+  health: sorted(...MILVUS_TOKEN),
+  ingest: sorted(...TABLE_READ, ...TABLE_WRITE, 's3:DeleteObject', 's3:ListBucket', ...MILVUS_TOKEN, ...SEND),
+  uploads: ['s3:PutObject'],
+  images: ['s3:GetObject'],
+  'delete-image': sorted(...TABLE_READ, ...TABLE_WRITE, 's3:DeleteObject', 's3:GetObject', ...MILVUS_TOKEN),
+  'delete-all': sorted(...TABLE_READ, ...TABLE_WRITE, 's3:DeleteObject', 's3:ListBucket', ...MILVUS_TOKEN),
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: synthesised CloudFormation is untyped JSON, walked freely here.
@@ -325,15 +358,33 @@ describe('Lambda functions', () => {
     expect(resources[fnLogicalId('search')]?.Properties.MemorySize).toBeGreaterThanOrEqual(3008);
   });
 
-  it('get the runtime and model layers whenever their bundle imports onnxruntime-node or sharp', () => {
-    const layerIds = [logicalId(stack.api.runtimeLayer), logicalId(stack.api.modelLayer)];
+  it('carry the runtime layer only where they decode or embed, the model layer only for search', () => {
+    const runtime = logicalId(stack.api.runtimeLayer);
+    const model = logicalId(stack.api.modelLayer);
+    const layersOf = (name: ApiFunctionName) =>
+      ((resources[fnLogicalId(name)]?.Properties.Layers ?? []) as Json[]).map((l) => l.Ref);
+
+    expect(Object.fromEntries(API_FUNCTIONS.map((name) => [name, layersOf(name)]))).toEqual({
+      search: [runtime, model],
+      count: [],
+      progress: [],
+      health: [],
+      ingest: [],
+      uploads: [runtime],
+      images: [],
+      'delete-image': [],
+      'delete-all': [],
+    });
+    // A bundle that imports onnxruntime-node or sharp must have the layer, or it fails at its first import.
     for (const name of API_FUNCTIONS) {
       const imported = layerModulesImportedBy(bundleOf(stack.api.functions[name]));
-      const layers = ((resources[fnLogicalId(name)]?.Properties.Layers ?? []) as Json[]).map((l) => l.Ref);
-      expect({ name, layers }).toEqual({ name, layers: imported.length > 0 ? layerIds : [] });
+      expect({ name, imports: imported.length > 0 }).toEqual({
+        name,
+        imports: layersOf(name).includes(runtime),
+      });
     }
-    // Search embeds the query image: it must load onnxruntime-node and sharp from the layer.
     expect(layerModulesImportedBy(bundleOf(stack.api.functions.search))).toEqual([...LAYER_MODULES].sort());
+    expect(layerModulesImportedBy(bundleOf(stack.api.functions.uploads))).toEqual(['sharp']);
   });
 
   it('stay under 250 MB unzipped with their layers', () => {
@@ -343,21 +394,47 @@ describe('Lambda functions', () => {
     for (const name of API_FUNCTIONS) {
       const bundle = directorySize(stagedCodeOf(stack.api.functions[name]));
       const parts = [{ name: `${name} bundle`, bytes: bundle }];
-      if (resources[fnLogicalId(name)]?.Properties.Layers) {
-        parts.push({ name: 'runtime', bytes: runtime }, { name: 'model', bytes: model });
-      }
+      const layers = ((resources[fnLogicalId(name)]?.Properties.Layers ?? []) as Json[]).map((l) => l.Ref);
+      if (layers.includes(logicalId(stack.api.runtimeLayer))) parts.push({ name: 'runtime', bytes: runtime });
+      if (layers.includes(logicalId(stack.api.modelLayer))) parts.push({ name: 'model', bytes: model });
       sizes[name] = megabytes(assertWithinLambdaLimit(parts));
     }
     console.log('unzipped function + layers:', sizes);
     expect(Object.keys(sizes)).toHaveLength(API_FUNCTIONS.length + 2);
   });
 
-  it('loads the model from the model layer', () => {
-    for (const name of API_FUNCTIONS) {
-      expect(resources[fnLogicalId(name)]?.Properties.Environment.Variables.PIC_MODEL_MANIFEST).toBe(
-        '/opt/model/vgg16-seeded.manifest.json',
-      );
-    }
+  it('set each function the variables of its own configuration parts and no others', () => {
+    const variables = (name: ApiFunctionName) =>
+      Object.keys(resources[fnLogicalId(name)]?.Properties.Environment.Variables ?? {})
+        .filter((variable) => variable !== 'NODE_OPTIONS')
+        .sort();
+    const bucket = ['IMAGES_BUCKET', 'IMAGE_PREFIX', 'THUMBNAIL_PREFIX'];
+    const milvus = ['MILVUS_ADDRESS', 'MILVUS_COLLECTION', 'MILVUS_TOKEN_SECRET_ARN'];
+
+    expect(Object.fromEntries(API_FUNCTIONS.map((name) => [name, variables(name)]))).toEqual({
+      search: sorted(...bucket, 'TABLE_NAME', ...milvus, 'PIC_MODEL_MANIFEST'),
+      count: sorted(...milvus),
+      progress: sorted('QUEUE_URL', 'TABLE_NAME'),
+      health: sorted(...milvus, 'PIC_MODEL_IDENTITY'),
+      ingest: sorted(...bucket, 'TABLE_NAME', 'QUEUE_URL', ...milvus, 'PIC_MODEL_IDENTITY'),
+      uploads: sorted(...bucket),
+      images: sorted(...bucket),
+      'delete-image': sorted(...bucket, 'TABLE_NAME', ...milvus),
+      'delete-all': sorted(...bucket, 'TABLE_NAME', ...milvus),
+    });
+  });
+
+  it('load the model from the model layer in search, and state the same model elsewhere', () => {
+    const environment = (name: ApiFunctionName) =>
+      resources[fnLogicalId(name)]?.Properties.Environment.Variables;
+    expect(environment('search').PIC_MODEL_MANIFEST).toBe('/opt/model/vgg16-seeded.manifest.json');
+    const identity = JSON.parse(environment('ingest').PIC_MODEL_IDENTITY as string);
+    expect(identity).toMatchObject({
+      model: expect.stringContaining('vgg16'),
+      dimension: 512,
+      provider: 'cpu',
+    });
+    expect(JSON.parse(environment('health').PIC_MODEL_IDENTITY as string)).toEqual(identity);
   });
 });
 
@@ -403,6 +480,26 @@ describe('least privilege', () => {
       ['progress', ['sqs:GetQueueAttributes']],
       ['ingest', ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']],
     ]);
+  });
+
+  it('lets only the functions that query Milvus read its token', () => {
+    const readsToken = (name: ApiFunctionName) =>
+      actionsOf(statementsOfRole(roleOfFunction(name))).has('secretsmanager:GetSecretValue');
+    expect(API_FUNCTIONS.filter(readsToken).sort()).toEqual([
+      'count',
+      'delete-all',
+      'delete-image',
+      'health',
+      'ingest',
+      'search',
+    ]);
+  });
+
+  it('grants each function exactly these actions', () => {
+    const actions = Object.fromEntries(
+      API_FUNCTIONS.map((name) => [name, [...actionsOf(statementsOfRole(roleOfFunction(name)))].sort()]),
+    );
+    expect(actions).toEqual(EXPECTED_ACTIONS);
   });
 
   it('grants no wildcard actions or all-resource statements to our own roles', () => {
@@ -483,6 +580,28 @@ describe('web page', () => {
       DistributionConfig: Match.objectLike({
         DefaultRootObject: 'index.html',
         DefaultCacheBehavior: Match.objectLike({ ViewerProtocolPolicy: 'redirect-to-https' }),
+      }),
+    });
+  });
+
+  it('sends a strict Content-Security-Policy with the page', () => {
+    const policyId = logicalId(stack.web.responseHeaders);
+    const config = resources[policyId]?.Properties.ResponseHeadersPolicyConfig;
+    const csp = config.SecurityHeadersConfig.ContentSecurityPolicy;
+    expect(csp.Override).toBe(true);
+    expect(csp.ContentSecurityPolicy).toEqual({
+      'Fn::Join': ['', expect.arrayContaining([{ Ref: 'AWS::Region' }])],
+    });
+    const text = (csp.ContentSecurityPolicy['Fn::Join'][1] as (string | Json)[])
+      .map((part) => (typeof part === 'string' ? part : 'REGION'))
+      .join('');
+    expect(text).toBe(pageContentSecurityPolicy('REGION'));
+    expect(text).toMatch(/default-src 'none'; script-src 'self';/);
+    expect(text).not.toMatch(/unsafe-eval|script-src[^;]*unsafe-inline/);
+    expect(config.SecurityHeadersConfig.FrameOptions).toEqual({ FrameOption: 'DENY', Override: true });
+    template.hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: Match.objectLike({
+        DefaultCacheBehavior: Match.objectLike({ ResponseHeadersPolicyId: { Ref: policyId } }),
       }),
     });
   });

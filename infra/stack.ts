@@ -15,6 +15,7 @@ import {
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct, IConstruct } from 'constructs';
+import type { EmbedderInfo } from '../src/domain/ports.ts';
 import { Api } from './api.ts';
 import type { StackConfig } from './config.ts';
 import { Ingest } from './ingest.ts';
@@ -26,6 +27,8 @@ export interface PicSearchStackProps extends StackProps {
   repoRoot: string;
   /** Built by layers/build.ts. */
   layers: { runtimeDir: string; modelDir: string; modelManifestInLambda: string };
+  /** The model's identity as the search function states it (embedderInfoOf its manifest, CPU). */
+  modelIdentity: EmbedderInfo;
 }
 
 /** The whole product in one stack: storage, GPU ingest, API and web page. */
@@ -65,7 +68,9 @@ export class PicSearchStack extends Stack {
       maxReceiveCount: config.maxReceiveCount,
       accessLogs,
     });
-    const environment: Record<string, string> = {
+    // The worker reads every part of the configuration (src/adapters/aws/config.ts loadCloudConfig); each
+    // API function only its own, set together with its grants (bindings.ts).
+    const workerEnvironment: Record<string, string> = {
       IMAGES_BUCKET: this.storage.images.bucketName,
       IMAGE_PREFIX: config.imagePrefix,
       THUMBNAIL_PREFIX: config.thumbnailPrefix,
@@ -91,7 +96,7 @@ export class PicSearchStack extends Stack {
       storage: this.storage,
       repoRoot: props.repoRoot,
       modelName: workerModelName(props.repoRoot, config.modelManifest),
-      environment,
+      environment: workerEnvironment,
       instanceType: config.instanceType,
       maxWorkers: config.maxWorkers,
       messagesPerWorker: config.messagesPerWorker,
@@ -113,12 +118,13 @@ export class PicSearchStack extends Stack {
     this.api = new Api(this, 'Api', {
       storage: this.storage,
       repoRoot: props.repoRoot,
-      environment,
       runtimeLayerDir: props.layers.runtimeDir,
       modelLayerDir: props.layers.modelDir,
-      modelManifestInLambda: props.layers.modelManifestInLambda,
-      imagePrefix: config.imagePrefix,
-      thumbnailPrefix: config.thumbnailPrefix,
+      bindings: {
+        config,
+        modelManifestInLambda: props.layers.modelManifestInLambda,
+        modelIdentity: props.modelIdentity,
+      },
       allowedOrigins,
       searchMemoryMiB: config.searchMemoryMiB,
       rateLimit: config.apiRateLimit,

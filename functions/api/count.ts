@@ -1,5 +1,5 @@
 import { makeCountHandler } from '../../src/http/handlers/status.ts';
-import { cloudOperations } from '../../src/wiring/cloud.ts';
+import { countOperations } from '../../src/wiring/lambda.ts';
 
 /** GET /count */
-export const handler = makeCountHandler(await cloudOperations());
+export const handler = makeCountHandler(await countOperations());

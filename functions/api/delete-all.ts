@@ -1,5 +1,5 @@
 import { makeDeleteAllHandler } from '../../src/http/handlers/images.ts';
-import { cloudOperations } from '../../src/wiring/cloud.ts';
+import { deleteOperations } from '../../src/wiring/lambda.ts';
 
 /** DELETE /images?confirm=true[&deleteObjects=true] */
-export const handler = makeDeleteAllHandler(await cloudOperations());
+export const handler = makeDeleteAllHandler(await deleteOperations('delete-all'));

@@ -1,5 +1,5 @@
 import { makeDeleteImageHandler } from '../../src/http/handlers/images.ts';
-import { cloudOperations } from '../../src/wiring/cloud.ts';
+import { deleteOperations } from '../../src/wiring/lambda.ts';
 
 /** DELETE /images/{key+} */
-export const handler = makeDeleteImageHandler(await cloudOperations());
+export const handler = makeDeleteImageHandler(await deleteOperations('delete-image'));

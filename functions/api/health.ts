@@ -1,9 +1,9 @@
 import { makeHealthHandler } from '../../src/http/handlers/status.ts';
 import { makeOpenApiHandler } from '../../src/http/router.ts';
 import type { HttpEvent } from '../../src/http/types.ts';
-import { cloudOperations } from '../../src/wiring/cloud.ts';
+import { healthOperations } from '../../src/wiring/lambda.ts';
 
-const health = makeHealthHandler(await cloudOperations());
+const health = makeHealthHandler(await healthOperations());
 const openApi = makeOpenApiHandler('cloud');
 
 /** GET /health and GET /openapi.json (one small function for both). */

@@ -1,9 +1,8 @@
 import { makeGetImageHandler } from '../../src/http/handlers/images.ts';
 import type { HttpEvent } from '../../src/http/types.ts';
-import { cloudImageLinks, cloudOperations } from '../../src/wiring/cloud.ts';
+import { imageOperations } from '../../src/wiring/lambda.ts';
 
-const operations = await cloudOperations();
-const linkFor = await cloudImageLinks();
+const { operations, linkFor } = imageOperations();
 const image = makeGetImageHandler(operations, 'image', linkFor);
 const thumbnail = makeGetImageHandler(operations, 'thumbnail', linkFor);
 

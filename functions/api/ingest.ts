@@ -1,5 +1,5 @@
 import { makeIngestHandler } from '../../src/http/handlers/ingest.ts';
-import { cloudOperations } from '../../src/wiring/cloud.ts';
+import { ingestOperations } from '../../src/wiring/lambda.ts';
 
 /** POST /ingest {"prefix"} — backfill: queue what under the prefix is not indexed yet, forget the gone. */
-export const handler = makeIngestHandler(await cloudOperations());
+export const handler = makeIngestHandler(await ingestOperations());

@@ -1,5 +1,5 @@
 import { makeProgressHandler } from '../../src/http/handlers/status.ts';
-import { cloudOperations } from '../../src/wiring/cloud.ts';
+import { progressOperations } from '../../src/wiring/lambda.ts';
 
 /** GET /progress?failures=20 */
-export const handler = makeProgressHandler(await cloudOperations());
+export const handler = makeProgressHandler(await progressOperations());

@@ -1,6 +1,6 @@
 import { makeSearchHandler } from '../../src/http/handlers/search.ts';
 import { CLOUD_HTTP_LIMITS } from '../../src/http/types.ts';
-import { cloudOperations } from '../../src/wiring/cloud.ts';
+import { searchOperations } from '../../src/wiring/lambda-search.ts';
 
 /** POST /search — query image (raw, multipart "image") or {"key"}; clients are made once per container. */
-export const handler = makeSearchHandler(await cloudOperations('at-start'), CLOUD_HTTP_LIMITS);
+export const handler = makeSearchHandler(await searchOperations(), CLOUD_HTTP_LIMITS);

@@ -1,9 +1,9 @@
 import { makeUploadImagesHandler } from '../../src/http/handlers/images.ts';
 import { makeUploadsHandler } from '../../src/http/handlers/ingest.ts';
 import { CLOUD_HTTP_LIMITS, type HttpEvent } from '../../src/http/types.ts';
-import { cloudOperations } from '../../src/wiring/cloud.ts';
+import { uploadOperations } from '../../src/wiring/lambda-uploads.ts';
 
-const operations = await cloudOperations();
+const operations = uploadOperations();
 const targets = makeUploadsHandler(operations);
 const multipart = makeUploadImagesHandler(operations, CLOUD_HTTP_LIMITS);
 

@@ -16,12 +16,7 @@ import { dihedralVariants } from '../imaging/dihedral.ts';
 import { SharpImageProcessor } from '../imaging/image-processor.ts';
 import { tensorSpecOf } from '../imaging/preprocess.ts';
 import { toFloat16 } from '../model/float16.ts';
-import {
-  indexModelName,
-  type LoadedManifest,
-  type ModelManifest,
-  type PreprocessProfile,
-} from '../model/manifest.ts';
+import { embedderInfoOf, type LoadedManifest, type PreprocessProfile } from '../model/manifest.ts';
 import { verifyModelFile } from '../model/model-files.ts';
 import { l2Normalise, whiten } from './vectors.ts';
 
@@ -76,22 +71,6 @@ export const DEFAULT_EMBEDDER_OPTIONS = {
   requireGpu: false,
   fullDecodeConcurrency: 4,
 } as const satisfies OnnxEmbedderOptions;
-
-/** What an embedder of `manifest` on `provider` says of itself (LazyEmbedder states it before opening). */
-export function embedderInfoOf(
-  manifest: ModelManifest,
-  provider: string,
-  profile: PreprocessProfile = manifest.profile,
-): EmbedderInfo {
-  return {
-    model: indexModelName(manifest),
-    profile,
-    dimension: manifest.output.dimension,
-    provider,
-    pretrained: manifest.pretrained,
-    ...(manifest.matchThresholds ? { matchThresholds: manifest.matchThresholds } : {}),
-  };
-}
 
 /** A deterministic, non-constant probe image for the load-time checks (a constant one can give a zero vector). */
 function probePixels(size: number): Uint8Array {

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
+import type { EmbedderInfo } from '../domain/ports.ts';
 import { sha256Of } from './model-files.ts';
 
 /**
@@ -117,6 +118,25 @@ export function indexModelName(manifest: ModelManifest): string {
   const { descriptor, whitening } = manifest.output;
   if (descriptor === 'mac' && !whitening) return manifest.name;
   return `${manifest.name}+${descriptor}${whitening ? `-w${whitening.dimension}-${whitening.sha256.slice(0, 8)}` : ''}`;
+}
+
+/**
+ * What an embedder of `manifest` on `provider` says of itself; also what the stack states for the
+ * functions that never open the model (PIC_MODEL_IDENTITY).
+ */
+export function embedderInfoOf(
+  manifest: ModelManifest,
+  provider: string,
+  profile: PreprocessProfile = manifest.profile,
+): EmbedderInfo {
+  return {
+    model: indexModelName(manifest),
+    profile,
+    dimension: manifest.output.dimension,
+    provider,
+    pretrained: manifest.pretrained,
+    ...(manifest.matchThresholds ? { matchThresholds: manifest.matchThresholds } : {}),
+  };
 }
 
 export interface LoadedManifest {

@@ -1,23 +1,27 @@
 import type { Logger } from 'pino';
-import { type AwsClients, createAwsClients } from '../adapters/aws/clients.ts';
-import { type CloudConfig, loadCloudConfig } from '../adapters/aws/config.ts';
-import { DynamoCatalogue } from '../adapters/aws/dynamo-catalogue.ts';
-import { S3ObjectStore } from '../adapters/aws/s3-object-store.ts';
-import { readMilvusToken } from '../adapters/aws/secrets.ts';
-import { SqsJobQueue } from '../adapters/aws/sqs-job-queue.ts';
-import { MilvusVectorIndex } from '../adapters/milvus/milvus-vector-index.ts';
+import type { CloudConfig } from '../adapters/aws/config.ts';
+import type { DynamoCatalogue } from '../adapters/aws/dynamo-catalogue.ts';
+import type { S3ObjectStore } from '../adapters/aws/s3-object-store.ts';
+import type { SqsJobQueue } from '../adapters/aws/sqs-job-queue.ts';
+import type { MilvusVectorIndex } from '../adapters/milvus/milvus-vector-index.ts';
 import type { IdOf, Stores } from '../app/indexing.ts';
-import { thumbnailKeyOf } from '../app/keys.ts';
 import type { Operations } from '../app/operations.ts';
 import { createOperations } from '../app/pic-search.ts';
 import { Worker } from '../app/worker.ts';
 import type { Embedder } from '../domain/ports.ts';
-import { LazyEmbedder } from '../embedder/lazy-embedder.ts';
-import { type ExecutionProvider, embedderInfoOf, OnnxEmbedder } from '../embedder/onnx-embedder.ts';
+import { type ExecutionProvider, OnnxEmbedder } from '../embedder/onnx-embedder.ts';
 import { ingestSessions, restartOrExit, ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
 import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
 import { imageInspector } from '../imaging/image-processor.ts';
 import { loadManifest } from '../model/manifest.ts';
+import {
+  awsClientsFor,
+  catalogueTable,
+  cloudLinks,
+  imageStores,
+  jobQueue,
+  milvusIndex,
+} from './cloud-stores.ts';
 
 export interface CloudStores extends Stores {
   images: S3ObjectStore;
@@ -51,14 +55,8 @@ export interface CloudOptions {
    */
   embedderThread?: boolean;
   /**
-   * When to open the ONNX session: 'on-first-use' spares the Lambda functions that never embed (all but
-   * search) the model load at cold start. CPU only, as the provider is part of the stated identity.
-   * @default 'at-start'
-   */
-  openModel?: 'at-start' | 'on-first-use';
-  /**
-   * Create the Milvus collection when missing and check its model identity at start: the worker does,
-   * a Lambda function does not (a cold start should not pay for it; searches check the identity anyway).
+   * Create the Milvus collection when missing and check its model identity at start, as the worker does
+   * (a Lambda function does not: lambda.ts).
    * @default true
    */
   ensureIndex?: boolean;
@@ -74,30 +72,14 @@ export async function createCloudSystem(
   options: CloudOptions = {},
 ): Promise<CloudSystem> {
   const log = options.logger;
-  const aws: AwsClients = createAwsClients({
-    region: config.region,
-    ...(config.awsEndpoint ? { endpoint: config.awsEndpoint } : {}),
-  });
-  const token = config.milvus.tokenSecretArn
-    ? await readMilvusToken(aws.secrets, config.milvus.tokenSecretArn)
-    : config.milvus.token;
+  const aws = awsClientsFor(config);
   const ownEmbedder = options.embedder === undefined;
-  const embedder = options.embedder ?? (await createEmbedder(config, options));
-  const expiry = { urlExpiresSeconds: config.urlExpiresSeconds };
+  const embedder = options.embedder ?? (await createCloudEmbedder(config, options));
   const stores: CloudStores = {
-    images: new S3ObjectStore(aws.s3, { bucket: config.bucket, ...expiry }),
-    thumbnails: new S3ObjectStore(aws.s3, {
-      bucket: config.bucket,
-      keyPrefix: config.thumbnailPrefix,
-      ...expiry,
-    }),
-    queue: new SqsJobQueue(aws.sqs, config.queueUrl, { visibilitySeconds: config.visibilitySeconds }),
-    catalogue: new DynamoCatalogue(aws.dynamodb, config.tableName),
-    index: new MilvusVectorIndex({
-      address: config.milvus.address,
-      collection: config.milvus.collection,
-      ...(token ? { token } : {}),
-    }),
+    ...imageStores(aws, config),
+    queue: jobQueue(aws, config),
+    catalogue: catalogueTable(aws, config),
+    index: await milvusIndex(aws, config),
   };
   if (options.ensureIndex ?? true) {
     const { model, profile, dimension } = embedder.info;
@@ -113,15 +95,7 @@ export async function createCloudSystem(
     queueUploads: false,
     imageInspector: imageInspector({ ...DEFAULT_DECODE_LIMITS, maxPixels: config.maxPixels }),
     ...(idOf ? { idOf } : {}),
-    links: {
-      image: (key) => stores.images.downloadUrl(key),
-      thumbnail: (key) => stores.thumbnails.downloadUrl(thumbnailKeyOf(key)),
-      upload: async (key, contentType) => ({
-        key,
-        method: 'PUT',
-        ...(await stores.images.uploadUrl(key, contentType)),
-      }),
-    },
+    links: cloudLinks(stores),
   });
   const worker = new Worker(stores, embedder, {
     batchSize: config.batchSize,
@@ -146,7 +120,12 @@ export async function createCloudSystem(
   };
 }
 
-async function createEmbedder(config: CloudConfig, options: CloudOptions): Promise<Embedder> {
+/** The model from the manifest: on a worker thread for the worker container, on this thread for Lambda search. */
+export async function createCloudEmbedder(
+  config: Pick<CloudConfig, 'modelManifest' | 'batchSize' | 'threads' | 'maxPixels'> &
+    Partial<Pick<CloudConfig, 'requireGpu' | 'ingestSessions'>>,
+  options: Pick<CloudOptions, 'logger' | 'executionProviders' | 'embedderThread'> = {},
+): Promise<Embedder> {
   const log = options.logger;
   const loaded = await loadManifest(config.modelManifest);
   const executionProviders = options.executionProviders ?? ['cpu'];
@@ -154,7 +133,7 @@ async function createEmbedder(config: CloudConfig, options: CloudOptions): Promi
     batchSize: config.batchSize,
     intraOpNumThreads: config.threads,
     executionProviders,
-    requireGpu: config.requireGpu,
+    requireGpu: config.requireGpu ?? false,
     limits: { ...DEFAULT_DECODE_LIMITS, maxPixels: config.maxPixels },
   };
   if (options.embedderThread) {
@@ -165,42 +144,5 @@ async function createEmbedder(config: CloudConfig, options: CloudOptions): Promi
       ...(log ? { log: { level: log.level, name: 'embedder' } } : {}),
     });
   }
-  const open = () => OnnxEmbedder.create(loaded, { ...settings, ...(log ? { logger: log } : {}) });
-  if (options.openModel !== 'on-first-use') return open();
-  if (executionProviders.some((provider) => provider !== 'cpu'))
-    throw new Error("openModel 'on-first-use' is for the CPU provider only");
-  return new LazyEmbedder(embedderInfoOf(loaded.manifest, 'cpu'), open);
-}
-
-let lambdaSystem: Promise<CloudSystem> | undefined;
-
-type OpenModel = NonNullable<CloudOptions['openModel']>;
-
-/**
- * The cloud system for Lambda handlers, made once per container from the environment and reused by every
- * invocation (clients, ONNX session, Milvus channel). Only the search function opens the model at start;
- * the others never embed, and would open it on first use. A failed start is not cached: the next
- * invocation tries again.
- */
-export function lambdaCloudSystem(openModel: OpenModel = 'on-first-use'): Promise<CloudSystem> {
-  lambdaSystem ??= Promise.resolve()
-    .then(() => createCloudSystem(loadCloudConfig(), { ensureIndex: false, openModel }))
-    .catch((error: unknown) => {
-      lambdaSystem = undefined;
-      throw error;
-    });
-  return lambdaSystem;
-}
-
-export function cloudOperations(openModel: OpenModel = 'on-first-use'): Promise<Operations> {
-  return lambdaCloudSystem(openModel).then((system) => system.operations);
-}
-
-/** Presigned GET links for an image or its thumbnail: Lambda answers 302 instead of streaming bytes. */
-export async function cloudImageLinks(): Promise<
-  (key: string, variant: 'image' | 'thumbnail') => Promise<string>
-> {
-  const { stores } = await lambdaCloudSystem();
-  return (key, variant) =>
-    variant === 'image' ? stores.images.downloadUrl(key) : stores.thumbnails.downloadUrl(thumbnailKeyOf(key));
+  return OnnxEmbedder.create(loaded, { ...settings, ...(log ? { logger: log } : {}) });
 }

@@ -18,9 +18,10 @@ export interface AwsClients {
 }
 
 /**
- * One client per service, made once per process (Lambda reuses them across invocations). Against an
- * emulator S3 needs path-style URLs (no bucket DNS names on 127.0.0.1), and moto accepts any
- * credentials, so placeholder ones stand in when the environment has none.
+ * One client per service, made on first use and kept for the process (Lambda reuses them across
+ * invocations): a function builds the clients of the services it calls only. Against an emulator S3 needs
+ * path-style URLs (no bucket DNS names on 127.0.0.1), and moto accepts any credentials, so placeholder
+ * ones stand in when the environment has none.
  */
 export function createAwsClients(options: AwsClientOptions): AwsClients {
   const emulated = options.endpoint !== undefined;
@@ -31,17 +32,36 @@ export function createAwsClients(options: AwsClientOptions): AwsClients {
       ? { credentials: { accessKeyId: 'emulator', secretAccessKey: 'emulator' } }
       : {}),
   };
-  const s3 = new S3Client({ ...base, forcePathStyle: emulated });
-  const sqs = new SQSClient(base);
-  const dynamodb = new DynamoDBClient(base);
-  const secrets = new SecretsManagerClient(base);
+  const made: { destroy(): void }[] = [];
+  const once = <T extends { destroy(): void }>(make: () => T): (() => T) => {
+    let client: T | undefined;
+    return () => {
+      if (client === undefined) {
+        client = make();
+        made.push(client);
+      }
+      return client;
+    };
+  };
+  const s3 = once(() => new S3Client({ ...base, forcePathStyle: emulated }));
+  const sqs = once(() => new SQSClient(base));
+  const dynamodb = once(() => new DynamoDBClient(base));
+  const secrets = once(() => new SecretsManagerClient(base));
   return {
-    s3,
-    sqs,
-    dynamodb,
-    secrets,
+    get s3() {
+      return s3();
+    },
+    get sqs() {
+      return sqs();
+    },
+    get dynamodb() {
+      return dynamodb();
+    },
+    get secrets() {
+      return secrets();
+    },
     destroy() {
-      for (const client of [s3, sqs, dynamodb, secrets]) client.destroy();
+      for (const client of made.splice(0)) client.destroy();
     },
   };
 }

@@ -112,7 +112,13 @@ describe('loadCloudConfig', () => {
   });
 
   it('reads the model identity the stack writes for functions that state it without embedding', () => {
-    const identity = { model: 'vgg16', profile: 'keras-compat', dimension: 512, pretrained: true };
+    const identity = {
+      model: 'vgg16',
+      profile: 'keras-compat',
+      dimension: 512,
+      provider: 'cpu',
+      pretrained: true,
+    };
     const env = { AWS_REGION: 'eu-west-1', PIC_MODEL_IDENTITY: JSON.stringify(identity) };
 
     expect(loadCloudParts(['modelIdentity'], env).modelIdentity).toEqual(identity);

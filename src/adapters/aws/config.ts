@@ -140,12 +140,17 @@ const model = part(
   }),
 );
 
-const ModelIdentity = z.object({
-  model: z.string().min(1),
-  profile: z.string().min(1),
-  dimension: z.number().int().positive(),
-  pretrained: z.boolean(),
-});
+/** The EmbedderInfo the search function states (infra: embedderInfoOf the manifest, CPU provider). */
+const ModelIdentity = z
+  .object({
+    model: z.string().min(1),
+    profile: z.string().min(1),
+    dimension: z.number().int().positive(),
+    provider: z.string().min(1),
+    pretrained: z.boolean(),
+    matchThresholds: z.object({ duplicate: z.number(), similar: z.number() }).optional(),
+  })
+  .loose();
 export type ModelIdentity = z.infer<typeof ModelIdentity>;
 
 /**
@@ -155,14 +160,14 @@ export type ModelIdentity = z.infer<typeof ModelIdentity>;
 const modelIdentity = part(
   z.object({
     PIC_MODEL_IDENTITY: z
-      .string({ error: 'required (JSON: model, profile, dimension, pretrained)' })
+      .string({ error: 'required (JSON: model, profile, dimension, provider, pretrained)' })
       .transform((text, context) => {
         try {
           return ModelIdentity.parse(JSON.parse(text));
         } catch {
           context.addIssue({
             code: 'custom',
-            message: 'must be JSON {model, profile, dimension, pretrained}',
+            message: 'must be the JSON the stack writes: {model, profile, dimension, provider, pretrained}',
           });
           return z.NEVER;
         }

@@ -1,0 +1,69 @@
+import { type AwsClients, createAwsClients } from '../adapters/aws/clients.ts';
+import type { CloudConfig } from '../adapters/aws/config.ts';
+import { DynamoCatalogue } from '../adapters/aws/dynamo-catalogue.ts';
+import { S3ObjectStore } from '../adapters/aws/s3-object-store.ts';
+import { readMilvusToken } from '../adapters/aws/secrets.ts';
+import { SqsJobQueue } from '../adapters/aws/sqs-job-queue.ts';
+import { MilvusVectorIndex } from '../adapters/milvus/milvus-vector-index.ts';
+import { thumbnailKeyOf } from '../app/keys.ts';
+import type { LinkBuilders } from '../app/pic-search.ts';
+
+/**
+ * The cloud adapters, one builder per configuration part (src/adapters/aws/config.ts), shared by the
+ * worker's whole system (cloud.ts) and the Lambda functions, which build only the parts they are bound
+ * to (lambda.ts). Nothing here loads the model or an image decoder.
+ */
+
+export function awsClientsFor(config: Pick<CloudConfig, 'region' | 'awsEndpoint'>): AwsClients {
+  return createAwsClients({
+    region: config.region,
+    ...(config.awsEndpoint ? { endpoint: config.awsEndpoint } : {}),
+  });
+}
+
+/** The images and, under their own prefix in the same bucket, the thumbnails. */
+export function imageStores(
+  aws: AwsClients,
+  config: Pick<CloudConfig, 'bucket' | 'thumbnailPrefix' | 'urlExpiresSeconds'>,
+): { images: S3ObjectStore; thumbnails: S3ObjectStore } {
+  const expiry = { urlExpiresSeconds: config.urlExpiresSeconds };
+  return {
+    images: new S3ObjectStore(aws.s3, { bucket: config.bucket, ...expiry }),
+    thumbnails: new S3ObjectStore(aws.s3, {
+      bucket: config.bucket,
+      keyPrefix: config.thumbnailPrefix,
+      ...expiry,
+    }),
+  };
+}
+
+export function jobQueue(aws: AwsClients, config: Pick<CloudConfig, 'queueUrl' | 'visibilitySeconds'>) {
+  return new SqsJobQueue(aws.sqs, config.queueUrl, { visibilitySeconds: config.visibilitySeconds });
+}
+
+export function catalogueTable(aws: AwsClients, config: Pick<CloudConfig, 'tableName'>) {
+  return new DynamoCatalogue(aws.dynamodb, config.tableName);
+}
+
+/** The Milvus collection; the token is read from Secrets Manager here, by the functions that query Milvus only. */
+export async function milvusIndex(
+  aws: AwsClients,
+  config: Pick<CloudConfig, 'milvus'>,
+): Promise<MilvusVectorIndex> {
+  const { address, collection, tokenSecretArn } = config.milvus;
+  const token = tokenSecretArn ? await readMilvusToken(aws.secrets, tokenSecretArn) : config.milvus.token;
+  return new MilvusVectorIndex({ address, collection, ...(token ? { token } : {}) });
+}
+
+/** Search results and browser uploads link straight to S3 (presigned), never through Lambda's 6 MB limit. */
+export function cloudLinks(stores: { images: S3ObjectStore; thumbnails: S3ObjectStore }): LinkBuilders {
+  return {
+    image: (key) => stores.images.downloadUrl(key),
+    thumbnail: (key) => stores.thumbnails.downloadUrl(thumbnailKeyOf(key)),
+    upload: async (key, contentType) => ({
+      key,
+      method: 'PUT',
+      ...(await stores.images.uploadUrl(key, contentType)),
+    }),
+  };
+}
