@@ -537,6 +537,8 @@ describe('HTTP API', () => {
     }
     template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
       AuthorizerType: 'REQUEST',
+      // docs/security.md: a rotated token keeps working for up to this plus the authorizer's own 5 minutes.
+      AuthorizerResultTtlInSeconds: 300,
       EnableSimpleResponses: true,
       IdentitySource: ['$request.header.Authorization'],
     });
