@@ -57,6 +57,9 @@ async function runWorker(mode: Options['mode'], log: Logger): Promise<void> {
           embedderThread: true,
         })
       : await createEmbeddedSystem(loadConfig(), { logger: log });
+  // The one guarded start: the cloud system's ensure() refused a foreign index already; the embedded
+  // one reports it, and a worker must not mix two models' vectors in one index.
+  if ('indexMismatch' in system && system.indexMismatch) throw system.indexMismatch;
   const { info } = system.embedder;
   log.info(
     { mode, provider: info.provider, model: info.model, profile: info.profile, pretrained: info.pretrained },
