@@ -103,12 +103,12 @@ export async function followIngest(
   const bar =
     options.bar && report.queued > 0
       ? new SingleBar({
-          format: 'indexing |{bar}| {value}/{total} images | failed {failed} | {speed} | ETA {eta}',
+          format: 'indexing |{bar}| {value}/{total} images | failed {failed} | {speed} | ETA {timeLeft}',
           hideCursor: true,
           stream: process.stderr,
         })
       : undefined;
-  bar?.start(report.queued, 0, { failed: 0, speed: meter.speedText(), eta: meter.etaText() });
+  bar?.start(report.queued, 0, { failed: 0, speed: meter.speedText(), timeLeft: meter.etaText() });
   try {
     await waitUntilSettled(
       { progress: () => backend.progress(FAILURES_POLLED) },
@@ -120,7 +120,7 @@ export async function followIngest(
           bar?.update(done, {
             failed: ours(progress.recentFailures).length,
             speed: meter.speedText(),
-            eta: meter.etaText(),
+            timeLeft: meter.etaText(),
           });
         },
       },
