@@ -8,7 +8,10 @@ import { z } from 'zod';
  */
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
-/** Cosine similarity from which the duplicates view groups two images (docs/web-page.md). */
+/**
+ * Cosine similarity from which the duplicates view groups two images when neither PIC_DUPLICATE_THRESHOLD nor
+ * the model's manifest says (docs/web-page.md: measured with the seeded model).
+ */
 export const DEFAULT_DUPLICATE_THRESHOLD = 0.995;
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -29,8 +32,8 @@ export const ConfigEnv = z.object({
   PIC_MAX_RECEIVE_COUNT: z.coerce.number().int().min(1).max(1000).default(5),
   PIC_WATCH: z.enum(['true', 'false', '1', '0']).default('true'),
   PIC_LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
-  /** See docs/web-page.md (duplicates): measured on the sample photos with the seeded model. */
-  PIC_DUPLICATE_THRESHOLD: z.coerce.number().gt(0).max(1).default(DEFAULT_DUPLICATE_THRESHOLD),
+  /** Unset: the model's calibrated duplicate threshold, else DEFAULT_DUPLICATE_THRESHOLD. */
+  PIC_DUPLICATE_THRESHOLD: z.coerce.number().gt(0).max(1).optional(),
 });
 
 export interface Config {
@@ -54,8 +57,8 @@ export interface Config {
   /** Watch the bucket folder for dropped and deleted files. */
   watch: boolean;
   logLevel: (typeof LOG_LEVELS)[number];
-  /** Cosine similarity from which two images count as duplicates (GET /duplicates' default). */
-  duplicateThreshold: number;
+  /** Cosine similarity from which two images count as duplicates (GET /duplicates' default); undefined: the model's. */
+  duplicateThreshold: number | undefined;
 }
 
 /** Every invalid variable, named, in one message (CONVENTIONS rule 5). */

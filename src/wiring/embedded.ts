@@ -14,7 +14,7 @@ import { encodeKeyPath } from '../app/keys.ts';
 import type { IngestReport, Operations } from '../app/operations.ts';
 import { createOperations } from '../app/pic-search.ts';
 import { Worker } from '../app/worker.ts';
-import type { Config } from '../config.ts';
+import { type Config, DEFAULT_DUPLICATE_THRESHOLD } from '../config.ts';
 import { IndexMismatchError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
 import { OnnxEmbedder } from '../embedder/onnx-embedder.ts';
@@ -141,7 +141,8 @@ export async function createEmbeddedSystem(
     catalogue: stores.catalogue,
     images: stores.images,
     links,
-    defaultThreshold: config.duplicateThreshold,
+    defaultThreshold:
+      config.duplicateThreshold ?? embedder.info.matchThresholds?.duplicate ?? DEFAULT_DUPLICATE_THRESHOLD,
   });
   const operations = createOperations({
     ...stores,
