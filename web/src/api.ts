@@ -2,9 +2,11 @@
  * Typed client of the HTTP API (routes in docs/api.md). The response types are the Operations types of
  * src/app/operations.ts, imported as types only, so the page and the server cannot drift apart silently.
  */
+import type { DuplicatesPage } from '../../src/app/duplicates.ts';
 import type {
   Health,
   IngestReport,
+  Orientation,
   Progress,
   SearchResponse,
   UploadReport,
@@ -20,9 +22,11 @@ type Json<T> = T extends Date
       ? { [K in keyof T]: Json<T[K]> }
       : T;
 
-export type { Health, SearchResponse };
+export type { Health, Orientation, SearchResponse };
 export type ProgressView = Json<Progress>;
 export type SearchHit = SearchResponse['results'][number];
+export type DuplicatesView = Json<DuplicatesPage>;
+export type DuplicateGroupView = DuplicatesView['groups'][number];
 
 /** GET /config.json, written by `npm start` locally and by the CDK stack next to the deployed page. */
 export interface WebConfig {
@@ -46,6 +50,12 @@ export class ApiError extends Error {
 
 interface SearchOptions {
   topK: number;
+  orientation: Orientation;
+}
+
+/** The query string of a search; upright is the server's default and is left out. */
+function searchQuery({ topK, orientation }: SearchOptions): string {
+  return `topK=${topK}${orientation === 'upright' ? '' : `&orientation=${orientation}`}`;
 }
 
 /** Supplies the bearer token: asks the person when none is stored yet. */
@@ -99,11 +109,22 @@ export class Api {
     // Multipart works for any file, even one the browser could not type from its name.
     const form = new FormData();
     form.append('image', image, image instanceof File ? image.name : 'query');
-    return this.json('POST', `/search?topK=${options.topK}`, form);
+    return this.json('POST', `/search?${searchQuery(options)}`, form);
   }
 
   searchByKey(key: string, options: SearchOptions): Promise<SearchResponse> {
-    return this.json('POST', `/search?topK=${options.topK}`, { key });
+    return this.json('POST', `/search?${searchQuery(options)}`, { key });
+  }
+
+  duplicates(options: { threshold?: number; cursor?: string; limit?: number }): Promise<DuplicatesView> {
+    const query = new URLSearchParams({ limit: String(options.limit ?? 20) });
+    if (options.threshold !== undefined) query.set('threshold', String(options.threshold));
+    if (options.cursor) query.set('cursor', options.cursor);
+    return this.json('GET', `/duplicates?${query}`);
+  }
+
+  async dismissDuplicates(keys: string[]): Promise<void> {
+    await this.send('POST', '/duplicates/dismissals', { keys });
   }
 
   /** Embedded mode: copy a folder on the server's disk into the library, then index it. */

@@ -46,24 +46,41 @@ export async function confirmDialog(options: {
   return { confirmed: returnValue === 'confirm', option: form.get('option') === 'on' };
 }
 
-export function viewImage(title: string, content: TemplateResult): Promise<unknown> {
-  return showDialog(
-    title,
-    html`<form method="dialog" class="dialog viewer">
-      <div class="row between"><h2 class="key">${title}</h2><button value="close" autofocus>Close</button></div>
-      ${content}
-    </form>`,
-  );
+/**
+ * A modal whose content is rendered again by `draw(redraw)` whenever it calls redraw (the viewer's
+ * previous/next); resolves when it closes.
+ */
+export function liveDialog(
+  label: string,
+  draw: (redraw: () => void, close: () => void) => TemplateResult,
+): Promise<void> {
+  const dialog = document.createElement('dialog');
+  dialog.setAttribute('aria-label', label);
+  dialog.className = 'live';
+  document.body.append(dialog);
+  const close = () => dialog.close();
+  const redraw = () => render(draw(redraw, close), dialog);
+  redraw();
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => {
+      dialog.remove();
+      resolve();
+    });
+    dialog.showModal();
+  });
 }
 
 const TOKEN_KEY = 'pic-search.api-token';
 
-/** Asks for the API token once and keeps it in localStorage; forgets it when the API refuses it. */
+/**
+ * Asks for the API token once and keeps it for this tab only (sessionStorage), or on this device
+ * (localStorage) when the person asks to be remembered; forgets it when the API refuses it.
+ */
 export class StoredToken implements TokenSource {
   private asking: Promise<string> | undefined;
 
   async get(): Promise<string> {
-    const stored = localStorage.getItem(TOKEN_KEY);
+    const stored = sessionStorage.getItem(TOKEN_KEY) ?? localStorage.getItem(TOKEN_KEY);
     if (stored) return stored;
     this.asking ??= this.ask().finally(() => {
       this.asking = undefined;
@@ -72,6 +89,7 @@ export class StoredToken implements TokenSource {
   }
 
   reject(): void {
+    sessionStorage.removeItem(TOKEN_KEY);
     localStorage.removeItem(TOKEN_KEY);
   }
 
@@ -80,8 +98,9 @@ export class StoredToken implements TokenSource {
       'API token',
       html`<form method="dialog" class="dialog">
         <h2>API token</h2>
-        <p>This deployment needs an API token. It is kept in this browser only.</p>
+        <p>This deployment needs an API token. It is kept in this tab until you close it.</p>
         <label>Token <input name="token" type="password" autocomplete="off" required autofocus /></label>
+        <label class="check"><input type="checkbox" name="remember" /> Remember it on this device</label>
         <div class="row end">
           <button value="cancel" formnovalidate>Cancel</button>
           <button value="save">Save</button>
@@ -92,7 +111,7 @@ export class StoredToken implements TokenSource {
     if (returnValue !== 'save' || !token) {
       throw new ApiError('No API token given: reload the page to enter one.', 401, 'unauthorized');
     }
-    localStorage.setItem(TOKEN_KEY, token);
+    (form.get('remember') === 'on' ? localStorage : sessionStorage).setItem(TOKEN_KEY, token);
     return token;
   }
 }

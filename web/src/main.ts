@@ -25,13 +25,47 @@ async function boot(): Promise<void> {
     queueMicrotask(() => {
       scheduled = false;
       render(page(app), root);
+      revealResults(app);
     });
   });
   if (configError) app.notify('error', configError);
   wireDropAndPaste(app);
+  wireMenus();
+  window.addEventListener('popstate', () => window.location.reload());
   root.replaceChildren(); // drop the static "Loading…": lit-html renders beside existing children
   render(page(app), root);
   await app.start();
+}
+
+/**
+ * After a search, the first result must be in sight without scrolling (on a phone the search bar fills
+ * the screen): scroll the results up when their top is below the fold.
+ */
+function revealResults(app: App): void {
+  if (!app.revealResults) return;
+  app.revealResults = false;
+  const results = document.getElementById('results-title');
+  if (!results || results.getBoundingClientRect().top < window.innerHeight * 0.5) return;
+  const still = window.matchMedia('(prefers-reduced-motion: reduce)').matches;
+  results.scrollIntoView({ block: 'start', behavior: still ? 'auto' : 'smooth' });
+}
+
+/** Card menus (<details>) close on Escape and on a click outside them, as menus do. */
+function wireMenus(): void {
+  const closeAll = (except?: EventTarget | null) => {
+    for (const open of Array.from(document.querySelectorAll<HTMLDetailsElement>('details.menu[open]'))) {
+      if (except instanceof Node && open.contains(except)) continue;
+      open.open = false;
+    }
+  };
+  document.addEventListener('click', (event) => closeAll(event.target));
+  document.addEventListener('keydown', (event) => {
+    if (event.key !== 'Escape') return;
+    const open = document.querySelector<HTMLDetailsElement>('details.menu[open]');
+    if (!open) return;
+    closeAll();
+    open.querySelector('summary')?.focus();
+  });
 }
 
 /** The whole window accepts a dropped photo, so a near miss of the drop zone still searches. */

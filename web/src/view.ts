@@ -1,32 +1,56 @@
-/** The whole page as one lit-html template of the state: render() patches only what changed. */
+/** The page as lit-html templates of the state: render() patches only what changed. */
 import { html, nothing, type TemplateResult } from 'lit-html';
-import { isSettled } from '../../src/app/settle.ts';
+import { styleMap } from 'lit-html/directives/style-map.js';
 import type { SearchHit } from './api.ts';
-import { type App, type State, TOP_K_MAX } from './app.ts';
-import { confirmDialog, viewImage } from './dialogs.ts';
-import { formatDuration, formatMs, formatRate, formatScore, formatTime, plural } from './format.ts';
+import type { App, State } from './app.ts';
+import { dragCrop } from './crop.ts';
+import { confirmDialog, liveDialog } from './dialogs.ts';
+import { duplicatesView } from './duplicates-view.ts';
+import { formatMs, formatScore, plural } from './format.ts';
+import { libraryView } from './library-view.ts';
 import { SEEDED_WARNING } from './messages.ts';
+import { type Crop, TOP_K_MAX, type View } from './url-state.ts';
+
+const VIEWS: { view: View; label: string }[] = [
+  { view: 'search', label: 'Search' },
+  { view: 'library', label: 'Library' },
+  { view: 'duplicates', label: 'Duplicates' },
+];
 
 export function page(app: App): TemplateResult {
   const s = app.state;
   return html`
     <header class="top">
-      <h1>pic-search</h1>
+      <h1><a href="./" @click=${(e: Event) => navigate(e, app, 'search')}>pic-search</a></h1>
+      <nav aria-label="Views">
+        ${VIEWS.map(
+          ({
+            view,
+            label,
+          }) => html`<a href=${`?view=${view}`} aria-current=${s.view === view ? 'page' : 'false'}
+            @click=${(e: Event) => navigate(e, app, view)}>${label}</a>`,
+        )}
+      </nav>
       <p class="status">
-        ${app.mode === 'cloud' ? 'Cloud' : 'Embedded'} mode ·
-        <span id="count">${s.count === undefined ? '…' : plural(s.count, 'image')}</span> searchable
+        <span id="count">${s.count === undefined ? '…' : plural(s.count, 'image')}</span>
+        <span class="muted">· ${app.mode === 'cloud' ? 'cloud' : 'embedded'}</span>
       </p>
     </header>
     ${banners(s)} ${notices(app)}
     <main>
-      ${searchPanel(app)} ${resultsPanel(app)}
-      <div class="columns">${libraryPanel(app)} ${progressPanel(s)}</div>
+      ${s.view === 'search' ? html`${searchBar(app)} ${results(app)}` : nothing}
+      ${s.view === 'library' ? libraryView(app) : nothing} ${s.view === 'duplicates' ? duplicatesView(app) : nothing}
     </main>
     <footer>
       ${s.health ? `Model ${s.health.model.model} (${s.health.model.profile}, ${s.health.model.provider})` : ''}
       · <a href=${app.api.url('/openapi.json')}>API description</a>
     </footer>
   `;
+}
+
+function navigate(event: Event, app: App, view: View): void {
+  event.preventDefault();
+  app.show(view);
 }
 
 function banners(s: State): TemplateResult {
@@ -44,18 +68,22 @@ function banners(s: State): TemplateResult {
   `;
 }
 
+/** Toasts in one corner: over nothing that matters, each message once, gone by itself. */
 function notices(app: App): TemplateResult {
-  return html`<div class="notices">
-    ${app.state.notices.map(
+  return html`<div class="notices" aria-live="polite">
+    ${app.notices.list.map(
       (n) => html`<div class="notice ${n.kind}" role=${n.kind === 'error' ? 'alert' : 'status'}>
-        <span>${n.text}</span>
-        <button class="icon" aria-label="Dismiss" @click=${() => app.dismiss(n.id)}>×</button>
+        <p>
+          <span class="text">${n.text}</span>${n.repeats > 0 ? html` <span class="muted">(×${n.repeats + 1})</span>` : nothing}
+          ${n.advice ? html`<span class="advice">${n.advice}</span>` : nothing}
+        </p>
+        <button type="button" class="icon" aria-label="Dismiss" @click=${() => app.notices.dismiss(n.id)}>×</button>
       </div>`,
     )}
   </div>`;
 }
 
-function searchPanel(app: App): TemplateResult {
+function searchBar(app: App): TemplateResult {
   const s = app.state;
   const pick = (event: Event) => {
     const input = event.target as HTMLInputElement;
@@ -63,211 +91,234 @@ function searchPanel(app: App): TemplateResult {
     if (file) void app.searchFile(file, file.name);
     input.value = '';
   };
-  return html`<section class="panel" aria-labelledby="search-title">
-    <h2 id="search-title">Search by image</h2>
-    <div class="search-grid">
-      <div id="dropzone" class="dropzone">
-        <p>Drop a photo here, paste one (Ctrl+V or ⌘V), or</p>
-        <div class="row center">
-          <button type="button" @click=${() => clickInput('pick-file')}>Choose a photo</button>
-          <button type="button" class="camera" @click=${() => clickInput('take-photo')}>Take a photo</button>
-        </div>
-        <input id="pick-file" class="hidden" type="file" accept="image/*" tabindex="-1" @change=${pick} />
-        <input id="take-photo" class="hidden" type="file" accept="image/*" capture="environment" tabindex="-1"
-          @change=${pick} />
-        <form class="row center" @submit=${(e: Event) => {
-          e.preventDefault();
-          const topK = new FormData(e.target as HTMLFormElement).get('topK');
-          if (app.setTopK(Number(topK))) void app.rerun();
-        }}>
-          <label for="top-k">Top-K</label>
-          <input id="top-k" name="topK" type="number" min="1" max=${TOP_K_MAX} step="1" required
-            .value=${String(s.topK)} />
-          <button id="search-button" type="submit" class="primary" ?disabled=${s.searching}>
-            ${s.searching ? 'Searching…' : 'Search'}
-          </button>
-        </form>
+  return html`<section class="searchbar" aria-labelledby="search-title">
+    <h2 id="search-title" class="visually-hidden">Search by image</h2>
+    ${s.query ? queryFigure(app) : nothing}
+    <div id="dropzone" class="dropzone">
+      <p>Drop a photo anywhere, paste one (Ctrl+V / ⌘V), or</p>
+      <div class="row">
+        <button type="button" class="primary" @click=${() => clickInput('pick-file')}>Choose a photo</button>
+        <button type="button" class="camera" @click=${() => clickInput('take-photo')}>Take a photo</button>
       </div>
-      ${
-        s.query
-          ? html`<figure class="query">
-            <img src=${app.imageSrc(s.query.preview) ?? nothing} alt=${`Query image: ${s.query.label}`} />
-            <figcaption>
-              <span class="key">${s.query.label}</span>
-              ${timings(s)}
-            </figcaption>
-          </figure>`
-          : nothing
-      }
+      <input id="pick-file" class="hidden" type="file" accept="image/*" tabindex="-1" @change=${pick} />
+      <input id="take-photo" class="hidden" type="file" accept="image/*" capture="environment" tabindex="-1"
+        @change=${pick} />
+      <form class="options" @submit=${(e: Event) => {
+        e.preventDefault();
+        const topK = Number(new FormData(e.target as HTMLFormElement).get('topK'));
+        if (app.setTopK(topK, { now: true }) && topK === s.topK) void app.rerun();
+      }}>
+        <label for="top-k">Top-K</label>
+        <input id="top-k" name="topK" type="number" min="1" max=${TOP_K_MAX} step="1" required
+          .value=${String(s.topK)} @input=${(e: Event) => {
+            const input = e.target as HTMLInputElement;
+            if (input.value !== '' && input.checkValidity()) app.setTopK(Number(input.value));
+          }} />
+        <button id="search-button" type="submit" ?disabled=${s.searching}>${s.searching ? 'Searching…' : 'Search'}</button>
+        <label class="check"><input id="orientation" type="checkbox" .checked=${s.orientation === 'any'}
+          @change=${(e: Event) => app.setOrientation((e.target as HTMLInputElement).checked ? 'any' : 'upright')} />
+          Also find rotated or mirrored copies</label>
+      </form>
     </div>
   </section>`;
+}
+
+/** The query image; dragging over it selects a part to search with ("search this part"). */
+function queryFigure(app: App): TemplateResult {
+  const s = app.state;
+  const query = s.query as NonNullable<State['query']>;
+  const start = (event: PointerEvent) => {
+    if (event.button !== 0) return;
+    event.preventDefault();
+    const frame = event.currentTarget as HTMLElement;
+    const box = frame.querySelector<HTMLElement>('.crop-box');
+    const show = (crop: Crop | undefined) => {
+      if (!box) return;
+      box.hidden = !crop;
+      if (crop) Object.assign(box.style, cropStyle(crop));
+    };
+    dragCrop(event, frame, show, (crop) => {
+      if (crop) void app.searchPart(crop);
+      else show(query.crop);
+    });
+  };
+  return html`<figure class="query">
+    <div class="frame" @pointerdown=${start}>
+      <img src=${app.imageSrc(query.preview) ?? nothing} alt=${`Query image: ${query.label}`} draggable="false" />
+      <div class="crop-box" ?hidden=${!query.crop} style=${styleMap(query.crop ? cropStyle(query.crop) : {})}></div>
+    </div>
+    <figcaption>
+      <span class="key" title=${query.label}>${query.label}${query.crop ? ' (part)' : ''}</span>
+      <span class="muted">${query.crop ? html`<button type="button" class="link" @click=${() => void app.searchPart(undefined)}>Search the whole photo</button>` : 'Drag over the photo to search just that part.'}</span>
+      ${timings(s)}
+    </figcaption>
+  </figure>`;
+}
+
+function cropStyle(crop: Crop): Record<string, string> {
+  const pct = (n: number) => `${(n * 100).toFixed(2)}%`;
+  return { left: pct(crop.x), top: pct(crop.y), width: pct(crop.w), height: pct(crop.h) };
 }
 
 function timings(s: State): TemplateResult | typeof nothing {
   if (s.searching) return html`<span class="muted">Searching…</span>`;
   if (!s.search) return nothing;
   const t = s.search.response.timings;
-  return html`<span id="timings" class="muted">
-    decode ${formatMs(t.decodeMs)} · embed ${formatMs(t.embedMs)} · search ${formatMs(t.searchMs)} · total
-    ${formatMs(t.totalMs)} (${formatMs(s.search.roundTripMs)} in the browser)
-  </span>`;
+  return html`<span id="timings" class="muted" title=${`decode ${formatMs(t.decodeMs)} · embed ${formatMs(t.embedMs)} · search ${formatMs(t.searchMs)}`}>
+    ${formatMs(t.totalMs)} on the server, ${formatMs(s.search.roundTripMs)} in all</span>`;
 }
 
-function resultsPanel(app: App): TemplateResult {
+function results(app: App): TemplateResult {
   const s = app.state;
-  const results = s.search?.response.results ?? [];
-  return html`<section class="panel" aria-labelledby="results-title" aria-busy=${s.searching}>
-    <h2 id="results-title">Results</h2>
+  const hits = s.search?.response.results ?? [];
+  return html`<section class="results" aria-labelledby="results-title" aria-busy=${s.searching}>
+    <div class="row between">
+      <h2 id="results-title">${s.search ? `Results (${hits.length})` : 'Results'}</h2>
+      <label class="check"><input type="checkbox" id="show-scores" .checked=${s.showScores}
+        @change=${(e: Event) => app.set({ showScores: (e.target as HTMLInputElement).checked })} /> Show scores</label>
+    </div>
     ${
-      results.length > 0
-        ? html`<ol class="grid" id="results">
-          ${results.map((hit, i) => card(app, hit, i))}
-        </ol>`
+      hits.length > 0
+        ? html`<ol class="grid" id="results">${hits.map((hit, i) => card(app, hit, i))}</ol>`
         : html`<p class="empty">${emptyResults(s)}</p>`
     }
   </section>`;
 }
 
 function emptyResults(s: State): string {
-  if (s.searchError) return `${s.searchError} Try another photo.`;
-  if (s.count === 0) {
-    return 'The library is empty. Load a folder or upload photos below, then search with a photo.';
-  }
-  if (s.search) {
-    return 'No similar images found. If photos are still being indexed, watch Progress and search again.';
-  }
+  if (s.searchError) return [s.searchError.text, s.searchError.advice].filter(Boolean).join(' ');
+  if (s.count === 0)
+    return 'The library is empty. Load a folder or upload photos under Library, then search with a photo.';
+  if (s.search)
+    return 'No similar images found. If photos are still being indexed, see Library and search again.';
   return `Drop, paste or choose a photo to find the most similar ones${s.count ? ` among ${plural(s.count, 'image')}` : ''}.`;
 }
 
+const LABEL_MEANING: Record<SearchHit['match'], string> = {
+  duplicate: 'the same picture, perhaps edited',
+  similar: 'probably related',
+  weak: 'likely unrelated',
+};
+
 function card(app: App, hit: SearchHit, index: number): TemplateResult {
-  const open = async () => {
-    const src = await app.loadImage(hit.imageUrl);
-    await viewImage(hit.key, html`<img class="full" src=${src ?? nothing} alt=${`Full size: ${hit.key}`} />`);
-  };
-  const remove = async () => {
-    const { confirmed } = await confirmDialog({
-      title: 'Delete this image?',
-      body: `${hit.key} is removed from the library and from search results.`,
-      confirm: 'Delete',
-    });
-    if (confirmed) await app.deleteHit(hit);
-  };
+  const remove = () => confirmDelete(app, hit.key);
   return html`<li class="card">
-    <button type="button" class="thumb" @click=${open} aria-label=${`Open ${hit.key} full size`}>
+    <button type="button" class="thumb" @click=${() => void openViewer(app, index)} aria-label=${`Open ${hit.key}`}>
       <img src=${app.imageSrc(hit.thumbnailUrl) ?? nothing} alt=${hit.key} loading="lazy" />
     </button>
     <div class="meta">
-      <span class="rank">#${index + 1}</span>
-      <span class="score" title="Cosine similarity: 1 is the same picture">${formatScore(hit.score)}</span>
-    </div>
-    <p class="key" title=${hit.key}>${hit.key}</p>
-    <div class="row">
-      <button type="button" class="more" @click=${() => void app.searchLike(hit)}
-        aria-label=${`More like this: ${hit.key}`}>More like this</button>
-      <button type="button" class="danger delete" @click=${remove} aria-label=${`Delete ${hit.key}`}>Delete</button>
+      <span class="key" title=${hit.key}>${fileName(hit.key)}</span>
+      <span class="tags">
+        <span class="label ${hit.match}" title=${`${LABEL_MEANING[hit.match]}; score ${formatScore(hit.score)}`}>${hit.match}</span>
+        ${app.state.showScores ? html`<span class="score">${formatScore(hit.score)}</span>` : nothing}
+        ${menu(hit.key, [
+          { label: 'Open', run: () => void openViewer(app, index) },
+          { label: 'More like this', run: () => void app.searchLike(hit) },
+          { label: 'Delete…', run: () => void remove(), danger: true },
+        ])}
+      </span>
     </div>
   </li>`;
 }
 
-function libraryPanel(app: App): TemplateResult {
-  const s = app.state;
-  const submit =
-    (action: (form: FormData) => Promise<void>, reset = false) =>
-    async (event: Event) => {
-      event.preventDefault();
-      const form = event.target as HTMLFormElement;
-      await action(new FormData(form));
-      if (reset) form.reset();
-    };
-  const text = (form: FormData, name: string) => String(form.get(name) ?? '');
-  return html`<section class="panel" aria-labelledby="library-title">
-    <h2 id="library-title">Load a library</h2>
-    ${
-      app.mode === 'embedded'
-        ? html`<form id="folder-form" class="stack" @submit=${submit((f) => app.ingestFolder(text(f, 'path'), text(f, 'prefix')))}>
-          <label>Folder on the server <input name="path" required placeholder="/home/me/Pictures" /></label>
-          <label>Key prefix (optional; default: the folder's name) <input name="prefix" placeholder="holiday/" /></label>
-          <button type="submit" ?disabled=${s.ingesting}>${s.ingesting ? 'Loading…' : 'Load folder'}</button>
-        </form>`
-        : html`<form id="prefix-form" class="stack" @submit=${submit((f) => app.backfill(text(f, 'prefix')))}>
-          <label>Bucket prefix to index <input name="prefix" placeholder="images/holiday/" /></label>
-          <button type="submit" ?disabled=${s.ingesting}>${s.ingesting ? 'Queuing…' : 'Index prefix'}</button>
-        </form>`
+export interface MenuItem {
+  label: string;
+  run: () => void;
+  danger?: boolean;
+}
+
+/** A compact actions menu: a <details> disclosure, closed by Escape or a click elsewhere (main.ts). */
+export function menu(key: string, items: MenuItem[]): TemplateResult {
+  const choose = (item: MenuItem) => (event: Event) => {
+    (event.currentTarget as HTMLElement).closest('details')?.removeAttribute('open');
+    item.run();
+  };
+  return html`<details class="menu">
+    <summary aria-label=${`Actions for ${key}`} title="Actions">⋯</summary>
+    <div class="menu-items">
+      ${items.map(
+        (item) =>
+          html`<button type="button" class=${item.danger ? 'danger-text' : ''} @click=${choose(item)}>${item.label}</button>`,
+      )}
+    </div>
+  </details>`;
+}
+
+export async function confirmDelete(app: App, key: string): Promise<boolean> {
+  const { confirmed } = await confirmDialog({
+    title: 'Delete this image?',
+    body: `${key} is removed from the library and from search results.`,
+    confirm: 'Delete',
+  });
+  return confirmed && (await app.deleteKey(key));
+}
+
+/** The full-size viewer over the current results: previous/next (buttons or ←/→), facts, actions. */
+async function openViewer(app: App, start: number): Promise<void> {
+  let index = start;
+  const size = new Map<string, string>();
+  const sources = new Map<string, string | undefined>();
+  const hits = () => app.state.search?.response.results ?? [];
+  await liveDialog('Image viewer', (redraw, close) => {
+    const list = hits();
+    index = Math.min(index, list.length - 1);
+    const hit = list[index];
+    if (!hit) {
+      queueMicrotask(close);
+      return html``;
     }
-    <form id="upload-form" class="stack" @submit=${submit(
-      (f) =>
-        app.upload(
-          f.getAll('files').filter((v): v is File => v instanceof File && v.size > 0),
-          text(f, 'prefix'),
-        ),
-      true,
-    )}>
-      <label>Photos to upload <input name="files" type="file" accept="image/*" multiple required /></label>
-      <label>Key prefix (optional) <input name="prefix" placeholder="uploads/" /></label>
-      <button type="submit" ?disabled=${Boolean(s.upload)}>
-        ${s.upload ? `Uploading ${s.upload.done} of ${s.upload.total}…` : 'Upload photos'}
-      </button>
-    </form>
-    ${s.lastIngest ? html`<p class="muted" id="last-ingest">${s.lastIngest}</p>` : nothing}
-    <h3>Start again</h3>
-    <button type="button" id="delete-all" class="danger" @click=${async () => {
-      const { confirmed, option } = await confirmDialog({
-        title: 'Delete everything?',
-        body: `Every one of the ${plural(s.count ?? 0, 'image')} is removed from the search index. This cannot be undone.`,
-        confirm: 'Delete everything',
-        option: 'Also delete the stored photos',
+    if (!sources.has(hit.imageUrl)) {
+      sources.set(hit.imageUrl, undefined);
+      void app.loadImage(hit.imageUrl).then((src) => {
+        sources.set(hit.imageUrl, src);
+        redraw();
       });
-      if (confirmed) await app.deleteAll(option);
-    }}>Delete everything…</button>
-  </section>`;
-}
-
-function progressPanel(s: State): TemplateResult {
-  const p = s.progress;
-  const done = p ? p.indexed + p.failed : 0;
-  const pct = (n: number) => (p && p.total > 0 ? (100 * n) / p.total : 0);
-  return html`<section class="panel" aria-labelledby="progress-title">
-    <h2 id="progress-title">Progress</h2>
-    ${s.pollError ? html`<p class="banner error" role="alert">Progress unavailable: ${s.pollError}</p>` : nothing}
-    ${
-      p
-        ? html`<div class="bar" role="progressbar" aria-label="Indexing progress" aria-valuemin="0"
-            aria-valuemax=${p.total} aria-valuenow=${done}>
-            <span class="ok" style="width:${pct(p.indexed)}%"></span>
-            <span class="bad" style="width:${pct(p.failed)}%"></span>
-          </div>
-          <p id="progress-counts">
-            <strong>${p.indexed}</strong> indexed · <strong>${p.pending}</strong> pending ·
-            <strong>${p.failed}</strong> failed of ${p.total}
-          </p>
-          <p id="progress-state" class="muted">${progressLine(p)}</p>
-          ${
-            p.recentFailures.length > 0
-              ? html`<h3>Failures</h3>
-                <ul class="failures" id="failures">
-                  ${p.recentFailures.map(
-                    (f) => html`<li><span class="key">${f.key}</span> — ${f.reason}
-                      <time datetime=${f.at}>${formatTime(f.at)}</time></li>`,
-                  )}
-                </ul>`
-              : nothing
-          }`
-        : html`<p class="muted">Waiting for the first progress report…</p>`
     }
-  </section>`;
+    const go = (step: number) => {
+      index = Math.max(0, Math.min(list.length - 1, index + step));
+      redraw();
+    };
+    const keys = (event: KeyboardEvent) => {
+      if (event.key === 'ArrowLeft') go(-1);
+      if (event.key === 'ArrowRight') go(1);
+    };
+    const loaded = (event: Event) => {
+      const img = event.target as HTMLImageElement;
+      size.set(hit.key, `${img.naturalWidth} × ${img.naturalHeight} px`);
+      redraw();
+    };
+    return html`<div class="viewer" tabindex="-1" @keydown=${keys}>
+      <div class="row between">
+        <h2 class="key" title=${hit.key}>${hit.key}</h2>
+        <button type="button" @click=${close} autofocus>Close</button>
+      </div>
+      <div class="full-frame">
+        <img class="full" src=${sources.get(hit.imageUrl) ?? nothing} alt=${`Full size: ${hit.key}`} @load=${loaded} />
+      </div>
+      <p class="facts">
+        <span>#${index + 1} of ${list.length}</span>
+        <span class="label ${hit.match}">${hit.match}</span>
+        <span>score ${formatScore(hit.score)}</span>
+        <span id="viewer-size">${size.get(hit.key) ?? ''}</span>
+      </p>
+      <div class="row">
+        <button type="button" ?disabled=${index === 0} @click=${() => go(-1)} aria-keyshortcuts="ArrowLeft">← Previous</button>
+        <button type="button" ?disabled=${index >= list.length - 1} @click=${() => go(1)} aria-keyshortcuts="ArrowRight">Next →</button>
+        <button type="button" @click=${() => {
+          close();
+          void app.searchLike(hit);
+        }}>More like this</button>
+        <button type="button" class="danger" @click=${async () => {
+          if (await confirmDelete(app, hit.key)) redraw();
+        }}>Delete…</button>
+      </div>
+    </div>`;
+  });
 }
 
-function progressLine(p: NonNullable<State['progress']>): string {
-  if (isSettled(p)) {
-    return p.total === 0
-      ? 'Nothing loaded yet: load a folder or upload photos.'
-      : `Done: ${plural(p.indexed, 'image')} indexed.`;
-  }
-  const queue = `Queue: ${p.queue.visible} waiting, ${p.queue.inFlight} in progress.`;
-  if (p.throughput <= 0)
-    return `Starting: speed and time left show once the first images are indexed. ${queue}`;
-  const eta = p.etaSeconds === null ? 'time left unknown' : `about ${formatDuration(p.etaSeconds)} left`;
-  return `Indexing at ${formatRate(p.throughput)}, ${eta}. ${queue}`;
+/** The last segment of a key: the prefix is in the title and the open button's label. */
+function fileName(key: string): string {
+  return key.slice(key.lastIndexOf('/') + 1);
 }
 
 function clickInput(id: string): void {
