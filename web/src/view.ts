@@ -11,6 +11,7 @@ import { libraryView } from './library-view.ts';
 import { SEEDED_WARNING } from './messages.ts';
 import { type Crop, TOP_K_MAX, type View } from './url-state.ts';
 
+/** Duplicates are found by the embedded index only (docs/web-page.md). */
 const VIEWS: { view: View; label: string }[] = [
   { view: 'search', label: 'Search' },
   { view: 'library', label: 'Library' },
@@ -23,7 +24,7 @@ export function page(app: App): TemplateResult {
     <header class="top">
       <h1><a href="./" @click=${(e: Event) => navigate(e, app, 'search')}>pic-search</a></h1>
       <nav aria-label="Views">
-        ${VIEWS.map(
+        ${VIEWS.filter(({ view }) => view !== 'duplicates' || app.mode === 'embedded').map(
           ({
             view,
             label,
@@ -174,7 +175,7 @@ function results(app: App): TemplateResult {
   return html`<section class="results" aria-labelledby="results-title" aria-busy=${s.searching}>
     <div class="row between">
       <h2 id="results-title">${s.search ? `Results (${hits.length})` : 'Results'}</h2>
-      <label class="check"><input type="checkbox" id="show-scores" .checked=${s.showScores}
+      <label class="check" ?hidden=${!calibrated(app)}><input type="checkbox" id="show-scores" .checked=${s.showScores}
         @change=${(e: Event) => app.set({ showScores: (e.target as HTMLInputElement).checked })} /> Show scores</label>
     </div>
     ${
@@ -200,6 +201,14 @@ const LABEL_MEANING: Record<SearchHit['match'], string> = {
   weak: 'likely unrelated',
 };
 
+/**
+ * Labels mean something only under thresholds calibrated for the model; an uncalibrated one labels every
+ * hit weak, so its scores are shown instead.
+ */
+function calibrated(app: App): boolean {
+  return app.state.health?.model.matchThresholds !== undefined;
+}
+
 function card(app: App, hit: SearchHit, index: number): TemplateResult {
   const remove = () => confirmDelete(app, hit.key);
   return html`<li class="card">
@@ -209,8 +218,8 @@ function card(app: App, hit: SearchHit, index: number): TemplateResult {
     <div class="meta">
       <span class="key" title=${hit.key}>${fileName(hit.key)}</span>
       <span class="tags">
-        <span class="label ${hit.match}" title=${`${LABEL_MEANING[hit.match]}; score ${formatScore(hit.score)}`}>${hit.match}</span>
-        ${app.state.showScores ? html`<span class="score">${formatScore(hit.score)}</span>` : nothing}
+        ${calibrated(app) ? html`<span class="label ${hit.match}" title=${`${LABEL_MEANING[hit.match]}; score ${formatScore(hit.score)}`}>${hit.match}</span>` : nothing}
+        ${app.state.showScores || !calibrated(app) ? html`<span class="score">${formatScore(hit.score)}</span>` : nothing}
         ${menu(hit.key, [
           { label: 'Open', run: () => void openViewer(app, index) },
           { label: 'More like this', run: () => void app.searchLike(hit) },
@@ -297,7 +306,7 @@ async function openViewer(app: App, start: number): Promise<void> {
       </div>
       <p class="facts">
         <span>#${index + 1} of ${list.length}</span>
-        <span class="label ${hit.match}">${hit.match}</span>
+        ${calibrated(app) ? html`<span class="label ${hit.match}">${hit.match}</span>` : nothing}
         <span>score ${formatScore(hit.score)}</span>
         <span id="viewer-size">${size.get(hit.key) ?? ''}</span>
       </p>
