@@ -12,7 +12,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['{src,functions,local,infra,layers,scripts}/**/*.test.ts', 'test/repo/**/*.test.ts'],
+          include: ['{src,functions,local,infra,layers,scripts,web}/**/*.test.ts', 'test/repo/**/*.test.ts'],
           globalSetup: ['test/setup/model.ts'],
         },
       },

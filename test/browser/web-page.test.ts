@@ -471,6 +471,43 @@ describe('web page in Chromium against the local service', () => {
     await keyboard.close();
   });
 
+  it('keeps the API token for this tab only, unless asked to remember it on this device', async () => {
+    // The page as a bearer-token deployment configures it; the service behind it is the real one.
+    const withToken = async (remember: boolean) => {
+      const opened = await newPage();
+      await opened.route('**/config.json', (route) =>
+        route.fulfill({ json: { apiUrl: '', mode: 'embedded', auth: { kind: 'bearer' } } }),
+      );
+      const sent = new Set<string>();
+      opened.on('request', (request) => {
+        const authorization = request.headers().authorization;
+        if (authorization) sent.add(authorization);
+      });
+      await opened.goto(service.url);
+      const dialog = opened.locator('dialog[open]');
+      await dialog.getByLabel('Token', { exact: true }).fill(`token-${remember}`);
+      if (remember) await dialog.getByLabel('Remember it on this device').check();
+      await dialog.getByRole('button', { name: 'Save' }).click();
+      await expect.poll(() => opened.locator('#count').textContent(), eventually).toMatch(/^\d+ images?$/);
+      const stored = await opened.evaluate(() => ({
+        session: sessionStorage.getItem('pic-search.api-token'),
+        local: localStorage.getItem('pic-search.api-token'),
+      }));
+      await opened.evaluate(() => localStorage.clear());
+      await opened.close();
+      return { sent: [...sent], stored };
+    };
+
+    expect(await withToken(false)).toEqual({
+      sent: ['Bearer token-false'],
+      stored: { session: 'token-false', local: null },
+    });
+    expect(await withToken(true)).toEqual({
+      sent: ['Bearer token-true'],
+      stored: { session: null, local: 'token-true' },
+    });
+  });
+
   it('deletes everything only after an explicit confirmation, with no page error or CSP violation on the way', async () => {
     const before = await shownCount(page);
     await page.getByRole('button', { name: 'Delete everything…' }).click();
