@@ -30,6 +30,9 @@ export const ConfigEnv = z.object({
   /** Unset: one per thread on the CPU (up to 4), one with CUDA (see ingestSessions). */
   PIC_INGEST_SESSIONS: z.coerce.number().int().min(1).max(64).optional(),
   PIC_MAX_RECEIVE_COUNT: z.coerce.number().int().min(1).max(1000).default(5),
+  /** Circuit breaker: first pause after a store is seen unreachable, doubling up to the longest. */
+  PIC_OUTAGE_FIRST_MS: positiveInt(1000),
+  PIC_OUTAGE_LONGEST_MS: positiveInt(300_000),
   PIC_WATCH: z.enum(['true', 'false', '1', '0']).default('true'),
   PIC_LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   /** Unset: the model's calibrated duplicate threshold, else DEFAULT_DUPLICATE_THRESHOLD. */
@@ -54,6 +57,8 @@ export interface Config {
   ingestSessions: number | undefined;
   /** Deliveries of a job before it is given up on (recorded as failed and dead-lettered). */
   maxReceiveCount: number;
+  /** The worker's circuit breaker clock (docs/consistency.md). */
+  outageBackoff: { firstMs: number; longestMs: number };
   /** Watch the bucket folder for dropped and deleted files. */
   watch: boolean;
   logLevel: (typeof LOG_LEVELS)[number];
@@ -110,6 +115,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     threads: e.PIC_THREADS,
     ingestSessions: e.PIC_INGEST_SESSIONS,
     maxReceiveCount: e.PIC_MAX_RECEIVE_COUNT,
+    outageBackoff: { firstMs: e.PIC_OUTAGE_FIRST_MS, longestMs: e.PIC_OUTAGE_LONGEST_MS },
     watch: flag(e.PIC_WATCH),
     logLevel: e.PIC_LOG_LEVEL,
     duplicateThreshold: e.PIC_DUPLICATE_THRESHOLD,

@@ -50,6 +50,7 @@ export interface Progress extends Omit<ProgressCounts, 'recentlyIndexed' | 'wind
    */
   etaSeconds: number | null;
   queue: { visible: number; inFlight: number };
+  outage?: OutageReport;
 }
 
 export interface UploadReport {
@@ -94,10 +95,20 @@ export interface UploadTarget {
 }
 
 export interface Health {
-  status: 'ok';
+  status: 'ok' | 'degraded';
   mode: 'embedded' | 'cloud';
   model: EmbedderInfo;
   index: IndexIdentity | undefined;
+  outage?: OutageReport;
+}
+
+/** A store the worker cannot reach; it receives nothing meanwhile (docs/consistency.md). */
+export interface OutageReport {
+  store: string;
+  since: Date;
+  reason: string;
+  /** "index unavailable since 2026-12-05T23:50:00.000Z" */
+  message: string;
 }
 
 export interface Operations {

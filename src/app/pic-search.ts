@@ -18,12 +18,14 @@ import {
   type IngestReport,
   type Operations,
   ORIENTATIONS,
+  type OutageReport,
   type Progress,
   type SearchRequest,
   type SearchResponse,
   type UploadReport,
   type UploadTarget,
 } from './operations.ts';
+import type { Outage } from './worker.ts';
 
 /** Links for search results and browser uploads: API routes locally, presigned S3 URLs in the cloud. */
 export interface LinkBuilders {
@@ -52,6 +54,8 @@ export interface OperationsDeps extends Stores {
   imageInspector: ImageInspector;
   /** Test seam for hash collisions. @default vectorIdOf */
   idOf?: IdOf;
+  /** The worker's outage, when it runs in this process (embedded mode). */
+  outage?: () => Outage | undefined;
 }
 
 const searchRequest = z.object({
@@ -75,6 +79,13 @@ export function createOperations(deps: OperationsDeps): Operations {
     thumbnail: (key) => thumbnails.downloadUrl(thumbnailKeyOf(key)),
   };
   let identityCheckedAt = Number.NEGATIVE_INFINITY;
+
+  const outageReport = (): OutageReport | undefined => {
+    const outage = deps.outage?.();
+    return (
+      outage && { ...outage, message: `${outage.store} unavailable since ${outage.since.toISOString()}` }
+    );
+  };
 
   const scoped = (prefix: string | undefined): string =>
     !prefix ? imagePrefix : prefix.startsWith(imagePrefix) ? prefix : imagePrefix + prefix;
@@ -219,7 +230,14 @@ export function createOperations(deps: OperationsDeps): Operations {
       const throughput = windowSeconds > 0 ? recentlyIndexed / windowSeconds : 0;
       const outstanding = Math.max(counts.pending, depth.visible + depth.inFlight);
       const etaSeconds = outstanding === 0 ? 0 : throughput > 0 ? Math.ceil(outstanding / throughput) : null;
-      return { ...rest, throughput: round(throughput), etaSeconds, queue: depth };
+      const outage = outageReport();
+      return {
+        ...rest,
+        throughput: round(throughput),
+        etaSeconds,
+        queue: depth,
+        ...(outage ? { outage } : {}),
+      };
     },
 
     async backfill(prefix) {
@@ -255,8 +273,9 @@ export function createOperations(deps: OperationsDeps): Operations {
     async deleteImage(key, options = {}) {
       const [record, object] = await Promise.all([catalogue.get(key), images.head(key)]);
       if (!record && !object) throw new NotFoundError(`No image has the key '${key}'.`);
-      await forgetImages(deps, idOf, [key]);
+      // Object first: a worker writing this key meanwhile then finds it gone when it looks again (Worker).
       if (!options.keepObject) await images.delete(key);
+      await forgetImages(deps, idOf, [key]);
     },
 
     async deleteAll({ deleteObjects }) {
@@ -285,7 +304,13 @@ export function createOperations(deps: OperationsDeps): Operations {
     },
 
     async health() {
-      const found: IndexIdentity | undefined = await index.identity();
+      const outage = outageReport();
+      // While the worker waits out an outage the index may not answer: health says so instead of failing.
+      const found: IndexIdentity | undefined = await index.identity().catch((error: unknown) => {
+        if (outage) return undefined;
+        throw error;
+      });
+      if (outage) return { status: 'degraded', mode: deps.mode, model: embedder.info, index: found, outage };
       return { status: 'ok', mode: deps.mode, model: embedder.info, index: found };
     },
   };

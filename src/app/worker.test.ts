@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ExactVectorIndex } from '../adapters/embedded/exact-vector-index.ts';
 import { NotFoundError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
 import type { Job } from '../domain/ports.ts';
@@ -105,11 +104,11 @@ describe('worker: bad files and hash collisions', () => {
   });
 });
 
-describe('worker: crashes, stops, outages and malformed messages', () => {
+describe('worker: crashes, stops and malformed messages', () => {
   let system: TempSystem;
   // A receive hides a batch long enough to outlast the model blocking the event loop (these workers use
-  // the search embedder, on this thread), and the workers' heartbeats agree with the queue; only the
-  // retry test, which wants quick redeliveries, shortens its back-off, and then works one batch at a time.
+  // the search embedder, on this thread), and the workers' heartbeats agree with the queue. Outages and
+  // per-image failures: worker-consistency.test.ts.
   const options = { batchSize: 2, maxReceiveCount: 3, visibilitySeconds: 30, waitMs: 200 };
 
   beforeAll(async () => {
@@ -199,32 +198,6 @@ describe('worker: crashes, stops, outages and malformed messages', () => {
     expect(first.stats.indexed + second.stats.indexed).toBe(6);
     expect(await system.operations.count()).toBe(11);
     await rm(folder, { recursive: true, force: true });
-  });
-
-  it('retries on an unreachable index and records the reason on the last delivery before dead-lettering', async () => {
-    const downIndex = new ExactVectorIndex(join(system.dataDir, 'down.db'));
-    await downIndex.ensure({ ...system.embedder.info });
-    await downIndex.close();
-    const body = await readFile(join(FIXTURES, 'lop-eared-rabbit.jpg'));
-    await system.operations.upload([{ name: 'rabbit.jpg', body }], 'outage/');
-    const worker = new Worker({ ...system.stores, index: downIndex }, system.embedder, {
-      ...options,
-      visibilitySeconds: 1,
-      batchesInFlight: 1,
-    });
-    worker.start();
-    while ((await system.stores.catalogue.get('outage/rabbit.jpg'))?.state !== 'failed') await sleep(50);
-    while (system.stores.queue.deadLetters().length === 0) {
-      await system.stores.queue.receive(1, 0);
-      await sleep(100);
-    }
-    await worker.stop();
-    const record = await system.stores.catalogue.get('outage/rabbit.jpg');
-    expect(record?.reason).toMatch(/^Gave up after 3 attempts: /);
-    expect(worker.stats.retried).toBe(3);
-    expect(system.stores.queue.deadLetters()[0]?.jobs).toEqual([
-      expect.objectContaining({ kind: 'upsert', key: 'outage/rabbit.jpg' }),
-    ]);
   });
 
   it('releases a malformed message until the queue dead-letters it with the parse error', async () => {

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { NotFoundError } from '../domain/errors.ts';
 import { ownsItsId, vectorIdOf } from '../domain/ids.ts';
-import type { Embedder, ObjectWithBody, ReceivedMessage } from '../domain/ports.ts';
+import type { Embedder, Job, ObjectWithBody, ReceivedMessage } from '../domain/ports.ts';
 import { isImageKey } from '../imaging/formats.ts';
 import { claimAll, forgetImages, type IdOf, isIndexed, type Stores } from './indexing.ts';
 import { THUMBNAIL_CONTENT_TYPE, thumbnailKeyOf } from './keys.ts';
@@ -21,9 +21,27 @@ export interface WorkerOptions {
   visibilitySeconds?: number;
   /** Batches in flight: 2 lets batch k+1 be received, claimed and downloaded while batch k is inferred. @default 2 */
   batchesInFlight?: number;
+  /**
+   * The circuit breaker's clock: after an outage is seen the worker receives nothing for `firstMs`,
+   * then checks the stores again, doubling the pause (with jitter) up to `longestMs` while they stay
+   * unreachable. Tests shorten it; the logic is the same. @default { firstMs: 1000, longestMs: 300000 }
+   */
+  outageBackoff?: OutageBackoff;
   /** Test seam for hash collisions. @default vectorIdOf */
   idOf?: IdOf;
   logger?: Logger;
+}
+
+export interface OutageBackoff {
+  firstMs: number;
+  longestMs: number;
+}
+
+/** A store the worker cannot reach: it receives nothing until the store answers again. */
+export interface Outage {
+  store: 'index' | 'catalogue' | 'object store' | 'thumbnail store' | 'queue';
+  since: Date;
+  reason: string;
 }
 
 export interface WorkerStats {
@@ -35,8 +53,12 @@ export interface WorkerStats {
   removed: number;
   /** Jobs for content already indexed (re-deliveries, duplicate events). */
   unchanged: number;
-  /** Messages left for redelivery after an infrastructure error. */
+  /** Messages left for redelivery after an error no outage explains (counted towards dead-lettering). */
   retried: number;
+  /** Messages handed back, uncounted where the queue can, because a store was unreachable. */
+  handedBack: number;
+  /** Keys queued again because the bucket changed while the worker wrote them. */
+  requeued: number;
   /** Messages that could not be understood. */
   malformed: number;
 }
@@ -49,6 +71,21 @@ interface Claimed {
   object: ObjectWithBody;
 }
 
+interface Embedded {
+  item: Claimed;
+  vector: Float32Array;
+  thumbnail: Uint8Array | undefined;
+}
+
+/** What the worker left in the index for a key: the content it wrote (etag), or nothing (undefined). */
+interface Written {
+  key: string;
+  etag: string | undefined;
+}
+
+/** A key the outage check reads when no batch names one (any key: a missing one answers too). */
+const PROBE_KEY = 'pic-search-health-check.jpg';
+
 /**
  * The one ingest loop, for the embedded service and the GPU container alike.
  *
@@ -59,17 +96,36 @@ interface Claimed {
  * acked only after the vector and the catalogue entry are written, so a crash anywhere before the ack
  * only means the same work is done again.
  *
+ * Last write wins: after writing a key (its vector, its failure or its removal) the worker looks at the
+ * object once more. When it is no longer the content written (overwritten, deleted or put back while the
+ * worker worked, by a user or beside another worker's write), the key is queued again with `force`, so
+ * whatever the writes' order, the last word on a key is from a look at the bucket taken after every
+ * change to it (docs/consistency.md).
+ *
  * Policies:
- * - a bad image is recorded as failed with its reason and acked (retrying cannot fix it);
- * - an infrastructure error (index, catalogue or store unreachable) leaves the message unacked, hidden
- *   for a back-off, to be delivered again; on its last allowed delivery the reason is recorded in the
- *   catalogue first, then the queue dead-letters it;
+ * - a bad image is recorded as failed with its reason, its old vector and thumbnail removed, and acked;
+ *   one image's failure to decode, thumbnail, claim or write fails that image alone;
+ * - an error is checked against the stores: when one is unreachable (an outage) the worker hands its
+ *   messages back (uncounted where the queue can) and receives nothing until the stores answer again
+ *   (a circuit breaker, jittered back-off up to minutes); `outage` says since when, for /progress and
+ *   /health. Outages are waited out, never dead-lettered;
+ * - an error with every store reachable leaves the message for redelivery after a back-off; on its last
+ *   allowed delivery the reason is recorded in the catalogue first, then the queue dead-letters it;
  * - a malformed message is logged and released at once, so its deliveries run out quickly and the queue
  *   dead-letters it with the parse error as its reason (it names no key, so the catalogue cannot hold it);
  * - a message with no jobs (S3's s3:TestEvent) is acked.
  */
 export class Worker {
-  readonly stats: WorkerStats = { indexed: 0, failed: 0, removed: 0, unchanged: 0, retried: 0, malformed: 0 };
+  readonly stats: WorkerStats = {
+    indexed: 0,
+    failed: 0,
+    removed: 0,
+    unchanged: 0,
+    retried: 0,
+    handedBack: 0,
+    requeued: 0,
+    malformed: 0,
+  };
   readonly #stores: Stores;
   readonly #embedder: Embedder;
   readonly #options: Required<Omit<WorkerOptions, 'logger'>>;
@@ -77,6 +133,7 @@ export class Worker {
   readonly #inFlight = new Set<Promise<void>>();
   readonly #stopSignal = new AbortController();
   #loop: Promise<void> | undefined;
+  #outage: (Outage & { key: string | undefined }) | undefined;
 
   constructor(stores: Stores, embedder: Embedder, options: WorkerOptions) {
     this.#stores = stores;
@@ -86,9 +143,17 @@ export class Worker {
       waitMs: 1000,
       visibilitySeconds: 60,
       batchesInFlight: 2,
+      outageBackoff: { firstMs: 1000, longestMs: 300_000 },
       idOf: vectorIdOf,
       ...options,
     };
+  }
+
+  /** The store that could not be reached and since when; undefined while all answer. */
+  get outage(): Outage | undefined {
+    if (!this.#outage) return undefined;
+    const { store, since, reason } = this.#outage;
+    return { store, since, reason };
   }
 
   start(): void {
@@ -104,8 +169,11 @@ export class Worker {
 
   async #run(): Promise<void> {
     const { batchesInFlight } = this.#options;
-    let failures = 0;
     while (!this.#stopSignal.signal.aborted) {
+      if (this.#outage) {
+        await this.#waitOutOutage();
+        continue;
+      }
       if (this.#inFlight.size >= batchesInFlight) {
         await Promise.race(this.#inFlight);
         continue;
@@ -113,18 +181,23 @@ export class Worker {
       let messages: ReceivedMessage[];
       try {
         messages = await this.#receive();
-        failures = 0;
       } catch (error) {
-        failures++;
-        this.#log?.error({ err: error }, 'receiving from the queue failed; retrying');
-        await this.#pause(backoffSeconds(failures) * 1000);
+        this.#outageSeen({
+          store: 'queue',
+          since: new Date(),
+          reason: asError(error).message,
+          key: undefined,
+        });
         continue;
       }
       if (messages.length === 0) continue;
       this.#log?.debug({ deliveries: messages.map((m) => m.receiveCount) }, 'batch received');
-      if (this.#stopSignal.signal.aborted) {
-        await this.#stores.queue.release(messages.map((m) => m.receipt));
-        break;
+      if (this.#stopSignal.signal.aborted || this.#outage) {
+        await this.#stores.queue.release(
+          messages.map((m) => m.receipt),
+          this.#outage ? 'uncounted' : 'counted',
+        );
+        continue;
       }
       const batch: Promise<void> = this.#handle(messages)
         .catch((error: unknown) => this.#log?.error({ err: error }, 'batch failed unexpectedly'))
@@ -150,6 +223,73 @@ export class Worker {
     await sleep(ms, undefined, { signal: this.#stopSignal.signal }).catch(() => undefined);
   }
 
+  /**
+   * The circuit breaker, open: nothing is received (so no delivery is spent) until every store answers.
+   * Pauses double from firstMs to longestMs, each drawn at random between half and all of it, so many
+   * workers do not knock on a waking server together.
+   */
+  async #waitOutOutage(): Promise<void> {
+    const { firstMs, longestMs } = this.#options.outageBackoff;
+    for (let attempt = 0; this.#outage && !this.#stopSignal.signal.aborted; attempt++) {
+      const pause = Math.min(longestMs, firstMs * 2 ** attempt);
+      await this.#pause(pause * (0.5 + Math.random() / 2));
+      if (this.#stopSignal.signal.aborted) return;
+      const outage = await this.#checkStores(this.#outage.key);
+      if (outage) {
+        this.#log?.warn({ ...outage, since: this.#outage.since }, `${outage.store} still unavailable`);
+        continue;
+      }
+      const seconds = Math.round((Date.now() - this.#outage.since.getTime()) / 1000);
+      this.#log?.info(
+        { store: this.#outage.store },
+        `${this.#outage.store} available again after ${seconds} s`,
+      );
+      this.#outage = undefined;
+    }
+  }
+
+  #outageSeen(outage: Outage & { key: string | undefined }): void {
+    if (this.#outage) return;
+    this.#outage = outage;
+    this.#log?.error(
+      { store: outage.store, reason: outage.reason },
+      `${outage.store} unavailable: receiving nothing until it answers again`,
+    );
+  }
+
+  /**
+   * Asks each store something cheap; the first that fails is the outage. `key` is one the batch worked
+   * on: the object stores are asked about it, so a bucket policy that allows only the image prefix holds.
+   */
+  async #checkStores(key: string | undefined): Promise<(Outage & { key: string | undefined }) | undefined> {
+    const { index, catalogue, images, thumbnails, queue } = this.#stores;
+    const checks: [Outage['store'], () => Promise<unknown>][] = [
+      ['index', () => index.count()],
+      ['catalogue', () => catalogue.get(key ?? PROBE_KEY)],
+      ['queue', () => queue.depth()],
+    ];
+    if (key !== undefined) {
+      checks.push(['object store', () => images.head(key)]);
+      checks.push(['thumbnail store', () => thumbnails.head(thumbnailKeyOf(key))]);
+    }
+    for (const [store, check] of checks) {
+      try {
+        await check();
+      } catch (error) {
+        return { store, since: new Date(), reason: asError(error).message, key };
+      }
+    }
+    return undefined;
+  }
+
+  /** Throws `error` back when a store is down (the batch is handed back); returns when it is the image's own. */
+  async #rethrowIfOutage(error: unknown, key: string): Promise<void> {
+    const outage = this.#outage ?? (await this.#checkStores(key));
+    if (!outage) return;
+    this.#outageSeen(outage);
+    throw error;
+  }
+
   async #handle(messages: ReceivedMessage[]): Promise<void> {
     const { queue } = this.#stores;
     const { visibilitySeconds } = this.#options;
@@ -172,9 +312,11 @@ export class Worker {
       }
       if (malformed.length > 0) await queue.release(malformed.map((m) => m.receipt));
       const wellFormed = messages.filter((m) => m.malformed === undefined);
-      const keys = [...new Set(wellFormed.flatMap((m) => m.jobs.map((job) => job.key)))];
+      const jobs = wellFormed.flatMap((m) => m.jobs);
+      const keys = [...new Set(jobs.map((job) => job.key))];
+      const forced = new Set(jobs.filter((job) => job.kind === 'upsert' && job.force).map((job) => job.key));
       // Only image file names are images, as in backfill and folder ingest; other objects are left alone.
-      const outcomes = await this.#reconcile(keys.filter(isImageKey));
+      const outcomes = await this.#reconcile(keys.filter(isImageKey), forced);
       for (const key of keys) if (!isImageKey(key)) outcomes.set(key, 'done');
       // Work done: from here on a tick must not undo the back-off set for the messages to retry.
       clearInterval(heartbeat);
@@ -192,18 +334,36 @@ export class Worker {
     }
   }
 
-  /** Leaves failed messages for redelivery after a back-off; on the last delivery, records why first. */
+  /**
+   * Messages whose work failed: handed back at once, uncounted, when a store is down (the breaker then
+   * waits the outage out); otherwise left for redelivery after a back-off, and on the last delivery the
+   * reason is recorded first (the queue then dead-letters the message).
+   */
   async #retryLater(messages: ReceivedMessage[], outcomes: Map<string, KeyOutcome>): Promise<void> {
+    if (messages.length === 0) return;
     const { catalogue, queue } = this.#stores;
-    for (const m of messages) {
-      this.stats.retried++;
-      const errors = m.jobs.flatMap((job) => {
+    const errorsOf = (m: ReceivedMessage) =>
+      m.jobs.flatMap((job) => {
         const outcome = outcomes.get(job.key);
         return outcome && outcome !== 'done' ? [{ key: job.key, error: outcome.retry }] : [];
       });
+    const outage =
+      this.#outage ?? (await this.#checkStores(errorsOf(messages[0] as ReceivedMessage)[0]?.key));
+    if (outage) {
+      this.#outageSeen(outage);
+      this.stats.handedBack += messages.length;
+      await queue.release(
+        messages.map((m) => m.receipt),
+        'uncounted',
+      );
+      return;
+    }
+    for (const m of messages) {
+      this.stats.retried++;
+      const errors = errorsOf(m);
       this.#log?.warn(
         { keys: errors.map((e) => e.key), err: errors[0]?.error, receiveCount: m.receiveCount },
-        'job failed on an infrastructure error; it will be delivered again',
+        'job failed with every store reachable; it will be delivered again',
       );
       if (m.receiveCount >= this.#options.maxReceiveCount) {
         for (const { key, error } of errors) {
@@ -221,45 +381,72 @@ export class Worker {
   }
 
   /** Brings the index in line with the bucket for each key; a key that nothing set to retry is done. */
-  async #reconcile(keys: string[]): Promise<Map<string, KeyOutcome>> {
+  async #reconcile(keys: string[], forced: Set<string>): Promise<Map<string, KeyOutcome>> {
     const outcomes = new Map<string, KeyOutcome>();
     const retryAll = (list: string[], error: unknown) => {
       for (const key of list) outcomes.set(key, { retry: asError(error) });
     };
-    const { claimed, gone } = await this.#downloadAndClaim(keys, retryAll).catch((error: unknown) => {
+    const { claimed, gone } = await this.#downloadAndClaim(keys, forced, retryAll).catch((error: unknown) => {
       retryAll(keys, error);
       return { claimed: [] as Claimed[], gone: [] as string[] };
     });
+    const written: Written[] = [];
     try {
       await forgetImages(this.#stores, this.#options.idOf, gone);
       this.stats.removed += gone.length;
+      written.push(...gone.map((key) => ({ key, etag: undefined })));
     } catch (error) {
       retryAll(gone, error);
     }
     if (claimed.length > 0) {
-      await this.#index(claimed).catch((error: unknown) =>
+      try {
+        await this.#index(claimed);
+        written.push(...claimed.map((item) => ({ key: item.key, etag: item.object.etag })));
+      } catch (error) {
         retryAll(
           claimed.map((item) => item.key),
           error,
-        ),
-      );
+        );
+      }
     }
+    await this.#recheck(written).catch((error: unknown) =>
+      retryAll(
+        written.map((w) => w.key),
+        error,
+      ),
+    );
     for (const key of keys) if (!outcomes.has(key)) outcomes.set(key, 'done');
     return outcomes;
   }
 
   /**
+   * Looks at each written key's object again: one that changed meanwhile (or came or went) is queued
+   * again with `force`. A write of this worker may have landed after a newer one (another batch, another
+   * worker, a delete through the API), and the record may then describe a vector that is not in the
+   * index; the forced job embeds what the bucket holds at its time and checks again.
+   */
+  async #recheck(written: Written[]): Promise<void> {
+    const { images, queue } = this.#stores;
+    const current = await Promise.all(written.map(({ key }) => images.head(key)));
+    const moved = written.filter((w, i) => current[i]?.etag !== w.etag).map((w) => w.key);
+    if (moved.length === 0) return;
+    await queue.send(moved.map((key): Job => ({ kind: 'upsert', key, force: true })));
+    this.stats.requeued += moved.length;
+    this.#log?.info({ keys: moved }, 'the bucket changed while these were written: queued again');
+  }
+
+  /**
    * Downloads the objects and claims the ids of those to (re)index: `gone` are keys whose object no longer
-   * exists; a failed download sets its key to retry; keys already indexed with this content, or whose id
-   * belongs to another key, are in neither list (nothing to do). One GET an object, not a HEAD and then a
-   * GET: the etag recorded is that of the very bytes embedded, and a re-delivery (rare) pays a download it
-   * did not need. The catalogue is read once for the whole batch. Only ids not yet owned are claimed (a
-   * pending or indexed record owns its id), and no pending state is written: the next record is the
-   * outcome, and the queue's in-flight count shows the batch meanwhile: one DynamoDB write fewer for a
-   * photo dropped into the bucket, four requests fewer for one queued by ingest (docs/cloud.md, DynamoDB table).
+   * exists; a failed download sets its key to retry; keys already indexed with this content (unless
+   * `forced`), or whose id belongs to another key, are in neither list (nothing to do). One GET an object,
+   * not a HEAD and then a GET: the etag recorded is that of the very bytes embedded. The catalogue is read
+   * once for the whole batch. Only ids not yet owned are claimed (a pending or indexed record owns its id),
+   * and no pending state is written: the next record is the outcome, and the queue's in-flight count shows
+   * the batch meanwhile (docs/cloud.md, DynamoDB table).
    */
   async #downloadAndClaim(
     keys: string[],
+    forced: Set<string>,
     retry: (keys: string[], error: unknown) => void,
   ): Promise<{ claimed: Claimed[]; gone: string[] }> {
     const { images, catalogue } = this.#stores;
@@ -277,6 +464,7 @@ export class Worker {
     );
     const records = await catalogue.getMany(found.map((object) => object.key));
     const changed = found.filter((object) => {
+      if (forced.has(object.key)) return true;
       if (!isIndexed(records.get(object.key), object.etag, this.#embedder.info)) return true;
       this.stats.unchanged++;
       return false;
@@ -300,7 +488,12 @@ export class Worker {
     return { claimed: entries.filter((entry) => !lost.has(entry)), gone };
   }
 
-  /** Embeds the batch, writes vectors, thumbnails and catalogue entries; bad images are recorded failed. */
+  /**
+   * Embeds the batch and writes vectors, thumbnails and catalogue entries. Each image that fails on its
+   * own (decode, thumbnail, vector or record write) is recorded failed with its reason and its old vector
+   * and thumbnail removed: the index never serves content the bucket no longer holds. Throws when a store
+   * is down (the whole batch is then handed back).
+   */
   async #index(batch: Claimed[]): Promise<void> {
     const { index, catalogue, thumbnails } = this.#stores;
     const { model, profile } = this.#embedder.info;
@@ -309,31 +502,85 @@ export class Worker {
       batch.map((item) => item.object.body),
       { thumbnails: true },
     );
-    const good: { item: Claimed; vector: Float32Array; thumbnail: Uint8Array | undefined }[] = [];
+    const failed: { item: Claimed; reason: string }[] = [];
+    const embedded: Embedded[] = [];
     for (const [i, outcome] of outcomes.entries()) {
       const item = batch[i] as Claimed;
-      if (outcome.ok) {
-        good.push({ item, vector: outcome.vector, thumbnail: outcome.thumbnail });
-        continue;
-      }
-      await catalogue.markFailed({ key: item.key, id: item.id, reason: outcome.reason });
-      this.stats.failed++;
-      this.#log?.info({ key: item.key, code: outcome.code, reason: outcome.reason }, 'image failed');
+      if (outcome.ok) embedded.push({ item, vector: outcome.vector, thumbnail: outcome.thumbnail });
+      else failed.push({ item, reason: outcome.reason });
     }
-    if (good.length === 0) return;
-    await index.upsert(good.map(({ item, vector }) => ({ id: item.id, key: item.key, vector })));
-    await Promise.all(
-      good.map(({ item, thumbnail }) =>
-        thumbnail
-          ? thumbnails.put(thumbnailKeyOf(item.key), thumbnail, THUMBNAIL_CONTENT_TYPE)
-          : this.#log?.warn({ key: item.key }, 'no thumbnail could be made'),
-      ),
+    const withVector = await this.#writeEachAlone(
+      embedded,
+      failed,
+      'Its vector could not be written',
+      (part) => index.upsert(part.map(({ item, vector }) => ({ id: item.id, key: item.key, vector }))),
     );
-    await catalogue.markIndexed(
-      good.map(({ item }) => ({ key: item.key, id: item.id, etag: item.object.etag, model, profile })),
+    const withThumbnail = await this.#writeEachAlone(
+      withVector,
+      failed,
+      'Its thumbnail could not be stored',
+      async ([entry]) => {
+        if (!entry?.thumbnail) return this.#log?.warn({ key: entry?.item.key }, 'no thumbnail could be made');
+        await thumbnails.put(thumbnailKeyOf(entry.item.key), entry.thumbnail, THUMBNAIL_CONTENT_TYPE);
+      },
+      1,
     );
-    this.stats.indexed += good.length;
-    this.#log?.debug({ keys: good.map(({ item }) => item.key) }, 'indexed');
+    const indexed = await this.#writeEachAlone(
+      withThumbnail,
+      failed,
+      'Its record could not be written',
+      (part) =>
+        catalogue.markIndexed(
+          part.map(({ item }) => ({ key: item.key, id: item.id, etag: item.object.etag, model, profile })),
+        ),
+    );
+    this.stats.indexed += indexed.length;
+    if (indexed.length > 0) this.#log?.debug({ keys: indexed.map(({ item }) => item.key) }, 'indexed');
+    await this.#fail(failed);
+  }
+
+  /**
+   * Writes the entries `size` at a time (all at once by default); a write that fails with every store
+   * reachable is tried again for each entry alone, so only the entries that fail on their own are moved
+   * to `failed`, with the reason. Returns the entries written.
+   */
+  async #writeEachAlone<E extends { item: Claimed }>(
+    entries: E[],
+    failed: { item: Claimed; reason: string }[],
+    what: string,
+    write: (part: E[]) => Promise<unknown>,
+    size = entries.length,
+  ): Promise<E[]> {
+    const written: E[] = [];
+    for (let start = 0; start < entries.length; start += size) {
+      const part = entries.slice(start, start + size);
+      try {
+        await write(part);
+        written.push(...part);
+        continue;
+      } catch (error) {
+        await this.#rethrowIfOutage(error, (part[0] as E).item.key);
+        if (part.length === 1) {
+          failed.push({ item: (part[0] as E).item, reason: `${what}: ${asError(error).message}` });
+          continue;
+        }
+      }
+      written.push(...(await this.#writeEachAlone(part, failed, what, write, 1)));
+    }
+    return written;
+  }
+
+  /** Records each image failed with its reason, after removing what it had in the index and thumbnails. */
+  async #fail(failed: { item: Claimed; reason: string }[]): Promise<void> {
+    if (failed.length === 0) return;
+    const { index, catalogue, thumbnails } = this.#stores;
+    await index.delete(failed.map(({ item }) => item.id));
+    await Promise.all(failed.map(({ item }) => thumbnails.delete(thumbnailKeyOf(item.key))));
+    for (const { item, reason } of failed) {
+      await catalogue.markFailed({ key: item.key, id: item.id, reason });
+      this.stats.failed++;
+      this.#log?.info({ key: item.key, reason }, 'image failed');
+    }
   }
 }
 

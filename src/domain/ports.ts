@@ -34,9 +34,13 @@ export interface ObjectStore {
   downloadUrl(key: string): Promise<string>;
 }
 
-/** What a worker is asked to do with one object. */
+/**
+ * What a worker is asked to do with one object. `force`: embed it again even when its record says this
+ * content is indexed (a worker that found the bucket changed under its write sends it: the record may
+ * describe another worker's vector, not the one left in the index).
+ */
 export type Job =
-  | { kind: 'upsert'; key: string; etag?: string; size?: number }
+  | { kind: 'upsert'; key: string; etag?: string; size?: number; force?: boolean }
   | { kind: 'remove'; key: string };
 
 /** One queue message: S3 may pack several records into one; a test event carries none. */
@@ -60,8 +64,12 @@ export interface JobQueue {
   receive(max: number, waitMs: number): Promise<ReceivedMessage[]>;
   /** Done: the messages are gone for good. */
   ack(receipts: string[]): Promise<void>;
-  /** Hand the messages back now (graceful stop) so another worker takes them at once. */
-  release(receipts: string[]): Promise<void>;
+  /**
+   * Hand the messages back now (graceful stop) so another worker takes them at once. 'uncounted': the
+   * delivery does not count towards the dead-letter limit, where the queue can do that (the SQLite queue
+   * can; SQS cannot: its receive count rises on every delivery). The worker hands back so in an outage.
+   */
+  release(receipts: string[], delivery?: 'counted' | 'uncounted'): Promise<void>;
   /** Keep the messages hidden for `seconds` more while a batch is still working. */
   extend(receipts: string[], seconds: number): Promise<void>;
   depth(): Promise<QueueDepth>;

@@ -148,6 +148,15 @@ export const searchResponse = z.object({
 
 export const countResponse = z.object({ count: z.number().int().min(0) });
 
+const outageReport = z
+  .object({
+    store: z.string().describe('index, catalogue, object store, thumbnail store or queue'),
+    since: z.string(),
+    reason: z.string(),
+    message: z.string().describe('"index unavailable since <time>": the worker waits it out.'),
+  })
+  .describe('Present while the worker cannot reach a store; nothing is dead-lettered meanwhile.');
+
 export const progressResponse = z.object({
   total: z.number().int(),
   pending: z.number().int(),
@@ -166,6 +175,7 @@ export const progressResponse = z.object({
       'Messages waiting and being worked on: objects dropped into the bucket are counted here before they have a record.',
     ),
   recentFailures: z.array(z.object({ key: z.string(), reason: z.string(), at: z.string() })),
+  outage: outageReport.optional(),
 });
 
 export const ingestResponse = z.object({
@@ -231,7 +241,7 @@ export const deletedOneResponse = z.object({ deleted: z.string() });
 export const deletedAllResponse = z.object({ deleted: z.number().int() });
 
 export const healthResponse = z.object({
-  status: z.literal('ok'),
+  status: z.enum(['ok', 'degraded']).describe('degraded: the worker cannot reach a store (see outage).'),
   mode: z.enum(['embedded', 'cloud']),
   model: z.object({
     model: z.string(),
@@ -241,6 +251,7 @@ export const healthResponse = z.object({
     pretrained: z.boolean(),
   }),
   index: z.object({ model: z.string(), profile: z.string(), dimension: z.number().int() }).optional(),
+  outage: outageReport.optional(),
 });
 
 export const errorResponse = z.object({

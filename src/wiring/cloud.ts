@@ -100,6 +100,7 @@ export async function createCloudSystem(
   const worker = new Worker(stores, embedder, {
     batchSize: config.batchSize,
     maxReceiveCount: config.maxReceiveCount,
+    outageBackoff: config.outageBackoff,
     visibilitySeconds: config.visibilitySeconds,
     waitMs: options.waitMs ?? 10_000,
     ...(idOf ? { idOf } : {}),

@@ -151,6 +151,7 @@ export async function createEmbeddedSystem(
     queueUploads: true,
     imageInspector: imageInspector(limits),
     idOf,
+    outage: () => worker.outage,
     links: {
       ...links,
       // The local route does not expire; the figure only tells clients the link is good for an hour at least.
@@ -166,6 +167,7 @@ export async function createEmbeddedSystem(
   const worker = new Worker(stores, ingestEmbedder, {
     batchSize: config.batchSize,
     maxReceiveCount: config.maxReceiveCount,
+    outageBackoff: config.outageBackoff,
     visibilitySeconds,
     idOf,
     ...(log ? { logger: log } : {}),

@@ -184,12 +184,15 @@ const worker = part(
   z.object({
     PIC_INGEST_SESSIONS: ConfigEnv.shape.PIC_INGEST_SESSIONS,
     PIC_MAX_RECEIVE_COUNT: ConfigEnv.shape.PIC_MAX_RECEIVE_COUNT,
+    PIC_OUTAGE_FIRST_MS: ConfigEnv.shape.PIC_OUTAGE_FIRST_MS,
+    PIC_OUTAGE_LONGEST_MS: ConfigEnv.shape.PIC_OUTAGE_LONGEST_MS,
     /** GPU worker: refuse to start on the CPU provider. */
     PIC_REQUIRE_GPU: flag.default(false),
   }),
   (e) => ({
     ingestSessions: e.PIC_INGEST_SESSIONS,
     maxReceiveCount: e.PIC_MAX_RECEIVE_COUNT,
+    outageBackoff: { firstMs: e.PIC_OUTAGE_FIRST_MS, longestMs: e.PIC_OUTAGE_LONGEST_MS },
     requireGpu: e.PIC_REQUIRE_GPU,
   }),
 );

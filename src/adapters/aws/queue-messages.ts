@@ -29,6 +29,7 @@ const JobSchema = z.discriminatedUnion('kind', [
     key: z.string().min(1),
     etag: z.string().optional(),
     size: z.number().int().nonnegative().optional(),
+    force: z.boolean().optional(),
   }),
   z.object({ kind: z.literal('remove'), key: z.string().min(1) }),
 ]);

@@ -96,7 +96,8 @@ export class SqsJobQueue implements JobQueue {
     }
   }
 
-  release(receipts: string[]): Promise<void> {
+  /** Either way a visibility of 0: SQS counts every receive (ApproximateReceiveCount), there is no refund. */
+  release(receipts: string[], _delivery?: 'counted' | 'uncounted'): Promise<void> {
     return this.#changeVisibility(receipts, 0);
   }
 

@@ -26,6 +26,7 @@ const jobSchema = z.discriminatedUnion('kind', [
     key: z.string().min(1),
     etag: z.string().optional(),
     size: z.number().optional(),
+    force: z.boolean().optional(),
   }),
   z.object({ kind: z.literal('remove'), key: z.string().min(1) }),
 ]);
@@ -91,6 +92,9 @@ export class SqliteJobQueue implements JobQueue {
       remove: this.#db.prepare('DELETE FROM messages WHERE id = ?'),
       ack: this.#db.prepare('DELETE FROM messages WHERE id = ? AND receipt = ?'),
       setVisibleAt: this.#db.prepare('UPDATE messages SET visible_at = ? WHERE id = ? AND receipt = ?'),
+      uncount: this.#db.prepare(
+        'UPDATE messages SET receive_count = max(0, receive_count - 1) WHERE id = ? AND receipt = ?',
+      ),
       nextVisibleAt: this.#db.prepare<[number], { at: number | null }>(
         'SELECT min(visible_at) AS at FROM messages WHERE visible_at > ?',
       ),
@@ -134,8 +138,14 @@ export class SqliteJobQueue implements JobQueue {
     })();
   }
 
-  async release(receipts: string[]): Promise<void> {
-    this.#setVisibleAt(receipts, Date.now());
+  async release(receipts: string[], delivery: 'counted' | 'uncounted' = 'counted'): Promise<void> {
+    this.#db.transaction(() => {
+      for (const receipt of receipts) {
+        const id = messageIdOf(receipt);
+        this.#stmt.setVisibleAt.run(Date.now(), id, receipt);
+        if (delivery === 'uncounted') this.#stmt.uncount.run(id, receipt);
+      }
+    })();
     this.#wake();
   }
 
