@@ -24,6 +24,7 @@ function slowFor(embedder: Embedder, slow: Set<Buffer>, ms: number): Embedder {
   return {
     info: embedder.info,
     embedOne: (image) => embedder.embedOne(image),
+    embedOrientations: (image) => embedder.embedOrientations(image),
     close: async () => undefined,
     async embed(images) {
       if (images.some(isSlow)) await sleep(ms);
