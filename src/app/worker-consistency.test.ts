@@ -4,6 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { vectorIdOf } from '../domain/ids.ts';
 import type { Embedder, ObjectStore, VectorIndex } from '../domain/ports.ts';
+import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
+import { imageInspector } from '../imaging/image-processor.ts';
 import type { Stores } from './indexing.ts';
 import { thumbnailKeyOf } from './keys.ts';
 import { createOperations } from './pic-search.ts';
@@ -26,9 +28,9 @@ function slowFor(embedder: Embedder, slow: Set<Buffer>, ms: number): Embedder {
     embedOne: (image) => embedder.embedOne(image),
     embedOrientations: (image) => embedder.embedOrientations(image),
     close: async () => undefined,
-    async embed(images) {
+    async embed(images, options) {
       if (images.some(isSlow)) await sleep(ms);
-      return embedder.embed(images);
+      return embedder.embed(images, options);
     },
   };
 }
@@ -246,6 +248,7 @@ describe('worker: the index agrees with the bucket', () => {
       embedder: system.embedder,
       mode: 'embedded',
       queueUploads: true,
+      imageInspector: imageInspector(DEFAULT_DECODE_LIMITS),
       outage: () => worker.outage,
     });
     while (worker.stats.indexed === 0) await sleep(20);

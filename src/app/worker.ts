@@ -134,6 +134,8 @@ export class Worker {
   readonly #stopSignal = new AbortController();
   #loop: Promise<void> | undefined;
   #outage: (Outage & { key: string | undefined }) | undefined;
+  /** The keys of the batches in hand, each with the batch's end: a later batch waits for them (#holdKeys). */
+  readonly #keysInHand = new Map<string, Promise<void>>();
 
   constructor(stores: Stores, embedder: Embedder, options: WorkerOptions) {
     this.#stores = stores;
@@ -316,7 +318,10 @@ export class Worker {
       const keys = [...new Set(jobs.map((job) => job.key))];
       const forced = new Set(jobs.filter((job) => job.kind === 'upsert' && job.force).map((job) => job.key));
       // Only image file names are images, as in backfill and folder ingest; other objects are left alone.
-      const outcomes = await this.#reconcile(keys.filter(isImageKey), forced);
+      const held = this.#holdKeys(keys);
+      const outcomes = await held.ready
+        .then(() => this.#reconcile(keys.filter(isImageKey), forced))
+        .finally(held.release);
       for (const key of keys) if (!isImageKey(key)) outcomes.set(key, 'done');
       // Work done: from here on a tick must not undo the back-off set for the messages to retry.
       clearInterval(heartbeat);
@@ -332,6 +337,27 @@ export class Worker {
     } finally {
       clearInterval(heartbeat);
     }
+  }
+
+  /**
+   * One batch at a time a key in this worker: a batch holding a key the batch before it also holds waits
+   * for that one to finish (the queue may hand out an upsert and a delete of a key together). Writes of
+   * one key never overlap here, so the look again (#recheck) only has other processes to catch.
+   */
+  #holdKeys(keys: string[]): { ready: Promise<unknown>; release: () => void } {
+    let release: () => void = () => undefined;
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const earlier = keys.flatMap((key) => this.#keysInHand.get(key) ?? []);
+    for (const key of keys) this.#keysInHand.set(key, mine);
+    return {
+      ready: Promise.all(earlier),
+      release: () => {
+        for (const key of keys) if (this.#keysInHand.get(key) === mine) this.#keysInHand.delete(key);
+        release();
+      },
+    };
   }
 
   /**

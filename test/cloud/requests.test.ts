@@ -55,6 +55,7 @@ async function drainCounting(): Promise<Map<string, number>> {
 function perImage(counts: Map<string, number>): Record<string, number> {
   const names = [
     's3 GET',
+    's3 HEAD',
     's3 PUT',
     'dynamodb PutItem id#',
     'dynamodb PutItem img#',
@@ -79,13 +80,15 @@ afterAll(async () => {
 });
 
 describe('AWS requests of the worker per image', () => {
-  it('a photo dropped into the bucket: download, id claim, one record write, thumbnail', async () => {
+  it('a photo dropped into the bucket: download, id claim, one record write, thumbnail, one look again', async () => {
     await putAll('drop/', bytes);
 
     const counts = await drainCounting();
 
     expect(perImage(counts)).toEqual({
       's3 GET': 1,
+      // The worker looks at the object again after writing it (last write wins: docs/consistency.md).
+      's3 HEAD': 1,
       's3 PUT': 1,
       'dynamodb PutItem id#': 1,
       'dynamodb PutItem img#': 1,

@@ -108,6 +108,26 @@ describe('SqliteJobQueue', () => {
     ]);
   });
 
+  it('takes back a delivery handed back uncounted (an outage), so outages never dead-letter', async () => {
+    // Prepare
+    const queue = open({ maxReceiveCount: 2 });
+    await queue.send([{ kind: 'upsert', key: 'outage.jpg', force: true }]);
+
+    // Act: ten outages, each catching the message in hand.
+    const deliveries: number[] = [];
+    for (let outage = 0; outage < 10; outage++) {
+      const [message] = await queue.receive(1, 0);
+      deliveries.push(message?.receiveCount ?? 0);
+      await queue.release([message?.receipt ?? ''], 'uncounted');
+    }
+    const [last] = await queue.receive(1, 0);
+
+    // Assess
+    expect(deliveries).toEqual(Array(10).fill(1));
+    expect(last?.jobs).toEqual([{ kind: 'upsert', key: 'outage.jpg', force: true }]);
+    expect(queue.deadLetters()).toEqual([]);
+  });
+
   it('waits without spinning the CPU when the queue is empty', async () => {
     const queue = open({ pollIntervalMs: 100 });
     const before = process.cpuUsage();
