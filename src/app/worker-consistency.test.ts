@@ -91,6 +91,11 @@ describe('worker: the index agrees with the bucket', () => {
   const stopWorkers = async () => {
     await Promise.all(workers.splice(0).map((worker) => worker.stop()));
   };
+  /** Puts sample photos straight into the bucket under the keys given and queues them, as S3 events would. */
+  const dropAndQueue = async (files: Record<string, string>) => {
+    for (const [key, name] of Object.entries(files)) await system.stores.images.put(key, await photo(name));
+    await system.stores.queue.send(Object.keys(files).map((key) => ({ kind: 'upsert' as const, key })));
+  };
   const topHit = async (bytes: Buffer) =>
     (await system.operations.searchByImage(bytes, { topK: 1 })).results[0];
 
@@ -160,13 +165,7 @@ describe('worker: the index agrees with the bucket', () => {
 
   it('gives a key too long for a thumbnail name a hashed one, and its batch-mate is indexed too', async () => {
     const long = `long/${'x'.repeat(227)}.jpg`;
-    const [sheep, rabbit] = await Promise.all([photo('sheep-on-pasture.jpg'), photo('lop-eared-rabbit.jpg')]);
-    await system.stores.images.put(long, sheep);
-    await system.stores.images.put('long/rabbit.jpg', rabbit);
-    await system.stores.queue.send([
-      { kind: 'upsert', key: long },
-      { kind: 'upsert', key: 'long/rabbit.jpg' },
-    ]);
+    await dropAndQueue({ [long]: 'sheep-on-pasture.jpg', 'long/rabbit.jpg': 'lop-eared-rabbit.jpg' });
     startWorker();
     await waitUntilSettled(system.operations, SETTLE);
     await stopWorkers();
@@ -175,20 +174,14 @@ describe('worker: the index agrees with the bucket', () => {
     expect((await system.stores.catalogue.get('long/rabbit.jpg'))?.state).toBe('indexed');
     expect(thumbnailKeyOf(long)).toMatch(/^long\/[0-9a-f]{64}\.webp$/);
     expect(await system.stores.thumbnails.head(thumbnailKeyOf(long))).toBeDefined();
-    expect((await topHit(sheep))?.key).toBe(long);
+    expect((await topHit(await photo('sheep-on-pasture.jpg')))?.key).toBe(long);
   });
 
   it('fails only the image whose thumbnail cannot be stored, with the reason', async () => {
-    const [cheetah, daisies] = await Promise.all([
-      photo('cheetah-in-grass.jpg'),
-      photo('chamomile-daisies.jpg'),
-    ]);
-    await system.stores.images.put('thumb/cheetah.jpg', cheetah);
-    await system.stores.images.put('thumb/daisies.jpg', daisies);
-    await system.stores.queue.send([
-      { kind: 'upsert', key: 'thumb/cheetah.jpg' },
-      { kind: 'upsert', key: 'thumb/daisies.jpg' },
-    ]);
+    await dropAndQueue({
+      'thumb/cheetah.jpg': 'cheetah-in-grass.jpg',
+      'thumb/daisies.jpg': 'chamomile-daisies.jpg',
+    });
     startWorker({ thumbnails: refusingStore(system.stores.thumbnails, { put: /cheetah/ }) });
     await waitUntilSettled(system.operations, SETTLE);
     await stopWorkers();
@@ -202,16 +195,10 @@ describe('worker: the index agrees with the bucket', () => {
   });
 
   it('dead-letters a job that fails on its own with every store reachable, and indexes its batch-mate', async () => {
-    const [guards, cyclist] = await Promise.all([
-      photo('ceremonial-guards.jpg'),
-      photo('cyclist-with-bike.jpg'),
-    ]);
-    await system.stores.images.put('poison/guards.jpg', guards);
-    await system.stores.images.put('poison/cyclist.jpg', cyclist);
-    await system.stores.queue.send([
-      { kind: 'upsert', key: 'poison/guards.jpg' },
-      { kind: 'upsert', key: 'poison/cyclist.jpg' },
-    ]);
+    await dropAndQueue({
+      'poison/guards.jpg': 'ceremonial-guards.jpg',
+      'poison/cyclist.jpg': 'cyclist-with-bike.jpg',
+    });
     const worker = startWorker({ images: refusingStore(system.stores.images, { get: /guards/ }) });
     while (system.stores.queue.deadLetters().length === 0) await sleep(100);
     await stopWorkers();
@@ -238,8 +225,7 @@ describe('worker: the index agrees with the bucket', () => {
     ];
     const before = await system.operations.count();
     const deadBefore = system.stores.queue.deadLetters().length;
-    for (const name of names) await system.stores.images.put(`outage/${name}`, await photo(name));
-    await system.stores.queue.send(names.map((name) => ({ kind: 'upsert' as const, key: `outage/${name}` })));
+    await dropAndQueue(Object.fromEntries(names.map((name) => [`outage/${name}`, name])));
     const worker = startWorker({ index });
     // What the embedded wiring builds, with this worker's outage: /progress and /health read it.
     const operations = createOperations({
