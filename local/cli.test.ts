@@ -107,16 +107,23 @@ describe('CLI on a data directory (--data-dir)', () => {
     expect(job).toMatchObject({ queued: 1, indexed: 0, failures: [{ key: 'trip/broken.jpg' }] });
   });
 
-  it('reads paths from where the user ran the command (INIT_CWD), not from the repository', async () => {
+  it('searches with a photo named relative to where the user ran it (INIT_CWD), honouring --top-k', async () => {
     const { code, stdout } = await cliIn(REPO_ROOT, { INIT_CWD: FIXTURES }, [
       '--data-dir',
       dataDir,
       'search',
       'pizza.jpg',
+      '-k',
+      '2',
       '--json',
     ]);
     expect(code).toBe(0);
-    expect((JSON.parse(stdout) as SearchResponse).results[0]?.key).toBe('trip/pizza.jpg');
+    const response = JSON.parse(stdout) as SearchResponse;
+    expect(response.results).toHaveLength(2);
+    expect(response.results[0]?.key).toBe('trip/pizza.jpg');
+  });
+
+  it('reads the image before opening anything, and names the path it tried', async () => {
     const missing = await cliIn(REPO_ROOT, { INIT_CWD: tmpdir() }, [
       '--data-dir',
       dataDir,
@@ -127,22 +134,6 @@ describe('CLI on a data directory (--data-dir)', () => {
       code: 1,
       stderr: `error: Cannot read ${join(tmpdir(), 'pizza.jpg')}: no such file\n`,
     });
-  });
-
-  it('searches with a photo, honouring --top-k', async () => {
-    const { code, stdout } = await cli(
-      '--data-dir',
-      dataDir,
-      'search',
-      join(FIXTURES, 'pizza.jpg'),
-      '-k',
-      '2',
-      '--json',
-    );
-    expect(code).toBe(0);
-    const response = JSON.parse(stdout) as SearchResponse;
-    expect(response.results).toHaveLength(2);
-    expect(response.results[0]?.key).toBe('trip/pizza.jpg');
   });
 
   it('demo queues the sample library (samples/photos) in one step', async () => {

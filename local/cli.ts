@@ -318,15 +318,16 @@ function buildProgram(): Command {
         .choices(ORIENTATIONS)
         .default('upright'),
     )
-    .action(
-      act(async (backend, image: string, opts: SearchOptions) => {
-        const path = userPath(image);
-        const bytes = await readFile(path).catch((error: NodeJS.ErrnoException) => {
-          throw new CliError(
-            `Cannot read ${path}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`,
-          );
-        });
-        const type = extname(path) ? contentTypeOf(path) : 'application/octet-stream';
+    .action(async (image: string, opts: SearchOptions) => {
+      // Read first: a missing file should not wait for the model to load.
+      const path = userPath(image);
+      const bytes = await readFile(path).catch((error: NodeJS.ErrnoException) => {
+        throw new CliError(
+          `Cannot read ${path}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`,
+        );
+      });
+      const type = extname(path) ? contentTypeOf(path) : 'application/octet-stream';
+      return act(async (backend) => {
         const response = await backend.search(bytes, type, {
           topK: opts.topK,
           ...(opts.minScore === undefined ? {} : { minScore: opts.minScore }),
@@ -334,8 +335,8 @@ function buildProgram(): Command {
           orientation: opts.orientation,
         });
         return { json: response, lines: searchLines(response) };
-      }),
-    );
+      })();
+    });
 
   program
     .command('count')

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { duration, JobMeter, jobDone } from './ingest-progress.ts';
+import { BAR_FORMAT, barPayload, duration, JobMeter, jobDone } from './ingest-progress.ts';
 
 const idle = { visible: 0, inFlight: 0 };
 
@@ -40,5 +40,24 @@ describe("the ingest bar's counts for this job", () => {
       '3 min 20 s',
       '1 h 05 min',
     ]);
+  });
+
+  it("fills every token of the bar's line, none of them one cli-progress fills itself", () => {
+    const ours = Object.keys(barPayload(new JobMeter(1), 0));
+    const tokens = [...BAR_FORMAT.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
+    expect(tokens.filter((token) => !['bar', 'value', 'total'].includes(token ?? '')).sort()).toEqual(
+      ours.sort(),
+    );
+    const builtIn = [
+      'eta',
+      'eta_formatted',
+      'duration',
+      'duration_formatted',
+      'percentage',
+      'value',
+      'total',
+      'bar',
+    ];
+    expect(ours.filter((key) => builtIn.includes(key))).toEqual([]);
   });
 });

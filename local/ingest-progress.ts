@@ -83,6 +83,18 @@ export function duration(seconds: number): string {
   return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
 }
 
+/** The bar's line: cli-progress fills {bar}, {value} and {total}; barPayload the rest. */
+export const BAR_FORMAT =
+  'indexing |{bar}| {value}/{total} images | failed {failed} | {speed} | ETA {timeLeft}';
+
+/**
+ * Our tokens. Their names must not be cli-progress's own ({eta}, {duration}, {percentage} …), which it
+ * fills itself over ours: an {eta} here once printed "ETA INF".
+ */
+export function barPayload(meter: JobMeter, failed: number) {
+  return { failed, speed: meter.speedText(), timeLeft: meter.etaText() };
+}
+
 const failureId = (failure: ReportedFailure) => `${failure.key}@${new Date(failure.at).toISOString()}`;
 
 /** Ingests `dir`, then (with `wait`) follows it until settled, with a bar on stderr when `bar`. */
@@ -103,12 +115,12 @@ export async function followIngest(
   const bar =
     options.bar && report.queued > 0
       ? new SingleBar({
-          format: 'indexing |{bar}| {value}/{total} images | failed {failed} | {speed} | ETA {timeLeft}',
+          format: BAR_FORMAT,
           hideCursor: true,
           stream: process.stderr,
         })
       : undefined;
-  bar?.start(report.queued, 0, { failed: 0, speed: meter.speedText(), timeLeft: meter.etaText() });
+  bar?.start(report.queued, 0, barPayload(meter, 0));
   try {
     await waitUntilSettled(
       { progress: () => backend.progress(FAILURES_POLLED) },
@@ -117,11 +129,7 @@ export async function followIngest(
         onProgress(progress) {
           const done = jobDone(report.queued, progress);
           meter.record(Date.now(), done);
-          bar?.update(done, {
-            failed: ours(progress.recentFailures).length,
-            speed: meter.speedText(),
-            timeLeft: meter.etaText(),
-          });
+          bar?.update(done, barPayload(meter, ours(progress.recentFailures).length));
         },
       },
     );
