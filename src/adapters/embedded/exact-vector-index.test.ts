@@ -262,4 +262,28 @@ describe('ExactVectorIndex', () => {
     await index.delete(['1000']);
     expect(await index.revision()).not.toBe(before);
   });
+
+  it('answers searches and takes writes while a self-join runs', async () => {
+    const index = open();
+    await index.ensure(identity);
+    await index.upsert(
+      Array.from({ length: 4000 }, (_, i) => ({ id: String(i + 1), key: `k${i}`, vector: randomUnit(i) })),
+    );
+    const finished: string[] = [];
+
+    const join = index.similarPairs(0.99, 1000).then((pairs) => {
+      finished.push('join');
+      return pairs;
+    });
+    const search = index.search(randomUnit(7), { topK: 1 }).then((hits) => {
+      finished.push('search');
+      return hits;
+    });
+    await index.delete(['8']);
+
+    expect((await search)[0]?.id).toBe('8');
+    expect(await join).toEqual([]);
+    expect(finished).toEqual(['search', 'join']);
+    expect(await index.count()).toBe(3999);
+  });
 });

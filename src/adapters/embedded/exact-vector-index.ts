@@ -161,40 +161,45 @@ export class ExactVectorIndex implements VectorIndex, PairFinder {
   }
 
   /**
-   * The exact self-join: rows are taken SELF_JOIN_ROWS at a time and scored in one MatMul against
-   * themselves and every later row, so each pair is scored once. ValidationError past `maxPairs`: a
-   * threshold that low lists most of the library, not its duplicates.
+   * The exact self-join, over a copy of the vectors taken at once: searches and writes go on while it
+   * runs (an O(n²) join takes seconds at 10k vectors), and its own MatMul session leaves the searches'
+   * alone. Rows are taken SELF_JOIN_ROWS at a time and scored in one MatMul against themselves and every
+   * later row, so each pair is scored once. ValidationError past `maxPairs`: a threshold that low lists
+   * most of the library, not its duplicates.
    */
-  similarPairs(minScore: number, maxPairs: number): Promise<VectorPair[]> {
-    return this.#exclusive(async () => {
+  async similarPairs(minScore: number, maxPairs: number): Promise<VectorPair[]> {
+    const snapshot = await this.#exclusive(async () => {
       const total = this.#ids.length;
-      if (this.#identity === undefined || total < 2) return [];
+      if (this.#identity === undefined || total < 2) return undefined;
       const { dimension } = this.#identity;
-      const gemv = await this.#scorer();
+      const matrix = new Float32Array(total * dimension);
+      for (let row = 0; row < total; row++) matrix.set(this.#rowView(row, dimension), row * dimension);
+      return { ids: [...this.#ids], keys: [...this.#keys], matrix, dimension };
+    });
+    if (!snapshot) return [];
+    const { ids, keys, matrix, dimension } = snapshot;
+    const total = ids.length;
+    const gemv = await OnnxGemv.create(dimension, this.#threads);
+    try {
       const pairs: VectorPair[] = [];
       const queries = new Float32Array(dimension * SELF_JOIN_ROWS);
       for (let first = 0; first < total; first += SELF_JOIN_ROWS) {
         const columns = Math.min(SELF_JOIN_ROWS, total - first);
         for (let j = 0; j < columns; j++) {
-          const row = this.#rowView(first + j, dimension);
-          for (let d = 0; d < dimension; d++) queries[d * columns + j] = row[d] as number;
+          for (let d = 0; d < dimension; d++) {
+            queries[d * columns + j] = matrix[(first + j) * dimension + d] as number;
+          }
         }
-        // From the batch's own first row on, block by block: a block's rows are contiguous in memory.
-        for (let start = first; start < total; ) {
-          const block = Math.floor(start / this.#blockRows);
-          const end = Math.min(total, (block + 1) * this.#blockRows);
-          const offset = (start % this.#blockRows) * dimension;
-          const matrix = (this.#blocks[block] as Float32Array).subarray(
-            offset,
-            offset + (end - start) * dimension,
-          );
+        // From the batch's own first row on, this.#blockRows rows per MatMul to bound the scores' size.
+        for (let start = first; start < total; start += this.#blockRows) {
+          const rows = Math.min(this.#blockRows, total - start);
           const scores = await gemv.scoresMany(
-            matrix,
-            end - start,
+            matrix.subarray(start * dimension, (start + rows) * dimension),
+            rows,
             queries.subarray(0, dimension * columns),
             columns,
           );
-          for (let i = 0; i < end - start; i++) {
+          for (let i = 0; i < rows; i++) {
             const row = start + i;
             for (let j = 0; j < columns && first + j < row; j++) {
               const score = scores[i * columns + j] as number;
@@ -204,26 +209,24 @@ export class ExactVectorIndex implements VectorIndex, PairFinder {
                   `more than ${maxPairs} pairs of images score ${minScore} or more: raise the threshold`,
                 );
               }
+              const a = first + j;
               pairs.push({
-                a: this.#entry(first + j),
-                b: this.#entry(row),
+                a: { id: ids[a] as string, key: keys[a] as string },
+                b: { id: ids[row] as string, key: keys[row] as string },
                 score: Math.min(1, score),
               });
             }
           }
-          start = end;
         }
       }
       return pairs;
-    });
+    } finally {
+      await gemv.close();
+    }
   }
 
   revision(): Promise<string> {
     return this.#exclusive(async () => `${this.#dataVersion}.${this.#ownWrites}`);
-  }
-
-  #entry(row: number): { id: string; key: string } {
-    return { id: this.#ids[row] as string, key: this.#keys[row] as string };
   }
 
   get(id: string): Promise<Float32Array | undefined> {
