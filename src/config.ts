@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { Precision } from './model/precision.ts';
 
 /**
  * Environment variables of the embedded service (and what the cloud worker shares), parsed once at
@@ -23,6 +24,8 @@ export const ConfigEnv = z.object({
   /** Model manifest; unset means: the pretrained model when present, otherwise the seeded one. */
   PIC_MODEL_MANIFEST: z.string().optional(),
   PIC_MODEL_FETCH: z.enum(['true', 'false', '1', '0']).default('true'),
+  PIC_MODEL_PRECISION: Precision.default('auto'),
+  PIC_INT8_PREPARE: z.enum(['true', 'false', '1', '0']).default('true'),
   PIC_MAX_UPLOAD_BYTES: positiveInt(25 * 1024 * 1024),
   PIC_MAX_PIXELS: positiveInt(100_000_000),
   PIC_BATCH_SIZE: z.coerce.number().int().min(1).max(256).default(8),
@@ -47,6 +50,10 @@ export interface Config {
   modelManifest: string | undefined;
   /** Download the pretrained weights at start when none are installed (else the seeded model stands in). */
   modelFetch: boolean;
+  /** CPU model precision: `auto` takes the int8 model when it is valid and faster here (chooseModel). */
+  modelPrecision: Precision;
+  /** At start, make the int8 model in the background when there is none (`npm run model:quantize`). */
+  int8Prepare: boolean;
   maxUploadBytes: number;
   maxPixels: number;
   /** Images per inference batch in the worker. */
@@ -109,6 +116,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: e.HOST,
     modelManifest: e.PIC_MODEL_MANIFEST === undefined ? undefined : resolve(e.PIC_MODEL_MANIFEST),
     modelFetch: flag(e.PIC_MODEL_FETCH),
+    modelPrecision: e.PIC_MODEL_PRECISION,
+    int8Prepare: flag(e.PIC_INT8_PREPARE),
     maxUploadBytes: e.PIC_MAX_UPLOAD_BYTES,
     maxPixels: e.PIC_MAX_PIXELS,
     batchSize: e.PIC_BATCH_SIZE,

@@ -50,6 +50,11 @@ export interface OnnxEmbedderOptions {
    * about this many decoded originals. `quality` decodes straight to the model size and is not bounded.
    */
   fullDecodeConcurrency?: number;
+  /**
+   * The fp32 model to open instead, said loudly in the log, when this one (an int8 model, chooseModel)
+   * fails to load or to pass the load-time checks.
+   */
+  fallback?: LoadedManifest;
   logger?: Logger;
 }
 
@@ -96,8 +101,25 @@ export class OnnxEmbedder implements Embedder {
     private readonly batchSize: number,
   ) {}
 
-  /** Creates the session, picks the provider, and checks the model against its manifest. */
+  /**
+   * Creates the session, picks the provider, and checks the model against its manifest; with a
+   * `fallback`, a model that fails any of that is refused with an error in the log and the fallback opened.
+   */
   static async create(loaded: LoadedManifest, options: OnnxEmbedderOptions = {}): Promise<OnnxEmbedder> {
+    const { fallback, ...rest } = options;
+    if (!fallback) return OnnxEmbedder.#open(loaded, rest);
+    try {
+      return await OnnxEmbedder.#open(loaded, rest);
+    } catch (error) {
+      options.logger?.error(
+        { err: error, refused: loaded.modelPath, instead: fallback.modelPath },
+        `INT8 MODEL REFUSED at load: ${(error as Error).message} Using the fp32 model ${fallback.modelPath} instead.`,
+      );
+      return OnnxEmbedder.#open(fallback, rest);
+    }
+  }
+
+  static async #open(loaded: LoadedManifest, options: OnnxEmbedderOptions): Promise<OnnxEmbedder> {
     const settings = { ...DEFAULT_EMBEDDER_OPTIONS, ...options };
     const { manifest } = loaded;
     const log = options.logger;
@@ -127,6 +149,8 @@ export class OnnxEmbedder implements Embedder {
     log?.info(
       {
         model: manifest.name,
+        precision: manifest.quantization ? 'int8' : manifest.input.dataType,
+        file: loaded.modelPath,
         provider,
         profile,
         pretrained: manifest.pretrained,

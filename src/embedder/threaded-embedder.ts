@@ -8,7 +8,7 @@ import type { ExecutionProvider, OnnxEmbedderOptions } from './onnx-embedder.ts'
 /** The OnnxEmbedder options that cross the thread boundary (a pino logger cannot). */
 export type ThreadedEmbedderOptions = Pick<
   OnnxEmbedderOptions,
-  'batchSize' | 'intraOpNumThreads' | 'limits' | 'executionProviders' | 'requireGpu' | 'profile'
+  'batchSize' | 'intraOpNumThreads' | 'limits' | 'executionProviders' | 'requireGpu' | 'profile' | 'fallback'
 > & {
   /** The threads log through their own loggers (src/logger.ts) with these settings; silent when absent. */
   log?: { level?: string; name?: string; pretty?: boolean };

@@ -60,6 +60,47 @@ export const MatchThresholds = z
   });
 export type MatchThresholds = z.infer<typeof MatchThresholds>;
 
+const Sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+
+/**
+ * How an int8 model was made from its fp32 source (`npm run model:quantize`, docs/models.md): what it
+ * was quantized from and with, the quality gate it passed, and the speed measured on the machine that
+ * made it (the automatic precision choice reads it).
+ */
+export const Quantization = z.object({
+  /** The fp32 model it was made from: its file and SHA-256 (a mismatch refuses the int8 model at load). */
+  source: z.object({ file: z.string().min(1), sha256: Sha256 }),
+  tool: z.string().min(1),
+  format: z.literal('QDQ'),
+  weights: z.literal('int8, per channel'),
+  activations: z.literal('uint8, per tensor'),
+  calibration: z.object({
+    method: z.string().min(1),
+    images: z.array(z.string()).min(1),
+    /** SHA-256 over the sorted `name sha256` lines of the calibration files. */
+    sha256: Sha256,
+  }),
+  /** Scale and zero point of every quantized activation tensor, by tensor name. */
+  parameters: z.record(z.string(), z.object({ scale: z.number().positive(), zeroPoint: z.number().int() })),
+  gate: z.object({
+    images: z.number().int().positive(),
+    minCosine: z.number(),
+    meanCosine: z.number(),
+    cosineBound: z.number(),
+    recallAt1: z.object({ fp32: z.number(), int8: z.number(), queries: z.number().int().positive() }),
+    maxRecallDrop: z.number(),
+  }),
+  speed: z.object({
+    cpu: z.string(),
+    flags: z.array(z.string()),
+    threads: z.number().int().positive(),
+    batch: z.number().int().positive(),
+    fp32MsPerImage: z.number().positive(),
+    int8MsPerImage: z.number().positive(),
+  }),
+});
+export type Quantization = z.infer<typeof Quantization>;
+
 const ManifestFields = z.object({
   /** Stable name stored with every vector, e.g. "vgg16-keras-imagenet" or "vgg16-seeded-42". */
   name: z.string().min(1),
@@ -88,6 +129,8 @@ const ManifestFields = z.object({
     whitening: Whitening.optional(),
   }),
   matchThresholds: MatchThresholds.optional(),
+  /** Set on an int8 model made by `npm run model:quantize`; absent on fp32 and fp16 models. */
+  quantization: Quantization.optional(),
 });
 
 export const ModelManifest = ManifestFields.superRefine((manifest, context) => {

@@ -14,6 +14,7 @@ import { ingestSessions, restartOrExit, ThreadedEmbedder } from '../embedder/thr
 import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
 import { imageInspector } from '../imaging/image-processor.ts';
 import { loadManifest } from '../model/manifest.ts';
+import { chooseModel } from '../model/precision.ts';
 import {
   awsClientsFor,
   catalogueTable,
@@ -123,14 +124,20 @@ export async function createCloudSystem(
 
 /** The model from the manifest: on a worker thread for the worker container, on this thread for Lambda search. */
 export async function createCloudEmbedder(
-  config: Pick<CloudConfig, 'modelManifest' | 'batchSize' | 'threads' | 'maxPixels'> &
+  config: Pick<CloudConfig, 'modelManifest' | 'modelPrecision' | 'batchSize' | 'threads' | 'maxPixels'> &
     Partial<Pick<CloudConfig, 'requireGpu' | 'ingestSessions'>>,
   options: Pick<CloudOptions, 'logger' | 'executionProviders' | 'embedderThread'> = {},
 ): Promise<Embedder> {
   const log = options.logger;
-  const loaded = await loadManifest(config.modelManifest);
   const executionProviders = options.executionProviders ?? ['cpu'];
+  const chosen = await chooseModel(await loadManifest(config.modelManifest), {
+    precision: config.modelPrecision,
+    provider: executionProviders.includes('cuda') ? 'cuda' : 'cpu',
+    log: log ?? { info: () => undefined, error: () => undefined },
+  });
+  const { loaded } = chosen;
   const settings = {
+    ...(chosen.fallback ? { fallback: chosen.fallback } : {}),
     batchSize: config.batchSize,
     intraOpNumThreads: config.threads,
     executionProviders,

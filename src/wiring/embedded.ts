@@ -21,6 +21,7 @@ import { OnnxEmbedder } from '../embedder/onnx-embedder.ts';
 import { ingestSessions, restartOrExit, ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
 import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
 import { imageInspector } from '../imaging/image-processor.ts';
+import { chooseModel, type PrecisionLog } from '../model/precision.ts';
 import { type ModelLog, type ResolvedModel, resolveModel as resolveModelFiles } from '../model/resolve.ts';
 
 /** The queue's visibility timeout; the worker's heartbeat keeps a long batch hidden beyond it. */
@@ -75,7 +76,11 @@ export interface EmbeddedOptions {
   visibilitySeconds?: number;
 }
 
-const SILENT: ModelLog = { info: () => undefined, warn: () => undefined };
+const SILENT: ModelLog & PrecisionLog = {
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
 
 /** The model: PIC_MODEL_MANIFEST, else the installed pretrained one, else a download (PIC_MODEL_FETCH), else the seeded one. */
 export function resolveModel(config: Config, log: ModelLog = SILENT): Promise<ResolvedModel> {
@@ -97,11 +102,20 @@ export async function createEmbeddedSystem(
   const visibilitySeconds = options.visibilitySeconds ?? VISIBILITY_SECONDS;
   const paths = dataLayout(config.dataDir);
   const limits = { ...DEFAULT_DECODE_LIMITS, maxPixels: config.maxPixels };
-  const model = await resolveModel(config, log);
-  const embedderOptions = { batchSize: config.batchSize, intraOpNumThreads: config.threads, limits };
+  const chosen = await chooseModel(await resolveModel(config, log), {
+    precision: config.modelPrecision,
+    provider: 'cpu',
+    log: log ?? SILENT,
+  });
+  const embedderOptions = {
+    batchSize: config.batchSize,
+    intraOpNumThreads: config.threads,
+    limits,
+    ...(chosen.fallback ? { fallback: chosen.fallback } : {}),
+  };
   const [embedder, ingestEmbedder] = await Promise.all([
-    OnnxEmbedder.create(model, { ...embedderOptions, ...(log ? { logger: log } : {}) }),
-    ThreadedEmbedder.create(model, {
+    OnnxEmbedder.create(chosen.loaded, { ...embedderOptions, ...(log ? { logger: log } : {}) }),
+    ThreadedEmbedder.create(chosen.loaded, {
       ...embedderOptions,
       ...ingestSessions(config.threads, ['cpu'], config.ingestSessions),
       ...restartOrExit(log),

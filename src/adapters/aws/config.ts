@@ -131,10 +131,13 @@ const model = part(
     PIC_MODEL_MANIFEST: z.string({ error: 'required (the model manifest JSON path)' }),
     PIC_BATCH_SIZE: ConfigEnv.shape.PIC_BATCH_SIZE,
     PIC_THREADS: ConfigEnv.shape.PIC_THREADS,
+    PIC_MODEL_PRECISION: ConfigEnv.shape.PIC_MODEL_PRECISION,
   }),
   (e) => ({
     /** Absolute path of the model manifest. */
     modelManifest: resolve(e.PIC_MODEL_MANIFEST),
+    /** CPU sessions: `auto` takes an int8 model deployed beside the manifest when this CPU has VNNI/AMX. */
+    modelPrecision: e.PIC_MODEL_PRECISION,
     batchSize: e.PIC_BATCH_SIZE,
     threads: e.PIC_THREADS,
   }),
