@@ -11,6 +11,7 @@ import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../src/http/types.ts';
 import { createLogger } from '../src/logger.ts';
 import { createEmbeddedSystem } from '../src/wiring/embedded.ts';
 import { ensureWebBuilt, webDistDir } from '../web/ensure-built.ts';
+import { prepareInt8InBackground } from './prepare-int8.ts';
 import { startLocalServer } from './server.ts';
 
 let config: ReturnType<typeof loadConfig>;
@@ -51,6 +52,8 @@ const server = await startLocalServer({
 });
 // Logs its own outcome and never rejects; a large bucket's reconcile must not hold back the URL.
 void system.startWorker();
+if (config.int8Prepare && system.modelChoice.int8Missing)
+  void prepareInt8InBackground(system.modelChoice.loaded, log);
 
 const seeded = !model.pretrained;
 const banner = [

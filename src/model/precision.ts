@@ -47,6 +47,8 @@ export interface ChosenModel {
   /** Set with int8: the session opens this instead, loudly, if the int8 model fails to load or check. */
   fallback?: LoadedManifest;
   reason: string;
+  /** Where the int8 model would be, set when there is none: `npm start` can make it (local/prepare-int8.ts). */
+  int8Missing?: string;
 }
 
 /**
@@ -71,7 +73,7 @@ export async function chooseModel(
   if (!(await stat(manifestPath).catch(() => undefined))) {
     const reason = `no int8 model at ${manifestPath} (npm run model:quantize makes it)`;
     if (precision === 'int8') log.error(`PIC_MODEL_PRECISION=int8 but ${reason}; using fp32`);
-    return fp32Only(reason);
+    return { ...fp32Only(reason), int8Missing: manifestPath };
   }
   let int8: LoadedManifest;
   try {

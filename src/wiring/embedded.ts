@@ -21,7 +21,7 @@ import { OnnxEmbedder } from '../embedder/onnx-embedder.ts';
 import { ingestSessions, restartOrExit, ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
 import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
 import { imageInspector } from '../imaging/image-processor.ts';
-import { chooseModel, type PrecisionLog } from '../model/precision.ts';
+import { type ChosenModel, chooseModel, type PrecisionLog } from '../model/precision.ts';
 import { type ModelLog, type ResolvedModel, resolveModel as resolveModelFiles } from '../model/resolve.ts';
 
 /** The queue's visibility timeout; the worker's heartbeat keeps a long batch hidden beyond it. */
@@ -56,6 +56,8 @@ export interface EmbeddedSystem {
    */
   ingestEmbedder: ThreadedEmbedder;
   stores: Stores & { queue: SqliteJobQueue; index: ExactVectorIndex };
+  /** The model file the embedders opened (fp32 or int8) and why. */
+  modelChoice: ChosenModel;
   /** Set when the index on disk was built by another model: searching is refused, the worker stays off. */
   indexMismatch: IndexMismatchError | undefined;
   /**
@@ -207,6 +209,7 @@ export async function createEmbeddedSystem(
     ingestEmbedder,
     stores,
     indexMismatch,
+    modelChoice: chosen,
     async startWorker() {
       if (indexMismatch) {
         log?.error('the worker is not started: the vector index belongs to another model');
