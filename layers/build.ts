@@ -14,6 +14,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadManifest } from '../src/model/manifest.ts';
 import { sha256OfFile } from '../src/model/model-files.ts';
+import { int8ManifestPathFor, int8ModelPathFor } from '../src/model/precision.ts';
 
 /**
  * Builds the two Lambda layers from what is installed in node_modules:
@@ -171,6 +172,16 @@ export async function buildModelLayer(
   if (relativeModel.startsWith('..'))
     throw new Error(`${manifestPath}: the model file must sit beside or below the manifest`);
   cpSync(modelPath, join(target, relativeModel));
+  // The int8 model made by `npm run model:quantize`, when there is one: the search function takes it on
+  // a processor with VNNI or AMX (PIC_MODEL_PRECISION=auto, chooseModel), checking it against the fp32 file.
+  const int8Manifest = int8ManifestPathFor(modelPath);
+  if (existsSync(int8Manifest)) {
+    cpSync(int8Manifest, join(target, dirname(relativeModel), basename(int8Manifest)));
+    cpSync(
+      int8ModelPathFor(modelPath),
+      join(target, dirname(relativeModel), basename(int8ModelPathFor(modelPath))),
+    );
+  }
   return {
     name: 'model layer',
     bytes: directorySize(outDir),

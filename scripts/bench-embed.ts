@@ -24,6 +24,7 @@ import { DEFAULT_DECODE_LIMITS } from '../src/imaging/decode.ts';
 import { createTensorWriter, tensorSpecOf, toModelPixels } from '../src/imaging/preprocess.ts';
 import { type LoadedManifest, loadManifest, type PreprocessProfile } from '../src/model/manifest.ts';
 import { SAMPLE_PHOTOS_DIR } from '../src/sample-photos.ts';
+import { compareInt8, int8Lines } from './bench-int8.ts';
 import { median, percentile, round } from './bench-support.ts';
 
 const repoRoot = resolve(import.meta.dirname, '..');
@@ -170,6 +171,11 @@ async function main(): Promise<void> {
   const load = [loadavg()[0] as number];
   const runsFor = (batch: number) => (quick ? 1 : batch === 1 ? 8 : batch === 8 ? 3 : 2);
   log(`${loaded.manifest.name} on ${cores} cores (${cpus()[0]?.model}), ${quick ? 'quick' : 'full'} run`);
+
+  // 0. int8 against fp32, interleaved in one run, when `npm run model:quantize` made the int8 model.
+  const int8 = await compareInt8(loaded, { runs: quick ? 2 : 4, log });
+  if (int8) console.log(int8Lines(int8).join('\n'));
+  else log('no int8 model beside the fp32 one: run npm run model:quantize to compare');
 
   // 1. Pure inference, batch × intra-op threads.
   const loadTimes: number[] = [];
@@ -327,6 +333,7 @@ async function main(): Promise<void> {
     defaults: DEFAULT_EMBEDDER_OPTIONS,
     modelLoadMs: { median: Math.round(median(loadTimes)), samples: loadTimes.length },
     inference,
+    ...(int8 ? { int8 } : {}),
     settings,
     decode,
     pipeline,

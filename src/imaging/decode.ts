@@ -201,6 +201,23 @@ export async function resizeRgb(image: RgbImage, width: number, height: number):
   return rawInput(image).resize(width, height, { fit: 'fill', kernel: 'lanczos3' }).raw().toBuffer();
 }
 
+/** Width and height of an image file as stored (its header only). */
+export async function storedSize(path: string): Promise<{ width: number; height: number }> {
+  const { width = 0, height = 0 } = await sharp(path).metadata();
+  return { width, height };
+}
+
+/** A JPEG of an image file, mirrored or cropped when asked (the whitening's calibration views). */
+export function jpegView(
+  path: string,
+  view: { mirror?: boolean; crop?: { left: number; top: number; width: number; height: number } } = {},
+): Promise<Buffer> {
+  let pipeline = sharp(path);
+  if (view.mirror) pipeline = pipeline.flop();
+  if (view.crop) pipeline = pipeline.extract(view.crop);
+  return pipeline.jpeg().toBuffer();
+}
+
 /** A JPEG of decoded pixels (the worker's self-test makes its probe photo with it). */
 export function encodeJpeg(image: RgbImage): Promise<Buffer> {
   return rawInput(image).jpeg().toBuffer();

@@ -5,8 +5,8 @@
  */
 import { readdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import sharp from 'sharp';
 import { OnnxEmbedder } from '../embedder/onnx-embedder.ts';
+import { jpegView, storedSize } from '../imaging/decode.ts';
 import { loadManifest, type ModelManifest } from './manifest.ts';
 import { sha256Of, writeManifest } from './model-files.ts';
 import { createPrng } from './prng.ts';
@@ -27,14 +27,14 @@ export async function calibrationImages(dir = CALIBRATION_DIR): Promise<Buffer[]
   const images: Buffer[] = [];
   for (const name of (await readdir(dir)).filter((f) => f.endsWith('.jpg')).sort()) {
     const path = join(dir, name);
-    const { width = 0, height = 0 } = await sharp(path).metadata();
-    images.push(await sharp(path).jpeg().toBuffer(), await sharp(path).flop().jpeg().toBuffer());
+    const { width, height } = await storedSize(path);
+    images.push(await jpegView(path), await jpegView(path, { mirror: true }));
     for (let i = 0; i < CROPS_PER_PHOTO; i++) {
       const w = Math.round(width * (0.4 + 0.5 * random()));
       const h = Math.round(height * (0.4 + 0.5 * random()));
       const left = Math.floor(random() * (width - w));
       const top = Math.floor(random() * (height - h));
-      images.push(await sharp(path).extract({ left, top, width: w, height: h }).jpeg().toBuffer());
+      images.push(await jpegView(path, { crop: { left, top, width: w, height: h } }));
     }
   }
   return images;
