@@ -251,6 +251,12 @@ export function createOperations(deps: OperationsDeps): Operations {
       const presentKeys = new Set(present.map((object) => object.key));
       const gone = [...known.keys()].filter((key) => !presentKeys.has(key));
       await forgetImages(deps, idOf, gone);
+      // Look again, as the worker does (docs/consistency.md): a key put back since the listing may have been
+      // indexed before this forget removed it, and no job of its own would come after.
+      const back = (
+        await Promise.all(gone.map(async (key) => ((await images.head(key)) ? [key] : [])))
+      ).flat();
+      if (back.length > 0) await queue.send(back.map((key) => ({ kind: 'upsert', key, force: true })));
       const { queued, unchanged } = await queueObjects(deps, idOf, embedder.info, present, known);
       return { queued, unchanged, removed: gone.length, prefix: scope } satisfies IngestReport;
     },

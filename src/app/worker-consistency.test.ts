@@ -163,6 +163,37 @@ describe('worker: the index agrees with the bucket', () => {
     expect(await system.operations.count()).toBe(1);
   });
 
+  it('queues again a key put back while a backfill forgot it, so it ends indexed', async () => {
+    const rose = await photo('orange-rose.jpg');
+    await system.operations.upload([{ name: 'back/rose.jpg', body: rose }]);
+    startWorker();
+    await waitUntilSettled(system.operations, SETTLE);
+    // The backfill's listing was taken while the file was briefly gone: the real store, minus that key.
+    const images = system.stores.images;
+    const listedWhileGone: ObjectStore = {
+      ...refusingStore(images, {}),
+      async *list(prefix) {
+        for await (const object of images.list(prefix)) if (object.key !== 'back/rose.jpg') yield object;
+      },
+    };
+    const backfill = createOperations({
+      ...system.stores,
+      images: listedWhileGone,
+      embedder: system.embedder,
+      mode: 'embedded',
+      queueUploads: true,
+      imageInspector: imageInspector(DEFAULT_DECODE_LIMITS),
+    });
+
+    const report = await backfill.backfill('back/');
+    await waitUntilSettled(system.operations, SETTLE);
+    await stopWorkers();
+
+    expect(report.removed).toBe(1);
+    expect((await system.stores.catalogue.get('back/rose.jpg'))?.state).toBe('indexed');
+    expect((await topHit(rose))?.key).toBe('back/rose.jpg');
+  });
+
   it('gives a key too long for a thumbnail name a hashed one, and its batch-mate is indexed too', async () => {
     const long = `long/${'x'.repeat(227)}.jpg`;
     await dropAndQueue({ [long]: 'sheep-on-pasture.jpg', 'long/rabbit.jpg': 'lop-eared-rabbit.jpg' });
