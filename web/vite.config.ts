@@ -3,9 +3,12 @@ import { defineConfig } from 'vite';
 
 // `vite build web` (or buildWeb in ensure-built.ts): the page is static, and './' asset paths let the same
 // build run at the root of the local server and of the web bucket.
-export default defineConfig({
+export default defineConfig(({ command }) => ({
   root: fileURLToPath(new URL('.', import.meta.url)),
   base: './',
+  // Vite picks lit's development build when NODE_ENV is not 'production' (vitest sets 'test', and the
+  // browser tests build the page): a build is always the production one.
+  ...(command === 'build' ? { resolve: { conditions: ['module', 'browser', 'production'] } } : {}),
   build: {
     outDir: 'dist',
     emptyOutDir: true,
@@ -23,10 +26,11 @@ export default defineConfig({
         '/images',
         '/uploads',
         '/search',
+        '/duplicates',
         '/thumbnails',
         '/config.json',
         '/openapi.json',
       ].map((route) => [route, process.env.PIC_API ?? 'http://localhost:8080']),
     ),
   },
-});
+}));

@@ -1,6 +1,6 @@
 /** The page as lit-html templates of the state: render() patches only what changed. */
 import { html, nothing, type TemplateResult } from 'lit-html';
-import { styleMap } from 'lit-html/directives/style-map.js';
+import { ref } from 'lit-html/directives/ref.js';
 import type { SearchHit } from './api.ts';
 import type { App, State } from './app.ts';
 import { dragCrop } from './crop.ts';
@@ -136,7 +136,7 @@ function queryFigure(app: App): TemplateResult {
     const show = (crop: Crop | undefined) => {
       if (!box) return;
       box.hidden = !crop;
-      if (crop) Object.assign(box.style, cropStyle(crop));
+      placeCropBox(box, crop);
     };
     dragCrop(event, frame, show, (crop) => {
       if (crop) void app.searchPart(crop);
@@ -146,7 +146,7 @@ function queryFigure(app: App): TemplateResult {
   return html`<figure class="query">
     <div class="frame" @pointerdown=${start}>
       <img src=${app.imageSrc(query.preview) ?? nothing} alt=${`Query image: ${query.label}`} draggable="false" />
-      <div class="crop-box" ?hidden=${!query.crop} style=${styleMap(query.crop ? cropStyle(query.crop) : {})}></div>
+      <div class="crop-box" ?hidden=${!query.crop} ${ref((box) => placeCropBox(box, query.crop))}></div>
     </div>
     <figcaption>
       <span class="key" title=${query.label}>${query.label}${query.crop ? ' (part)' : ''}</span>
@@ -156,9 +156,17 @@ function queryFigure(app: App): TemplateResult {
   </figure>`;
 }
 
-function cropStyle(crop: Crop): Record<string, string> {
+/**
+ * Through the CSSOM, never a style attribute: the page runs under `style-src 'self'`, which refuses inline
+ * style attributes (lit's styleMap writes one on its first render).
+ */
+function placeCropBox(box: Element | undefined, crop: Crop | undefined): void {
+  if (!(box instanceof HTMLElement) || !crop) return;
   const pct = (n: number) => `${(n * 100).toFixed(2)}%`;
-  return { left: pct(crop.x), top: pct(crop.y), width: pct(crop.w), height: pct(crop.h) };
+  box.style.left = pct(crop.x);
+  box.style.top = pct(crop.y);
+  box.style.width = pct(crop.w);
+  box.style.height = pct(crop.h);
 }
 
 function timings(s: State): TemplateResult | typeof nothing {
