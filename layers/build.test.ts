@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   assertWithinLambdaLimit,
@@ -66,6 +66,26 @@ describe('Lambda layers', () => {
   it('puts the model and its manifest under /opt/model', () => {
     expect(model.manifestInLambda).toBe('/opt/model/vgg16-seeded.manifest.json');
     expect(model.bytes).toBeGreaterThan(50 * MB);
+  });
+
+  it('carries the int8 model beside the fp32 one when model:quantize made it', async () => {
+    // A copy of the seeded model with an "int8" pair beside it (the layer copies files; chooseModel checks them).
+    const source = join(scratch, 'source');
+    const layer = join(scratch, 'with-int8');
+    mkdirSync(source);
+    for (const file of ['vgg16-seeded.onnx', 'vgg16-seeded.manifest.json'])
+      copyFileSync(join(dirname(SEEDED_MANIFEST), file), join(source, file));
+    writeFileSync(join(source, 'vgg16-seeded.int8.onnx'), 'int8 model');
+    writeFileSync(join(source, 'vgg16-seeded.int8.manifest.json'), '{}');
+
+    await buildModelLayer(join(source, 'vgg16-seeded.manifest.json'), layer);
+
+    expect(readdirSync(join(layer, 'model')).sort()).toEqual([
+      'vgg16-seeded.int8.manifest.json',
+      'vgg16-seeded.int8.onnx',
+      'vgg16-seeded.manifest.json',
+      'vgg16-seeded.onnx',
+    ]);
   });
 
   it('leaves room for a function bundle under the 250 MB unzipped limit', () => {
