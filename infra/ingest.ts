@@ -211,7 +211,8 @@ export class Ingest extends Construct {
     allowObjects(this.taskRole, storage.images, ['s3:PutObject', 's3:DeleteObject'], [thumbnailPrefix]);
     storage.table.grantReadWriteData(this.taskRole);
     storage.milvusToken.grantRead(this.taskRole);
-    // Task scale-in protection while the worker holds messages, set through the ECS agent endpoint
+    // Task scale-in protection while the worker holds messages, set through the ECS agent endpoint by
+    // src/adapters/aws/task-protection.ts, called by the worker (functions/worker/main.ts)
     // (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scale-in-protection-endpoint.html).
     this.taskRole.addToPolicy(
       new iam.PolicyStatement({

@@ -153,10 +153,11 @@ describe('images bucket and ingest queue', () => {
     });
   });
 
-  it('allows presigned browser PUTs from the web page origin only', () => {
+  it('allows presigned browser upload forms (POST), never PUT, from the web page origin only', () => {
     const cors = resources[logicalId(stack.storage.images)]?.Properties.CorsConfiguration.CorsRules as Json[];
     expect(cors).toHaveLength(1);
-    expect(cors[0]?.AllowedMethods).toContain('PUT');
+    expect(cors[0]?.AllowedMethods).toContain('POST');
+    expect(cors[0]?.AllowedMethods).not.toContain('PUT');
     expect(cors[0]?.AllowedOrigins).toEqual([
       { 'Fn::Join': ['', ['https://', { 'Fn::GetAtt': [logicalId(stack.web.distribution), 'DomainName'] }]] },
     ]);

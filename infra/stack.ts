@@ -106,10 +106,10 @@ export class PicSearchStack extends Stack {
 
     this.web = new Web(this, 'Web', { accessLogs });
     const allowedOrigins = [this.web.origin, ...config.extraAllowedOrigins];
-    // Browsers PUT straight to presigned S3 URLs from the web page.
+    // Browsers POST presigned upload forms straight to S3 from the web page, and follow presigned GETs.
     this.storage.ownedImages?.addCorsRule({
       allowedOrigins,
-      allowedMethods: [s3.HttpMethods.PUT, s3.HttpMethods.GET, s3.HttpMethods.HEAD],
+      allowedMethods: [s3.HttpMethods.POST, s3.HttpMethods.GET, s3.HttpMethods.HEAD],
       allowedHeaders: ['*'],
       exposedHeaders: ['ETag'],
       maxAge: 3600,

@@ -13,6 +13,7 @@
 import { performance } from 'node:perf_hooks';
 import { Command, Option } from 'commander';
 import { loadCloudConfig } from '../../src/adapters/aws/config.ts';
+import { TaskProtection } from '../../src/adapters/aws/task-protection.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { OnnxEmbedder } from '../../src/embedder/onnx-embedder.ts';
 import { encodeJpeg } from '../../src/imaging/decode.ts';
@@ -51,11 +52,7 @@ try {
 async function runWorker(mode: Options['mode'], log: Logger): Promise<void> {
   const system =
     mode === 'cloud'
-      ? await createCloudSystem(loadCloudConfig(), {
-          logger: log,
-          executionProviders: ['cuda'],
-          embedderThread: true,
-        })
+      ? await createCloudWorker(log)
       : await createEmbeddedSystem(loadConfig(), { logger: log });
   // The one guarded start: the cloud system's ensure() refused a foreign index already; the embedded
   // one reports it, and a worker must not mix two models' vectors in one index.
@@ -77,6 +74,24 @@ async function runWorker(mode: Options['mode'], log: Logger): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   system.worker.start();
+}
+
+/**
+ * The GPU container's system. In an ECS task (the agent sets ECS_AGENT_URI) the task is protected from
+ * scale-in while the worker holds messages, for up to twice the queue's visibility at a time.
+ */
+function createCloudWorker(log: Logger) {
+  const config = loadCloudConfig();
+  const agentUri = process.env.ECS_AGENT_URI;
+  const protection = agentUri
+    ? new TaskProtection(agentUri, { expiresInMinutes: (2 * config.visibilitySeconds) / 60, logger: log })
+    : undefined;
+  return createCloudSystem(config, {
+    logger: log,
+    executionProviders: ['cuda'],
+    embedderThread: true,
+    ...(protection ? { onHolding: (holding: boolean) => protection.set(holding) } : {}),
+  });
 }
 
 /** One generated photo-like image (gradients + noise), embedded cold then warm; prints JSON. */

@@ -86,13 +86,20 @@ export interface FolderSyncReport {
   skipped: number;
 }
 
-export interface UploadTarget {
-  key: string;
-  url: string;
-  method: 'PUT';
-  headers: Record<string, string>;
-  expiresInSeconds: number;
-}
+/**
+ * Where a browser sends one file. Embedded: a PUT of the raw bytes with `headers`. Cloud: a presigned S3
+ * POST form, `fields` first and then the file as the part named "file", at most `maxBytes`.
+ */
+export type UploadTarget =
+  | { key: string; url: string; method: 'PUT'; headers: Record<string, string>; expiresInSeconds: number }
+  | {
+      key: string;
+      url: string;
+      method: 'POST';
+      fields: Record<string, string>;
+      maxBytes: number;
+      expiresInSeconds: number;
+    };
 
 export interface Health {
   status: 'ok' | 'degraded';

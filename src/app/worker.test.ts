@@ -210,4 +210,24 @@ describe('worker: crashes, stops and malformed messages', () => {
     expect(worker.stats.malformed).toBe(3);
     expect(system.stores.queue.deadLetters()[0]?.reason).toMatch(/not a job list/);
   });
+  it('says it holds messages while a batch is in hand and holds none once idle (task scale-in protection)', async () => {
+    const folder = await photoFolder({ 'p.jpg': 'pizza.jpg', 'q.jpg': 'brick-lighthouse.jpg' });
+    await system.ingestFolder(folder, 'holding');
+    const told: boolean[] = [];
+    const worker = new Worker(system.stores, system.embedder, {
+      ...options,
+      onHolding: async (holding) => {
+        told.push(holding);
+      },
+    });
+    worker.start();
+    await waitUntilSettled(system.operations, SETTLE);
+    while (told.at(-1) !== false) await sleep(20);
+    await worker.stop();
+
+    expect(told[0]).toBe(true);
+    expect(told.filter((holding) => !holding).length).toBeGreaterThan(0);
+    expect(worker.stats.indexed).toBe(2);
+    await rm(folder, { recursive: true, force: true });
+  });
 });

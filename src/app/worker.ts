@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { NotFoundError } from '../domain/errors.ts';
+import { ImageError, NotFoundError } from '../domain/errors.ts';
 import { ownsItsId, vectorIdOf } from '../domain/ids.ts';
 import type { Embedder, Job, ObjectWithBody, ReceivedMessage } from '../domain/ports.ts';
 import { isImageKey } from '../imaging/formats.ts';
@@ -27,6 +27,17 @@ export interface WorkerOptions {
    * unreachable. Tests shorten it; the logic is the same. @default { firstMs: 1000, longestMs: 300000 }
    */
   outageBackoff?: OutageBackoff;
+  /**
+   * Only keys under this prefix are images to index; the rest (the worker's own thumbnails, should an
+   * event ever name one) are left alone. @default '' (everything)
+   */
+  imagePrefix?: string;
+  /**
+   * Told whether the worker holds messages: true after each batch received, false once no batch is in
+   * hand. The GPU container protects its ECS task from scale-in with it (TaskProtection.set); a failure
+   * is logged and never fails a batch. @default nothing
+   */
+  onHolding?: (holding: boolean) => Promise<void>;
   /** Test seam for hash collisions. @default vectorIdOf */
   idOf?: IdOf;
   logger?: Logger;
@@ -128,7 +139,8 @@ export class Worker {
   };
   readonly #stores: Stores;
   readonly #embedder: Embedder;
-  readonly #options: Required<Omit<WorkerOptions, 'logger'>>;
+  readonly #options: Required<Omit<WorkerOptions, 'logger' | 'onHolding'>>;
+  readonly #onHolding: WorkerOptions['onHolding'];
   readonly #log: Logger | undefined;
   readonly #inFlight = new Set<Promise<void>>();
   readonly #stopSignal = new AbortController();
@@ -141,11 +153,13 @@ export class Worker {
     this.#stores = stores;
     this.#embedder = embedder;
     this.#log = options.logger;
+    this.#onHolding = options.onHolding;
     this.#options = {
       waitMs: 1000,
       visibilitySeconds: 60,
       batchesInFlight: 2,
       outageBackoff: { firstMs: 1000, longestMs: 300_000 },
+      imagePrefix: '',
       idOf: vectorIdOf,
       ...options,
     };
@@ -201,12 +215,22 @@ export class Worker {
         );
         continue;
       }
+      await this.#holding(true);
       const batch: Promise<void> = this.#handle(messages)
         .catch((error: unknown) => this.#log?.error({ err: error }, 'batch failed unexpectedly'))
-        .finally(() => this.#inFlight.delete(batch));
+        .finally(() => {
+          this.#inFlight.delete(batch);
+          if (this.#inFlight.size === 0) return this.#holding(false);
+        });
       this.#inFlight.add(batch);
     }
     await Promise.all(this.#inFlight);
+  }
+
+  async #holding(holding: boolean): Promise<void> {
+    await this.#onHolding?.(holding).catch((error: unknown) =>
+      this.#log?.warn({ err: error, holding }, 'could not tell that the worker holds messages'),
+    );
   }
 
   /** Fills one batch: a long poll for the first messages, then whatever is ready at once. */
@@ -318,11 +342,12 @@ export class Worker {
       const keys = [...new Set(jobs.map((job) => job.key))];
       const forced = new Set(jobs.filter((job) => job.kind === 'upsert' && job.force).map((job) => job.key));
       // Only image file names are images, as in backfill and folder ingest; other objects are left alone.
+      const isInput = (key: string) => key.startsWith(this.#options.imagePrefix) && isImageKey(key);
       const held = this.#holdKeys(keys);
       const outcomes = await held.ready
-        .then(() => this.#reconcile(keys.filter(isImageKey), forced))
+        .then(() => this.#reconcile(keys.filter(isInput), forced))
         .finally(held.release);
-      for (const key of keys) if (!isImageKey(key)) outcomes.set(key, 'done');
+      for (const key of keys) if (!isInput(key)) outcomes.set(key, 'done');
       // Work done: from here on a tick must not undo the back-off set for the messages to retry.
       clearInterval(heartbeat);
       const done: string[] = [];
@@ -478,16 +503,24 @@ export class Worker {
     const { images, catalogue } = this.#stores;
     const found: ObjectWithBody[] = [];
     const gone: string[] = [];
+    const refused: { key: string; reason: string }[] = [];
     await Promise.all(
       keys.map(async (key) => {
         try {
           found.push(await images.get(key));
         } catch (error) {
           if (error instanceof NotFoundError) gone.push(key);
+          // Refused by the store before download (too large): no retry can change that.
+          else if (error instanceof ImageError) refused.push({ key, reason: error.message });
           else retry([key], error);
         }
       }),
     );
+    for (const { key, reason } of refused) {
+      await catalogue.markFailed({ key, id: this.#options.idOf(key), reason });
+      this.stats.failed++;
+      this.#log?.info({ key, reason }, 'image failed');
+    }
     const records = await catalogue.getMany(found.map((object) => object.key));
     const changed = found.filter((object) => {
       if (forced.has(object.key)) return true;

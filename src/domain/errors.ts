@@ -52,7 +52,7 @@ export class ServiceUnavailableError extends AppError {
 
 /**
  * An image that cannot be decoded or is not acceptable. `code` says which kind:
- * empty, not_an_image, unsupported_format, corrupt, too_many_pixels, bad_aspect_ratio.
+ * empty, not_an_image, unsupported_format, corrupt, too_many_pixels, bad_aspect_ratio, too_large (bytes).
  */
 export class ImageError extends AppError {
   constructor(
@@ -69,7 +69,8 @@ export type ImageErrorKind =
   | 'unsupported_format'
   | 'corrupt'
   | 'too_many_pixels'
-  | 'bad_aspect_ratio';
+  | 'bad_aspect_ratio'
+  | 'too_large';
 
 export function toHttpStatus(error: unknown): number {
   return error instanceof AppError ? error.status : 500;

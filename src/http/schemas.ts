@@ -202,13 +202,27 @@ export const uploadResponse = z.object({
 
 export const uploadsResponse = z.object({
   uploads: z.array(
-    z.object({
-      key: z.string(),
-      url: z.string(),
-      method: z.literal('PUT'),
-      headers: z.record(z.string(), z.string()),
-      expiresInSeconds: z.number(),
-    }),
+    z.discriminatedUnion('method', [
+      z
+        .object({
+          key: z.string(),
+          url: z.string(),
+          method: z.literal('PUT'),
+          headers: z.record(z.string(), z.string()),
+          expiresInSeconds: z.number(),
+        })
+        .describe('Embedded: PUT the raw bytes with these headers.'),
+      z
+        .object({
+          key: z.string(),
+          url: z.string(),
+          method: z.literal('POST'),
+          fields: z.record(z.string(), z.string()),
+          maxBytes: z.number(),
+          expiresInSeconds: z.number(),
+        })
+        .describe('Cloud: a presigned S3 POST form: the fields, then the file as the part named "file".'),
+    ]),
   ),
 });
 

@@ -5,7 +5,7 @@ import { S3ObjectStore } from '../adapters/aws/s3-object-store.ts';
 import { readMilvusToken } from '../adapters/aws/secrets.ts';
 import { SqsJobQueue } from '../adapters/aws/sqs-job-queue.ts';
 import { MilvusVectorIndex } from '../adapters/milvus/milvus-vector-index.ts';
-import { thumbnailKeyOf } from '../app/keys.ts';
+import { contentTypeOf, thumbnailKeyOf } from '../app/keys.ts';
 import type { LinkBuilders } from '../app/pic-search.ts';
 
 /**
@@ -24,11 +24,16 @@ export function awsClientsFor(config: Pick<CloudConfig, 'region' | 'awsEndpoint'
 /** The images and, under their own prefix in the same bucket, the thumbnails. */
 export function imageStores(
   aws: AwsClients,
-  config: Pick<CloudConfig, 'bucket' | 'thumbnailPrefix' | 'urlExpiresSeconds'>,
+  config: Pick<CloudConfig, 'bucket' | 'thumbnailPrefix' | 'urlExpiresSeconds'> &
+    Partial<Pick<CloudConfig, 'maxObjectBytes'>>,
 ): { images: S3ObjectStore; thumbnails: S3ObjectStore } {
   const expiry = { urlExpiresSeconds: config.urlExpiresSeconds };
   return {
-    images: new S3ObjectStore(aws.s3, { bucket: config.bucket, ...expiry }),
+    images: new S3ObjectStore(aws.s3, {
+      bucket: config.bucket,
+      ...expiry,
+      ...(config.maxObjectBytes ? { maxObjectBytes: config.maxObjectBytes } : {}),
+    }),
     thumbnails: new S3ObjectStore(aws.s3, {
       bucket: config.bucket,
       keyPrefix: config.thumbnailPrefix,
@@ -60,10 +65,11 @@ export function cloudLinks(stores: { images: S3ObjectStore; thumbnails: S3Object
   return {
     image: (key) => stores.images.downloadUrl(key),
     thumbnail: (key) => stores.thumbnails.downloadUrl(thumbnailKeyOf(key)),
-    upload: async (key, contentType) => ({
+    // The Content-Type is the one the key's extension names, never the browser's claim (no SVG).
+    upload: async (key) => ({
       key,
-      method: 'PUT',
-      ...(await stores.images.uploadUrl(key, contentType)),
+      method: 'POST',
+      ...(await stores.images.uploadForm(key, contentTypeOf(key))),
     }),
   };
 }

@@ -7,7 +7,7 @@ import type { MilvusVectorIndex } from '../adapters/milvus/milvus-vector-index.t
 import type { IdOf, Stores } from '../app/indexing.ts';
 import type { Operations } from '../app/operations.ts';
 import { createOperations } from '../app/pic-search.ts';
-import { Worker } from '../app/worker.ts';
+import { Worker, type WorkerOptions } from '../app/worker.ts';
 import type { Embedder } from '../domain/ports.ts';
 import { type ExecutionProvider, OnnxEmbedder } from '../embedder/onnx-embedder.ts';
 import { ingestSessions, restartOrExit, ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
@@ -63,6 +63,8 @@ export interface CloudOptions {
   ensureIndex?: boolean;
   /** Long-poll wait of one receive; it also bounds how long a stop waits for a receive. @default 10000 */
   waitMs?: number;
+  /** The worker's hook for ECS task scale-in protection (functions/worker/main.ts). */
+  onHolding?: WorkerOptions['onHolding'];
   /** Test seam for hash collisions. */
   idOf?: IdOf;
 }
@@ -99,12 +101,14 @@ export async function createCloudSystem(
     links: cloudLinks(stores),
   });
   const worker = new Worker(stores, embedder, {
+    imagePrefix: config.imagePrefix,
     batchSize: config.batchSize,
     maxReceiveCount: config.maxReceiveCount,
     outageBackoff: config.outageBackoff,
     visibilitySeconds: config.visibilitySeconds,
     waitMs: options.waitMs ?? 10_000,
     ...(idOf ? { idOf } : {}),
+    ...(options.onHolding ? { onHolding: options.onHolding } : {}),
     ...(log ? { logger: log } : {}),
   });
   return {

@@ -184,7 +184,11 @@ describe('cloud mode on moto + Milvus Lite', () => {
     const total = await countNow();
 
     await clients.s3.send(new DeleteObjectCommand({ Bucket: stack.bucket, Key: target }));
-    await waitFor(countNow, (n) => n === total - 1);
+    // The worker removes the vector first and the record last: wait for the record.
+    await waitFor(
+      () => system.stores.catalogue.get(target),
+      (record) => record === undefined,
+    );
 
     expect(await countNow()).toBe(total - 1);
     expect(await system.stores.index.get(id)).toBeUndefined();

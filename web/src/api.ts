@@ -138,8 +138,8 @@ export class Api {
   }
 
   /**
-   * Adds files to the library. Embedded: one multipart request; cloud: presigned PUTs straight to the
-   * bucket. Resolves with one outcome per file, so one bad file never hides the others.
+   * Adds files to the library. Embedded: one multipart request; cloud: presigned S3 POST forms straight
+   * to the bucket (S3 refuses a file over the form's size limit). Resolves with one outcome per file, so one bad file never hides the others.
    */
   async upload(files: File[], prefix?: string): Promise<UploadOutcome[]> {
     if (this.config.mode === 'embedded') {
@@ -161,12 +161,8 @@ export class Api {
         const target = uploads[i];
         if (!target) return { name: file.name, error: 'The API returned no upload target for this file.' };
         try {
-          // Presigned URLs carry their own signature: no Authorization header.
-          const response = await fetch(target.url, {
-            method: target.method,
-            headers: target.headers,
-            body: file,
-          });
+          // Presigned targets carry their own signature: no Authorization header.
+          const response = await fetch(target.url, uploadRequest(target, file));
           if (!response.ok) throw await toApiError(response, file.name);
           return { name: file.name };
         } catch (error) {
@@ -250,4 +246,13 @@ async function toApiError(response: Response, what: string): Promise<ApiError> {
 
 export function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** The request for one upload target: a raw PUT, or an S3 POST form whose file part comes last. */
+function uploadRequest(target: UploadTarget, file: File): RequestInit {
+  if (target.method === 'PUT') return { method: 'PUT', headers: target.headers, body: file };
+  const form = new FormData();
+  for (const [name, value] of Object.entries(target.fields)) form.append(name, value);
+  form.append('file', file);
+  return { method: 'POST', body: form };
 }

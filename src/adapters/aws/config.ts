@@ -179,9 +179,14 @@ const modelIdentity = part(
   (e) => ({ modelIdentity: e.PIC_MODEL_IDENTITY }),
 );
 
-const decode = part(z.object({ PIC_MAX_PIXELS: ConfigEnv.shape.PIC_MAX_PIXELS }), (e) => ({
-  maxPixels: e.PIC_MAX_PIXELS,
-}));
+/** Limits of what is decoded: pixels from the header, and bytes of an uploaded or ingested object. */
+const decode = part(
+  z.object({
+    PIC_MAX_PIXELS: ConfigEnv.shape.PIC_MAX_PIXELS,
+    PIC_MAX_UPLOAD_BYTES: ConfigEnv.shape.PIC_MAX_UPLOAD_BYTES,
+  }),
+  (e) => ({ maxPixels: e.PIC_MAX_PIXELS, maxObjectBytes: e.PIC_MAX_UPLOAD_BYTES }),
+);
 
 const worker = part(
   z.object({

@@ -8,8 +8,9 @@ import {
   paginateListObjectsV2,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { NotFoundError, ValidationError } from '../../domain/errors.ts';
+import { ImageError, NotFoundError, ValidationError } from '../../domain/errors.ts';
 import type { ObjectStore, ObjectWithBody, StoredObject } from '../../domain/ports.ts';
 
 export interface S3ObjectStoreOptions {
@@ -19,8 +20,21 @@ export interface S3ObjectStoreOptions {
    * keys given and listed are relative to it. @default ''
    */
   keyPrefix?: string;
-  /** Lifetime of presigned GET and PUT links. @default 3600 */
+  /** Lifetime of presigned GET links and upload forms. @default 3600 */
   urlExpiresSeconds?: number;
+  /**
+   * get() refuses larger objects (ImageError too_large) from their Content-Length, before reading the
+   * body, and upload forms allow no larger file. @default unlimited
+   */
+  maxObjectBytes?: number;
+}
+
+/** A presigned POST form: the browser posts `fields`, then the file as the last part named "file". */
+export interface UploadForm {
+  url: string;
+  fields: Record<string, string>;
+  maxBytes: number;
+  expiresInSeconds: number;
 }
 
 /** S3's own limit on key length, in UTF-8 bytes. */
@@ -32,12 +46,14 @@ export class S3ObjectStore implements ObjectStore {
   readonly #s3: S3Client;
   readonly #expiresIn: number;
   readonly #prefix: string;
+  readonly #maxBytes: number;
 
   constructor(s3: S3Client, options: S3ObjectStoreOptions) {
     this.#s3 = s3;
     this.bucket = options.bucket;
     this.#prefix = options.keyPrefix ?? '';
     this.#expiresIn = options.urlExpiresSeconds ?? 3600;
+    this.#maxBytes = options.maxObjectBytes ?? Number.POSITIVE_INFINITY;
   }
 
   #stored(key: string): string {
@@ -52,6 +68,14 @@ export class S3ObjectStore implements ObjectStore {
   async get(key: string): Promise<ObjectWithBody> {
     try {
       const out = await this.#s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.#stored(key) }));
+      if ((out.ContentLength ?? 0) > this.#maxBytes) {
+        // Not buffered: one 5 GB object must not run the worker out of memory.
+        (out.Body as { destroy?: () => void } | undefined)?.destroy?.();
+        throw new ImageError(
+          `The object is ${out.ContentLength} bytes; images larger than ${this.#maxBytes} bytes are not indexed.`,
+          'too_large',
+        );
+      }
       const body = Buffer.from(
         await (out.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
       );
@@ -125,23 +149,24 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /**
-   * A presigned PUT a browser uploads one file to; the Content-Type is signed, so the browser must send
-   * exactly the returned headers.
+   * A presigned POST form for one file (https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-HTTPPOSTConstructPolicy.html):
+   * S3 itself refuses a file over `maxObjectBytes` (content-length-range), another key, or another
+   * Content-Type than the one given, so a browser can only upload the image it announced.
    */
-  async uploadUrl(
-    key: string,
-    contentType: string,
-  ): Promise<{ url: string; headers: Record<string, string>; expiresInSeconds: number }> {
-    const command = new PutObjectCommand({
+  async uploadForm(key: string, contentType: string): Promise<UploadForm> {
+    if (!Number.isFinite(this.#maxBytes)) throw new Error('upload forms need maxObjectBytes');
+    const stored = this.#stored(key);
+    const { url, fields } = await createPresignedPost(this.#s3, {
       Bucket: this.bucket,
-      Key: this.#stored(key),
-      ContentType: contentType,
+      Key: stored,
+      Conditions: [
+        ['content-length-range', 1, this.#maxBytes],
+        ['eq', '$Content-Type', contentType],
+      ],
+      Fields: { 'Content-Type': contentType },
+      Expires: this.#expiresIn,
     });
-    const url = await getSignedUrl(this.#s3, command, {
-      expiresIn: this.#expiresIn,
-      signableHeaders: new Set(['content-type']),
-    });
-    return { url, headers: { 'Content-Type': contentType }, expiresInSeconds: this.#expiresIn };
+    return { url, fields, maxBytes: this.#maxBytes, expiresInSeconds: this.#expiresIn };
   }
 }
 
