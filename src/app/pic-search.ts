@@ -252,9 +252,10 @@ export function createOperations(deps: OperationsDeps): Operations {
       const gone = [...known.keys()].filter((key) => !presentKeys.has(key));
       await forgetImages(deps, idOf, gone);
       // Look again, as the worker does (docs/consistency.md): a key put back since the listing may have been
-      // indexed before this forget removed it, and no job of its own would come after.
+      // indexed before this forget removed it, and no job of its own would come after. Listed, not HEADed:
+      // the cloud ingest function may list the bucket but not read its objects (infra/bindings.ts).
       const back = (
-        await Promise.all(gone.map(async (key) => ((await images.head(key)) ? [key] : [])))
+        await Promise.all(gone.map(async (key) => ((await isListed(images, key)) ? [key] : [])))
       ).flat();
       if (back.length > 0) await queue.send(back.map((key) => ({ kind: 'upsert', key, force: true })));
       const { queued, unchanged } = await queueObjects(deps, idOf, embedder.info, present, known);
@@ -327,6 +328,11 @@ function parseSearchRequest(request: SearchRequest): SearchRequest {
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
   throw new ValidationError(`${issue?.path.join('.') || 'request'}: ${issue?.message ?? 'invalid'}`);
+}
+
+async function isListed(store: Stores['images'], key: string): Promise<boolean> {
+  for await (const object of store.list(key)) if (object.key === key) return true;
+  return false;
 }
 
 /** Keys are listed first: deleting while a folder walk or S3 pagination is under way skips entries. */

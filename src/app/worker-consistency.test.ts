@@ -168,12 +168,16 @@ describe('worker: the index agrees with the bucket', () => {
     await system.operations.upload([{ name: 'back/rose.jpg', body: rose }]);
     startWorker();
     await waitUntilSettled(system.operations, SETTLE);
-    // The backfill's listing was taken while the file was briefly gone: the real store, minus that key.
+    // The backfill's listing was taken while the file was briefly gone: the real store, its first listing
+    // without that key.
     const images = system.stores.images;
+    let listings = 0;
     const listedWhileGone: ObjectStore = {
       ...refusingStore(images, {}),
       async *list(prefix) {
-        for await (const object of images.list(prefix)) if (object.key !== 'back/rose.jpg') yield object;
+        const first = listings++ === 0;
+        for await (const object of images.list(prefix))
+          if (!first || object.key !== 'back/rose.jpg') yield object;
       },
     };
     const backfill = createOperations({

@@ -50,7 +50,7 @@ export interface OutageBackoff {
 
 /** A store the worker cannot reach: it receives nothing until the store answers again. */
 export interface Outage {
-  store: 'index' | 'catalogue' | 'object store' | 'thumbnail store' | 'queue';
+  store: 'index' | 'catalogue' | 'object store' | 'queue';
   since: Date;
   reason: string;
 }
@@ -284,20 +284,19 @@ export class Worker {
   }
 
   /**
-   * Asks each store something cheap; the first that fails is the outage. `key` is one the batch worked
-   * on: the object stores are asked about it, so a bucket policy that allows only the image prefix holds.
+   * Asks each store something cheap, needing no grant the worker lacks; the first that fails is the
+   * outage. `key` is one the batch worked on: the bucket is asked about it, so a policy that allows only
+   * the image prefix holds. The thumbnails are not asked: the cloud worker may write them, not read them
+   * (infra/ingest.ts), and they share the bucket with the images.
    */
   async #checkStores(key: string | undefined): Promise<(Outage & { key: string | undefined }) | undefined> {
-    const { index, catalogue, images, thumbnails, queue } = this.#stores;
+    const { index, catalogue, images, queue } = this.#stores;
     const checks: [Outage['store'], () => Promise<unknown>][] = [
       ['index', () => index.count()],
       ['catalogue', () => catalogue.get(key ?? PROBE_KEY)],
       ['queue', () => queue.depth()],
     ];
-    if (key !== undefined) {
-      checks.push(['object store', () => images.head(key)]);
-      checks.push(['thumbnail store', () => thumbnails.head(thumbnailKeyOf(key))]);
-    }
+    if (key !== undefined) checks.push(['object store', () => images.head(key)]);
     for (const [store, check] of checks) {
       try {
         await check();

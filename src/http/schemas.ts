@@ -150,7 +150,7 @@ export const countResponse = z.object({ count: z.number().int().min(0) });
 
 const outageReport = z
   .object({
-    store: z.string().describe('index, catalogue, object store, thumbnail store or queue'),
+    store: z.string().describe('index, catalogue, object store or queue'),
     since: z.string(),
     reason: z.string(),
     message: z.string().describe('"index unavailable since <time>": the worker waits it out.'),
