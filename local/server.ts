@@ -2,13 +2,18 @@
  * The local HTTP server of embedded mode: a small adapter that turns node:http requests into API Gateway
  * HTTP API (payload v2) events for the same router and handlers Lambda runs, and serves the web page.
  * node:http rather than a framework: the router already does the routing, so all that is left is body
- * streaming with a size cap and static files.
+ * streaming with size caps, static files, and what API Gateway and the authorizer do in the cloud: the
+ * bearer token, plus the checks a service on the user's own machine needs against web pages the user
+ * visits (Host against DNS rebinding, Origin against cross-site requests). docs/security.md says why.
  */
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { isIP } from 'node:net';
 import { extname, join, sep } from 'node:path';
+import { tokenMatches } from '../src/http/bearer-token.ts';
+import { multipartLimitCheck } from '../src/http/multipart.ts';
 import type { Router } from '../src/http/router.ts';
 import type { HttpEvent, HttpLimits, HttpResult } from '../src/http/types.ts';
 
@@ -26,7 +31,47 @@ export interface LocalServerOptions {
   webConfig?: WebConfig;
   port: number;
   host: string;
+  /** Bearer token every API request must carry; required unless `host` is a loopback address. */
+  apiToken?: string | undefined;
+  /** @default DEFAULT_TIMEOUTS */
+  timeouts?: ServerTimeouts;
 }
+
+/** Slow or silent clients must not hold connections forever. */
+export interface ServerTimeouts {
+  /** To receive the request line and headers. */
+  headersMs: number;
+  /** To receive the whole request, body included (a large upload over a slow link). */
+  requestMs: number;
+  /** A connection with nothing to read or write is closed after this. */
+  idleMs: number;
+  /** A kept-alive connection waits this long for the next request. */
+  keepAliveMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: ServerTimeouts = {
+  headersMs: 20_000,
+  requestMs: 300_000,
+  idleMs: 60_000,
+  keepAliveMs: 5_000,
+};
+
+/**
+ * The page's Content-Security-Policy: its own scripts, styles and API only (the built page has no inline
+ * script or style element), images from itself or blobs (protected images, query previews), no plugins,
+ * no framing, no <base> tricks.
+ */
+export const PAGE_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' blob: data:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
 
 export interface LocalServer {
   url: string;
@@ -34,7 +79,16 @@ export interface LocalServer {
   close(): Promise<void>;
 }
 
-class BodyTooLarge extends Error {}
+/** Why a body was refused while it streamed in. */
+class BodyRefused extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 /** Bodies passed as text, as API Gateway does; anything else (curl's default form type included) is base64. */
 const TEXT_TYPES = /^(text\/|application\/json\b)/;
@@ -51,15 +105,40 @@ const STATIC_TYPES: Record<string, string> = {
   '.woff2': 'font/woff2',
 };
 
+/** On every response: browsers must not second-guess a content type (an image key holding HTML). */
+const COMMON_HEADERS = { 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' };
+
+/** Loopback: only this machine can connect, so the token may be left out. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+}
+
 export async function startLocalServer(options: LocalServerOptions): Promise<LocalServer> {
-  const webConfig = options.webConfig ?? { apiUrl: '', mode: 'embedded', auth: { kind: 'none' } };
-  const server = createServer((request, response) => {
-    serve(request, response, options, webConfig).catch((error: unknown) => {
-      console.error(error);
-      if (!response.headersSent) sendJson(response, 500, { error: 'internal', message: 'Unexpected error.' });
-      else response.destroy();
-    });
-  });
+  if (!isLoopback(options.host) && !options.apiToken) {
+    throw new InsecureBindError(
+      `Refusing to listen on ${options.host} without a token: anyone who can reach it could read and delete the library. ` +
+        'Set PIC_API_TOKEN (16 characters or more), or listen on 127.0.0.1.',
+    );
+  }
+  const webConfig: WebConfig = options.webConfig ?? {
+    apiUrl: '',
+    mode: 'embedded',
+    auth: options.apiToken ? { kind: 'bearer' } : { kind: 'none' },
+  };
+  const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
+  const server = createServer(
+    // Node checks the header and request timeouts on this interval (30 s by default).
+    { connectionsCheckingInterval: Math.min(timeouts.headersMs, 30_000) / 2 },
+    (request, response) => {
+      for (const [name, value] of Object.entries(COMMON_HEADERS)) response.setHeader(name, value);
+      serve(request, response, options, webConfig).catch((error: unknown) => {
+        console.error(error);
+        if (!response.headersSent)
+          sendJson(response, 500, { error: 'internal', message: 'Unexpected error.' });
+        else response.destroy();
+      });
+    },
+  );
   // Clients that ask first (Expect: 100-continue, as curl does for large bodies) never send an oversized body.
   server.on('checkContinue', (request, response) => {
     const type = String(request.headers['content-type'] ?? '').toLowerCase();
@@ -68,11 +147,10 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     response.writeContinue();
     server.emit('request', request, response);
   });
-  // Uploads of many large images over a slow link must not be cut off by the default 5-minute timeout.
-  server.requestTimeout = 0;
-  // Inference runs on the main thread and can hold it for seconds on a busy machine; a short keep-alive
-  // timeout would then fire just as a client reuses its idle connection and reset it (ECONNRESET).
-  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = timeouts.headersMs;
+  server.requestTimeout = timeouts.requestMs;
+  server.keepAliveTimeout = timeouts.keepAliveMs;
+  server.setTimeout(timeouts.idleMs, (socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
@@ -90,6 +168,9 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   };
 }
 
+/** Listening beyond loopback without a token. */
+export class InsecureBindError extends Error {}
+
 async function serve(
   request: IncomingMessage,
   response: ServerResponse,
@@ -104,19 +185,28 @@ async function serve(
   // HEAD is answered as GET without the body, as API Gateway does for GET routes.
   const routeMethod = method === 'HEAD' ? 'GET' : method;
 
+  const refusal = crossSiteRefusal(request, options.host);
+  if (refusal) return sendJson(response, 403, { error: 'forbidden', message: refusal });
   if (routeMethod === 'GET' && rawPath === '/config.json') return sendJson(response, 200, webConfig);
   if (routeMethod === 'GET' && !isApiPath(options.router, rawPath)) {
     return serveStatic(response, options.webRoot, rawPath, method === 'HEAD');
   }
+  if (options.apiToken && !tokenMatches(request.headers.authorization, options.apiToken)) {
+    response.setHeader('www-authenticate', 'Bearer');
+    return sendJson(response, 401, {
+      error: 'unauthorized',
+      message: 'Send the API token (PIC_API_TOKEN) as "Authorization: Bearer <token>".',
+    });
+  }
 
   const contentType = String(request.headers['content-type'] ?? '').toLowerCase();
-  const limit = bodyLimit(options.limits, contentType);
   let body: Buffer;
   try {
-    body = await readBody(request, limit);
+    body = await readBody(request, contentType, options.limits);
   } catch (error) {
-    if (!(error instanceof BodyTooLarge)) throw error;
-    return sendTooLarge(response, limit);
+    if (!(error instanceof BodyRefused)) throw error;
+    response.setHeader('connection', 'close');
+    return sendJson(response, error.status, { error: error.code, message: error.message });
   }
   const isText = TEXT_TYPES.test(contentType);
   const event = toEvent(request, routeMethod, rawPath, rawQueryString, body, isText);
@@ -124,48 +214,109 @@ async function serve(
   writeResult(response, result, method === 'HEAD');
 }
 
+/**
+ * Why a request must be refused as cross-site, or undefined. The Host must name this server (a page on
+ * another site that rebinds its DNS name to 127.0.0.1 sends its own name), and an Origin, when a browser
+ * sends one, must be this server itself: a hostile page's form posts and text/plain fetches carry its
+ * own origin. A server bound to all interfaces cannot know its names; its token is the guard there.
+ */
+function crossSiteRefusal(request: IncomingMessage, boundHost: string): string | undefined {
+  const host = String(request.headers.host ?? '');
+  if (!isWildcard(boundHost) && !namesOf(boundHost).has(hostnameOf(host))) {
+    return `The Host header "${host}" does not name this server; use ${[...namesOf(boundHost)].join(' or ')}.`;
+  }
+  const origin = request.headers.origin;
+  if (origin !== undefined && origin !== `http://${host}`) {
+    return `Cross-site requests are refused: the origin ${origin} is not this server (http://${host}).`;
+  }
+  return undefined;
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '';
+}
+
+/** The names a client may use for a server bound to `host`, as they appear in a Host header. */
+function namesOf(host: string): Set<string> {
+  const bracketed = isIP(host) === 6 ? `[${host}]` : host;
+  return isLoopback(host) ? new Set(['localhost', '127.0.0.1', '[::1]', bracketed]) : new Set([bracketed]);
+}
+
+/** "127.0.0.1:8080" → "127.0.0.1", "[::1]:8080" → "[::1]", lower case. */
+function hostnameOf(host: string): string {
+  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0];
+  return (name ?? '').toLowerCase();
+}
+
 /** Multipart uploads may carry many images; any other body is at most one image (or a small JSON). */
 function bodyLimit(limits: HttpLimits, contentType: string): number {
   return contentType.startsWith('multipart/') ? limits.maxRequestBytes : limits.maxImageBytes;
 }
 
-/** API paths get JSON answers (404/405) from the router; everything else GET is the web page. */
+/** API paths get JSON answers (404/405) from the router; only the page's own files are served as such. */
 function isApiPath(router: Router, rawPath: string): boolean {
   const first = rawPath.split('/')[1] ?? '';
   return router.routeKeys.some((key) => key.split(' ')[1]?.split('/')[1] === first);
 }
 
 /**
- * Reads the body, refusing it as soon as it passes `limit` (by Content-Length, or while streaming). The
- * rest of an oversized body is drained, up to a bound, so the client gets to read the 413 instead of a
- * reset connection; past the bound the connection is dropped.
+ * Reads the body, refusing it as soon as it breaks a limit: the request's (Content-Length, or bytes
+ * counted while streaming) and, for multipart, the per-file size and the file count, checked as the
+ * parts stream in. A refused body's bytes are dropped at once, and the rest is drained up to a bound so
+ * the client gets to read the 413 instead of a reset connection; past the bound the connection is cut.
  */
-function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
+function readBody(request: IncomingMessage, contentType: string, limits: HttpLimits): Promise<Buffer> {
+  const limit = bodyLimit(limits, contentType);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
-    const refuse = () => {
+    let refusedAt = 0;
+    const refuse = (error: BodyRefused) => {
+      if (refused) return;
       refused = true;
+      refusedAt = size;
       chunks.length = 0;
-      reject(new BodyTooLarge());
+      reject(error);
     };
-    if (Number(request.headers['content-length']) > limit) refuse();
+    const tooLarge = () =>
+      refuse(new BodyRefused(413, 'payload_too_large', `The body is over the limit of ${limit} bytes.`));
+    const fromPartCheck = (error: Error & { status?: number; code?: string }) =>
+      refuse(new BodyRefused(error.status ?? 400, error.code ?? 'bad_request', error.message));
+    let parts: ReturnType<typeof multipartLimitCheck> | undefined;
+    if (contentType.startsWith('multipart/')) {
+      try {
+        parts = multipartLimitCheck(
+          contentType,
+          { maxFileBytes: limits.maxImageBytes, maxFiles: limits.maxFiles },
+          fromPartCheck,
+        );
+      } catch (error) {
+        fromPartCheck(error as Error);
+      }
+    }
+    if (Number(request.headers['content-length']) > limit) tooLarge();
     request.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (refused) {
-        if (size > limit + DRAIN_BYTES) request.destroy();
+        if (size > refusedAt + DRAIN_BYTES) request.destroy();
         return;
       }
-      if (size > limit) return refuse();
+      if (size > limit) return tooLarge();
       chunks.push(chunk);
+      parts?.write(chunk);
     });
-    request.on('end', () => resolve(Buffer.concat(chunks)));
+    request.on('end', () => {
+      parts?.end();
+      // The parser reports a limit synchronously from write/end, so `refused` is settled here.
+      if (!refused) resolve(Buffer.concat(chunks));
+    });
     request.on('error', reject);
   });
 }
 
-const DRAIN_BYTES = 64 * 1024 * 1024;
+/** What is read and discarded of a refused body so the client sees the answer (else it is cut off). */
+const DRAIN_BYTES = 16 * 1024 * 1024;
 
 function sendTooLarge(response: ServerResponse, limit: number): void {
   response.setHeader('connection', 'close');
@@ -243,34 +394,47 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
   response.end(text);
 }
 
+/** The page at "/" (or "/index.html") and the files of its build; any other path is a 404 JSON. */
 async function serveStatic(
   response: ServerResponse,
   webRoot: string,
   rawPath: string,
   headOnly: boolean,
 ): Promise<void> {
+  const isPage = rawPath === '/' || rawPath === '/index.html';
+  const notFound = () =>
+    sendJson(response, 404, {
+      error: 'not_found',
+      message: `Nothing at ${rawPath}: the page is at /, the API is described at /openapi.json.`,
+    });
   const root = await realpath(webRoot).catch(() => undefined);
-  if (!root) return sendHtml(response, 200, NOT_BUILT_PAGE);
+  if (!root) return isPage ? sendHtml(response, 200, NOT_BUILT_PAGE) : notFound();
   let relative: string;
   try {
-    relative = decodeURIComponent(rawPath);
+    relative = isPage ? 'index.html' : decodeURIComponent(rawPath);
   } catch {
     return sendJson(response, 400, {
       error: 'bad_request',
       message: 'The path is not valid percent-encoding.',
     });
   }
-  // Only files that really live under the web root; anything else falls back to the page itself.
-  const candidate = await realpath(join(root, relative)).catch(() => undefined);
-  const inside = candidate !== undefined && (candidate === root || candidate.startsWith(root + sep));
-  const info = inside ? await stat(candidate).catch(() => undefined) : undefined;
-  const file = info?.isFile() ? (candidate as string) : join(root, 'index.html');
+  // Only files that really live under the web root.
+  const found = await realpath(join(root, relative)).catch(() => undefined);
+  const file = found?.startsWith(root + sep) ? found : undefined;
+  const info = file === undefined ? undefined : await stat(file).catch(() => undefined);
+  if (file === undefined || !info?.isFile()) {
+    return isPage ? sendHtml(response, 200, NOT_BUILT_PAGE) : notFound();
+  }
+  const { size } = info;
   const type = STATIC_TYPES[extname(file)] ?? 'application/octet-stream';
-  const size = (await stat(file).catch(() => undefined))?.size;
-  if (size === undefined) return sendHtml(response, 200, NOT_BUILT_PAGE);
   // Vite fingerprints asset names, so they can be cached for long; the page itself never.
   const cache = file.includes(`${sep}assets${sep}`) ? 'public, max-age=31536000, immutable' : 'no-cache';
-  response.writeHead(200, { 'content-type': type, 'content-length': size, 'cache-control': cache });
+  response.writeHead(200, {
+    'content-type': type,
+    'content-length': size,
+    'cache-control': cache,
+    ...(type.startsWith('text/html') ? { 'content-security-policy': PAGE_CSP } : {}),
+  });
   if (headOnly) return void response.end();
   createReadStream(file).pipe(response);
 }
@@ -279,6 +443,7 @@ function sendHtml(response: ServerResponse, status: number, html: string): void 
   response.writeHead(status, {
     'content-type': 'text/html; charset=utf-8',
     'content-length': Buffer.byteLength(html),
+    'content-security-policy': PAGE_CSP,
   });
   response.end(html);
 }

@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SAMPLE_PHOTOS_DIR } from '../src/sample-photos.ts';
 
@@ -31,8 +31,16 @@ export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
-export async function startService(dataDir: string, env: Record<string, string> = {}): Promise<Service> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'local/main.ts'], {
+/**
+ * Starts the service on `dataDir` (127.0.0.1, a free port). Tests ingest folders they make under the
+ * temporary folder and the repository's sample photos, so those are the ingest roots unless `env` says.
+ */
+export async function startService(
+  dataDir: string,
+  env: Record<string, string> = {},
+  args: string[] = [],
+): Promise<Service> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'local/main.ts', ...args], {
     cwd: repoRoot,
     env: {
       ...process.env,
@@ -40,6 +48,7 @@ export async function startService(dataDir: string, env: Record<string, string> 
       PORT: '0',
       HOST: '127.0.0.1',
       PIC_LOG_LEVEL: 'info',
+      PIC_INGEST_ROOTS: [tmpdir(), repoRoot].join(delimiter),
       NO_COLOR: '1',
       ...env,
     },

@@ -1,3 +1,5 @@
+import { homedir } from 'node:os';
+import { delimiter } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from './config.ts';
 
@@ -37,5 +39,22 @@ describe('configuration from the environment', () => {
         expect(message).toContain(part);
       }
     }
+  });
+
+  it('defaults the ingest roots to the home and data folders, and takes absolute folders only', () => {
+    const config = loadConfig({ PIC_DATA_DIR: '/srv/pics' });
+    expect(config.ingestRoots).toEqual([homedir(), '/srv/pics']);
+    expect(loadConfig({ PIC_INGEST_ROOTS: `/a${delimiter}/b` }).ingestRoots).toEqual(['/a', '/b']);
+    expect(() => loadConfig({ PIC_INGEST_ROOTS: `/a${delimiter}photos` })).toThrow(
+      /PIC_INGEST_ROOTS.*absolute/,
+    );
+  });
+
+  it('limits query images below ingest, sizes the search queue by cores, and wants a long token', () => {
+    const config = loadConfig({ PIC_THREADS: '3' });
+    expect(config.maxQueryPixels).toBeLessThan(config.maxPixels);
+    expect(config.searchQueue).toBe(12);
+    expect(config.apiToken).toBeUndefined();
+    expect(() => loadConfig({ PIC_API_TOKEN: 'short' })).toThrow(/PIC_API_TOKEN.*16 characters/);
   });
 });

@@ -1,5 +1,5 @@
-import { availableParallelism } from 'node:os';
-import { resolve } from 'node:path';
+import { availableParallelism, homedir } from 'node:os';
+import { delimiter, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { Precision } from './model/precision.ts';
 
@@ -28,6 +28,20 @@ export const ConfigEnv = z.object({
   PIC_INT8_PREPARE: z.enum(['true', 'false', '1', '0']).default('true'),
   PIC_MAX_UPLOAD_BYTES: positiveInt(25 * 1024 * 1024),
   PIC_MAX_PIXELS: positiveInt(100_000_000),
+  /** Query images are decoded while a person waits: a lower ceiling than ingest's (a phone's 48 MP fits). */
+  PIC_MAX_QUERY_PIXELS: positiveInt(50_000_000),
+  /** Searches waiting for the embedder beyond those running; unset: 4 per core. */
+  PIC_SEARCH_QUEUE: z.coerce.number().int().min(0).max(10_000).optional(),
+  /** Folders POST /ingest may read, separated by the path delimiter (":"); unset: home and data folder. */
+  PIC_INGEST_ROOTS: z
+    .string()
+    .refine(
+      (value) => value.split(delimiter).every((root) => isAbsolute(root)),
+      `each folder must be an absolute path, separated by "${delimiter}"`,
+    )
+    .optional(),
+  /** Bearer token for the local API; required when HOST is not a loopback address. */
+  PIC_API_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
   PIC_BATCH_SIZE: z.coerce.number().int().min(1).max(256).default(8),
   PIC_THREADS: positiveInt(availableParallelism()),
   /** Unset: one per thread on the CPU (up to 4), one with CUDA (see ingestSessions). */
@@ -56,6 +70,14 @@ export interface Config {
   int8Prepare: boolean;
   maxUploadBytes: number;
   maxPixels: number;
+  /** Pixel ceiling of a query image (PIC_MAX_QUERY_PIXELS). */
+  maxQueryPixels: number;
+  /** Searches that may wait for the embedder before more are refused with 429. */
+  searchQueue: number;
+  /** Absolute folders POST /ingest may read from. */
+  ingestRoots: string[];
+  /** Bearer token every API request must carry; undefined: none (loopback only). */
+  apiToken: string | undefined;
   /** Images per inference batch in the worker. */
   batchSize: number;
   /** CPU threads for inference: a search's session uses them all; ingest shares them among its sessions. */
@@ -110,8 +132,9 @@ export function parseEnv<S extends z.ZodObject>(
 /** Reads the configuration from `env` (process.env by default; callers merge CLI overrides into it). */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const e = parseEnv(ConfigEnv, env);
+  const dataDir = resolve(e.PIC_DATA_DIR);
   return {
-    dataDir: resolve(e.PIC_DATA_DIR),
+    dataDir,
     port: e.PORT,
     host: e.HOST,
     modelManifest: e.PIC_MODEL_MANIFEST === undefined ? undefined : resolve(e.PIC_MODEL_MANIFEST),
@@ -120,6 +143,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     int8Prepare: flag(e.PIC_INT8_PREPARE),
     maxUploadBytes: e.PIC_MAX_UPLOAD_BYTES,
     maxPixels: e.PIC_MAX_PIXELS,
+    maxQueryPixels: e.PIC_MAX_QUERY_PIXELS,
+    searchQueue: e.PIC_SEARCH_QUEUE ?? 4 * e.PIC_THREADS,
+    ingestRoots: e.PIC_INGEST_ROOTS?.split(delimiter) ?? [homedir(), dataDir],
+    apiToken: e.PIC_API_TOKEN,
     batchSize: e.PIC_BATCH_SIZE,
     threads: e.PIC_THREADS,
     ingestSessions: e.PIC_INGEST_SESSIONS,

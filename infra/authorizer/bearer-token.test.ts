@@ -1,6 +1,7 @@
 import type { APIGatewayRequestAuthorizerEventV2 } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { makeAuthorizer, tokenMatches } from './bearer-token.ts';
+import { tokenMatches } from '../../src/http/bearer-token.ts';
+import { makeAuthorizer } from './bearer-token.ts';
 
 const TOKEN = 'k3y-48-characters-long-generated-by-secrets-mgr';
 

@@ -1,6 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { APIGatewayRequestAuthorizerEventV2, APIGatewaySimpleAuthorizerResult } from 'aws-lambda';
+import { tokenMatches } from '../../src/http/bearer-token.ts';
 
 /**
  * API Gateway HTTP API Lambda authorizer (simple responses): lets a request through when its
@@ -19,15 +19,6 @@ export function secretsManagerToken(secretArn: string, client = new SecretsManag
     if (!SecretString) throw new Error(`Secret ${secretArn} has no string value`);
     return SecretString.trim();
   };
-}
-
-const digest = (value: string) => createHash('sha256').update(value).digest();
-
-/** Constant-time comparison of the presented token with the expected one (digests have equal length). */
-export function tokenMatches(header: string | undefined, expected: string): boolean {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  if (!match?.[1] || expected.length === 0) return false;
-  return timingSafeEqual(digest(match[1]), digest(expected));
 }
 
 export function makeAuthorizer(source: TokenSource, now: () => number = Date.now) {

@@ -1,11 +1,11 @@
 import type { Dirent } from 'node:fs';
-import { opendir, readdir, readFile, stat } from 'node:fs/promises';
+import { opendir, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, join, relative, resolve, sep } from 'node:path';
 import { ValidationError } from '../domain/errors.ts';
-import type { Catalogue, ObjectStore, StoredObject } from '../domain/ports.ts';
+import type { Catalogue, IngestLedger, ObjectStore, StoredObject } from '../domain/ports.ts';
 import { isImageKey } from '../imaging/formats.ts';
 import type { IdOf } from './indexing.ts';
-import { contentTypeOf } from './keys.ts';
+import { contentTypeOf, normalisePrefix, validKey } from './keys.ts';
 import type { FolderSyncReport, IngestReport, Operations } from './operations.ts';
 
 const COPY_CONCURRENCY = 4;
@@ -17,17 +17,19 @@ export interface FolderSyncResult extends FolderSyncReport {
 
 /**
  * Makes the bucket's `prefix` mirror the image files of a local folder (recursively): new and changed
- * files are copied, unchanged ones skipped, and bucket copies whose file is gone are deleted, so that
- * the backfill that follows indexes the new and forgets the gone. A file counts as unchanged when its
- * bucket copy has the same size and was written at or after the file's modification time (cheap: one
- * stat per file, no hashing of a large folder on every re-ingest).
+ * files are copied, unchanged ones skipped, and copies that an ingest of this same folder made and whose
+ * file is gone are deleted, so that the backfill that follows indexes the new and forgets the gone.
+ * Objects the ledger does not attribute to this folder (uploads, drops, another folder's copies, or a
+ * copy overwritten since) are never deleted. A file counts as unchanged when its bucket copy has the same
+ * size and was written at or after the file's modification time (cheap: one stat per file, no hashing of
+ * a large folder on every re-ingest). `source` is a real path (no symlinks in it).
  */
 export async function syncFolder(
   source: string,
   images: ObjectStore,
   prefix: string,
+  ledger: IngestLedger,
 ): Promise<FolderSyncResult> {
-  await assertReadableFolder(source);
   const result: FolderSyncResult = {
     images: 0,
     copied: 0,
@@ -39,31 +41,64 @@ export async function syncFolder(
   const inBucket = new Map<string, StoredObject>();
   for await (const object of images.list(prefix)) inBucket.set(object.key, object);
   const files: { path: string; key: string }[] = [];
-  for await (const path of walk(source)) {
-    const key = prefix + relative(source, path).split(sep).join('/');
-    if (isImageKey(key)) files.push({ path, key });
-    else result.skipped++;
+  for await (const file of walk(source, source)) {
+    const key = prefix + relative(source, file.path).split(sep).join('/');
+    if (!isImageKey(key)) result.skipped++;
+    else if (file.outside) {
+      result.unreadable.push({
+        key,
+        reason: 'The file is a symlink that leads outside the folder being ingested.',
+      });
+    } else files.push({ path: file.path, key });
   }
   result.images = files.length;
   const wanted = new Set(files.map((file) => file.key));
+  const copies: { key: string; etag: string }[] = [];
   await inParallel(files, COPY_CONCURRENCY, async ({ path, key }) => {
     try {
+      validKey(key);
       const info = await stat(path);
       const copy = inBucket.get(key);
       if (copy && copy.size === info.size && copy.lastModified.getTime() >= Math.floor(info.mtimeMs)) {
         result.unchanged++;
         return;
       }
-      await images.put(key, await readFile(path), contentTypeOf(key));
+      const stored = await images.put(key, await readFile(path), contentTypeOf(key));
+      copies.push({ key, etag: stored.etag });
       result.copied++;
     } catch (error) {
       result.unreadable.push({ key, reason: `The file could not be copied: ${(error as Error).message}` });
     }
   });
-  const gone = [...inBucket.keys()].filter((key) => isImageKey(key) && !wanted.has(key));
+  await ledger.record(source, copies);
+  const ours = await ledger.copiedFrom(source, prefix);
+  const gone = [...inBucket.values()]
+    .filter((object) => !wanted.has(object.key) && ours.get(object.key) === object.etag)
+    .map((object) => object.key);
   await inParallel(gone, COPY_CONCURRENCY, (key) => images.delete(key));
+  await ledger.forget(gone);
   result.deleted = gone.length;
   return result;
+}
+
+/**
+ * The folder's real path when it lies inside one of `roots` (compared after resolving symlinks on both
+ * sides, so a link inside a root cannot lead out of it); otherwise a 400 naming the roots.
+ */
+export async function folderInsideRoots(path: string, roots: readonly string[]): Promise<string> {
+  const real = await realpath(path).catch((error: NodeJS.ErrnoException) => {
+    throw new ValidationError(`Cannot ingest '${path}': ${describe(error)}.`);
+  });
+  const realRoots = await Promise.all(roots.map((root) => realpath(root).catch(() => undefined)));
+  if (realRoots.some((root) => root !== undefined && isInside(real, root))) return real;
+  throw new ValidationError(
+    `Cannot ingest '${path}': the service reads folders only under ${roots.join(', ')} ` +
+      '(PIC_INGEST_ROOTS sets them).',
+  );
+}
+
+function isInside(path: string, root: string): boolean {
+  return path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 
 /** 400 with the reason for a path that is missing, not a folder, or unreadable. */
@@ -96,8 +131,12 @@ function describe(error: NodeJS.ErrnoException): string {
   }
 }
 
-/** Files under `dir`, recursively; symlinks to files are followed, symlinks to folders are not (loops). */
-async function* walk(dir: string): AsyncGenerator<string> {
+/**
+ * Files under `dir`, recursively. Symlinks to folders are not followed (loops); a symlink to a file is
+ * taken as the file it leads to when that lies inside `root` (the folder being ingested), and reported
+ * as `outside` otherwise: ingesting a folder never reads what lies outside it.
+ */
+async function* walk(dir: string, root: string): AsyncGenerator<{ path: string; outside?: true }> {
   let entries: Dirent[];
   try {
     entries = await readdir(dir, { withFileTypes: true });
@@ -106,9 +145,13 @@ async function* walk(dir: string): AsyncGenerator<string> {
   }
   for (const entry of entries) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) yield* walk(path);
-    else if (entry.isFile()) yield path;
-    else if (entry.isSymbolicLink() && (await stat(path).catch(() => undefined))?.isFile()) yield path;
+    if (entry.isDirectory()) yield* walk(path, root);
+    else if (entry.isFile()) yield { path };
+    else if (entry.isSymbolicLink()) {
+      const target = await realpath(path).catch(() => undefined);
+      if (target === undefined || !(await stat(target).catch(() => undefined))?.isFile()) continue;
+      yield isInside(target, root) ? { path } : { path, outside: true };
+    }
   }
 }
 
@@ -124,7 +167,13 @@ export interface FolderIngestDeps {
   operations: Pick<Operations, 'backfill'>;
   images: ObjectStore;
   catalogue: Catalogue;
+  ledger: IngestLedger;
   idOf: IdOf;
+}
+
+export interface FolderIngestOptions {
+  /** Folders the path must lie in (POST /ingest: PIC_INGEST_ROOTS); absent: any folder (the CLI's own). */
+  roots?: readonly string[];
 }
 
 /**
@@ -135,23 +184,23 @@ export async function ingestFolder(
   deps: FolderIngestDeps,
   path: string,
   prefix?: string,
+  options: FolderIngestOptions = {},
 ): Promise<IngestReport> {
-  const source = resolve(path);
-  const target = folderPrefix(prefix ?? basename(source));
-  const { unreadable, ...files } = await syncFolder(source, deps.images, target);
-  const report = await deps.operations.backfill(target);
-  for (const { key, reason } of unreadable)
-    await deps.catalogue.markFailed({ key, id: deps.idOf(key), reason });
-  return { ...report, files };
-}
-
-/** A folder mirrors to "name/": without the slash, "a" would also sweep up "ab/…" when syncing. */
-function folderPrefix(prefix: string): string {
-  const trimmed = prefix.replace(/^\/+/, '');
-  if (trimmed === '') {
+  const source = options.roots
+    ? await folderInsideRoots(resolve(path), options.roots)
+    : await realpath(resolve(path)).catch((error: NodeJS.ErrnoException) => {
+        throw new ValidationError(`Cannot ingest '${path}': ${describe(error)}.`);
+      });
+  await assertReadableFolder(source);
+  const target = normalisePrefix(prefix ?? basename(source));
+  if (target === '') {
     throw new ValidationError(
       'A folder is ingested under a key prefix such as "holiday/"; give a non-empty prefix.',
     );
   }
-  return trimmed.endsWith('/') ? trimmed : `${trimmed}/`;
+  const { unreadable, ...files } = await syncFolder(source, deps.images, target, deps.ledger);
+  const report = await deps.operations.backfill(target);
+  for (const { key, reason } of unreadable)
+    await deps.catalogue.markFailed({ key, id: deps.idOf(key), reason });
+  return { ...report, files };
 }

@@ -12,7 +12,7 @@ import type {
 } from '../domain/ports.ts';
 import { isImageKey } from '../imaging/formats.ts';
 import { forgetImages, type IdOf, queueObjects, type Stores } from './indexing.ts';
-import { contentTypeOf, THUMBNAIL_CONTENT_TYPE, thumbnailKeyOf } from './keys.ts';
+import { contentTypeOf, keyUnder, normalisePrefix, THUMBNAIL_CONTENT_TYPE, thumbnailKeyOf } from './keys.ts';
 import { matchLabel, mergeVariantHits } from './matching.ts';
 import {
   type IngestReport,
@@ -186,15 +186,15 @@ export function createOperations(deps: OperationsDeps): Operations {
     };
   }
 
+  /** The key rule (keys.ts) under the caller's prefix; ImageError (415) when the name is not an image's. */
   function keyFor(name: string, prefix: string | undefined): string {
-    const clean = name.replaceAll('\\', '/');
-    if (!isImageKey(clean)) {
+    if (!isImageKey(name)) {
       throw new ImageError(
         `'${name}' does not have an image file extension (.jpg, .jpeg, .png, .webp, .gif, .tif, .avif).`,
         'unsupported_format',
       );
     }
-    return scoped(prefix) + clean;
+    return keyUnder(scoped(normalisePrefix(prefix)), name);
   }
 
   return {
@@ -241,7 +241,7 @@ export function createOperations(deps: OperationsDeps): Operations {
     },
 
     async backfill(prefix) {
-      const scope = scoped(prefix);
+      const scope = scoped(normalisePrefix(prefix));
       const known = new Map<string, ImageRecord>();
       for await (const record of catalogue.list(scope)) known.set(record.key, record);
       const present: StoredObject[] = [];

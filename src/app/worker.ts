@@ -3,9 +3,8 @@ import type { Logger } from 'pino';
 import { ImageError, NotFoundError } from '../domain/errors.ts';
 import { ownsItsId, vectorIdOf } from '../domain/ids.ts';
 import type { Embedder, Job, ObjectWithBody, ReceivedMessage } from '../domain/ports.ts';
-import { isImageKey } from '../imaging/formats.ts';
 import { claimAll, forgetImages, type IdOf, isIndexed, type Stores } from './indexing.ts';
-import { THUMBNAIL_CONTENT_TYPE, thumbnailKeyOf } from './keys.ts';
+import { isIndexableKey, THUMBNAIL_CONTENT_TYPE, thumbnailKeyOf } from './keys.ts';
 
 export interface WorkerOptions {
   /** Messages (≈ images) per batch; one embed() call each. */
@@ -341,7 +340,7 @@ export class Worker {
       const keys = [...new Set(jobs.map((job) => job.key))];
       const forced = new Set(jobs.filter((job) => job.kind === 'upsert' && job.force).map((job) => job.key));
       // Only image file names are images, as in backfill and folder ingest; other objects are left alone.
-      const isInput = (key: string) => key.startsWith(this.#options.imagePrefix) && isImageKey(key);
+      const isInput = (key: string) => key.startsWith(this.#options.imagePrefix) && isIndexableKey(key);
       const held = this.#holdKeys(keys);
       const outcomes = await held.ready
         .then(() => this.#reconcile(keys.filter(isInput), forced))

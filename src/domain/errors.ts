@@ -50,6 +50,23 @@ export class ServiceUnavailableError extends AppError {
   }
 }
 
+/** A body of a content type the route does not take (a JSON route sent text/plain or a form). */
+export class UnsupportedMediaTypeError extends AppError {
+  constructor(message: string) {
+    super(message, 415, 'unsupported_media_type');
+  }
+}
+
+/** Too much work queued already: try again after `retryAfterSeconds` (HTTP 429 with Retry-After). */
+export class TooBusyError extends AppError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message, 429, 'too_busy');
+  }
+}
+
 /**
  * An image that cannot be decoded or is not acceptable. `code` says which kind:
  * empty, not_an_image, unsupported_format, corrupt, too_many_pixels, bad_aspect_ratio, too_large (bytes).

@@ -284,3 +284,16 @@ export interface ImageProcessor extends ImageInspector {
   /** Decodes once; throws ImageError for bad input. */
   process(bytes: Uint8Array, options: { thumbnail: boolean }): Promise<ProcessedImage>;
 }
+
+/**
+ * Embedded folder ingest's provenance: which bucket objects an ingest of which folder copied in, so a
+ * re-sync of that folder deletes only its own copies, never an upload, a drop or another folder's copy.
+ */
+export interface IngestLedger {
+  /** Keys under `prefix` that an ingest of `source` (a real path) copied, with the etag each copy got. */
+  copiedFrom(source: string, prefix: string): Promise<Map<string, string>>;
+  /** Records copies of `source`, replacing what was recorded for those keys. */
+  record(source: string, copies: { key: string; etag: string }[]): Promise<void>;
+  forget(keys: string[]): Promise<void>;
+  close(): void;
+}

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
-import { PayloadTooLargeError, ValidationError } from '../domain/errors.ts';
+import { validKey } from '../app/keys.ts';
+import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from '../domain/errors.ts';
 import { describeIssues, plainWords } from './issues.ts';
 import type { HttpEvent } from './types.ts';
 
@@ -56,11 +57,22 @@ export function parseQuery<S extends z.ZodObject>(schema: S, event: HttpEvent): 
 /** top_k, top-k and TOPK all read as topK. */
 const comparable = (name: string) => name.replace(/[-_]/g, '').toLowerCase();
 
+/**
+ * The JSON body, checked against `schema`. Only `application/json` is taken: a browser sends text/plain
+ * or a form cross-site without asking first (no CORS preflight), so a JSON route that parsed those would
+ * be a route any web page could drive.
+ */
 export function parseJsonBody<S extends z.ZodType>(
   schema: S,
   event: HttpEvent,
   maxBytes: number,
 ): z.output<S> {
+  const type = mediaType(event);
+  if (type !== 'application/json') {
+    throw new UnsupportedMediaTypeError(
+      `Send the body as application/json${type ? `, not ${type}` : ' (the Content-Type header is missing)'}.`,
+    );
+  }
   const text = bodyBytes(event, maxBytes).toString('utf8');
   let value: unknown;
   try {
@@ -78,10 +90,5 @@ export function parseJsonBody<S extends z.ZodType>(
 export function pathKey(event: HttpEvent): string {
   const key = event.pathParameters?.key;
   if (!key) throw new ValidationError('The path must name an image key, e.g. /images/photos/cat.jpg.');
-  // Defence in depth: the object stores refuse these too.
-  const segments = key.split('/');
-  if (key.startsWith('/') || key.includes('\0') || segments.some((s) => s === '.' || s === '..')) {
-    throw new ValidationError(`"${key}" is not a valid key: no leading "/", "." or ".." segments, or NUL.`);
-  }
-  return key;
+  return validKey(key);
 }

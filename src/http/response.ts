@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AppError } from '../domain/errors.ts';
+import { AppError, TooBusyError } from '../domain/errors.ts';
 import { describeIssues } from './issues.ts';
 import { parseQuery } from './request.ts';
 import { noQuery } from './schemas.ts';
@@ -32,6 +32,10 @@ export function redirect(location: string): HttpResult {
 
 /** The one place where errors become responses: named errors keep their status and code. */
 export function errorResult(error: unknown): HttpResult {
+  if (error instanceof TooBusyError) {
+    const retryAfter = String(error.retryAfterSeconds);
+    return json(error.status, { error: error.code, message: error.message }, { 'retry-after': retryAfter });
+  }
   if (error instanceof AppError) return json(error.status, { error: error.code, message: error.message });
   if (error instanceof z.ZodError) return json(400, { error: 'bad_request', message: describeIssues(error) });
   // Unexpected: the details go to the log, not to the caller.

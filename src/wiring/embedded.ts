@@ -5,10 +5,11 @@ import { ExactVectorIndex } from '../adapters/embedded/exact-vector-index.ts';
 import { FolderObjectStore } from '../adapters/embedded/folder-object-store.ts';
 import { SqliteCatalogue } from '../adapters/embedded/sqlite-catalogue.ts';
 import { SqliteDismissedPairs } from '../adapters/embedded/sqlite-dismissed-pairs.ts';
+import { SqliteIngestLedger } from '../adapters/embedded/sqlite-ingest-ledger.ts';
 import { SqliteJobQueue } from '../adapters/embedded/sqlite-job-queue.ts';
 import { BucketWatcher } from '../app/bucket-watcher.ts';
 import { createDuplicates, type Duplicates } from '../app/duplicates.ts';
-import { ingestFolder } from '../app/folder-sync.ts';
+import { type FolderIngestOptions, ingestFolder } from '../app/folder-sync.ts';
 import { type IdOf, queueChangedKeys, type Stores } from '../app/indexing.ts';
 import { encodeKeyPath } from '../app/keys.ts';
 import type { IngestReport, Operations } from '../app/operations.ts';
@@ -17,7 +18,7 @@ import { Worker } from '../app/worker.ts';
 import { type Config, DEFAULT_DUPLICATE_THRESHOLD } from '../config.ts';
 import { IndexMismatchError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
-import { OnnxEmbedder } from '../embedder/onnx-embedder.ts';
+import { AdmittingEmbedder } from '../embedder/admission.ts';
 import { ingestSessions, restartOrExit, ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
 import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
 import { imageInspector } from '../imaging/image-processor.ts';
@@ -37,6 +38,7 @@ export function dataLayout(dataDir: string) {
     catalogue: join(dataDir, 'catalogue.db'),
     index: join(dataDir, 'index.db'),
     duplicates: join(dataDir, 'duplicates.db'),
+    ingests: join(dataDir, 'ingests.db'),
   };
 }
 
@@ -46,14 +48,15 @@ export interface EmbeddedSystem {
   /** GET /duplicates and "not duplicates". */
   duplicates: Duplicates;
   /** POST /ingest {path}: mirror a folder into the bucket under a prefix, then backfill it. */
-  ingestFolder(path: string, prefix?: string): Promise<IngestReport>;
+  ingestFolder(path: string, prefix?: string, options?: FolderIngestOptions): Promise<IngestReport>;
   worker: Worker;
-  /** Searches' embedder, on the main thread. */
-  embedder: OnnxEmbedder;
   /**
-   * The worker's embedder, on a worker thread: onnxruntime-node runs inference synchronously on the
-   * calling thread, which would stall the HTTP server for each ingest batch.
+   * Searches' embedder: one session on its own thread behind a bounded queue (429 when full). Like the
+   * worker's, it is off the main thread: onnxruntime-node runs inference synchronously on the calling
+   * thread, which would stall the HTTP server (and /health) for each query.
    */
+  embedder: AdmittingEmbedder;
+  /** The worker's embedder, its sessions on worker threads. */
   ingestEmbedder: ThreadedEmbedder;
   stores: Stores & { queue: SqliteJobQueue; index: ExactVectorIndex };
   /** The model file the embedders opened (fp32 or int8) and why. */
@@ -109,23 +112,36 @@ export async function createEmbeddedSystem(
     provider: 'cpu',
     log: log ?? SILENT,
   });
+  // Models run nicer than the thread that answers HTTP, so /health and the page stay quick under load.
   const embedderOptions = {
     batchSize: config.batchSize,
     intraOpNumThreads: config.threads,
     limits,
+    niceIncrement: 10,
     ...(chosen.fallback ? { fallback: chosen.fallback } : {}),
   };
-  const [embedder, ingestEmbedder] = await Promise.all([
-    OnnxEmbedder.create(chosen.loaded, { ...embedderOptions, ...(log ? { logger: log } : {}) }),
+  const logAs = (name: string) =>
+    log ? { log: { level: log.level, name, pretty: process.stderr.isTTY === true } } : {};
+  const [searchEmbedder, ingestEmbedder] = await Promise.all([
+    ThreadedEmbedder.create(chosen.loaded, {
+      ...embedderOptions,
+      // One core stays with the main thread, so the API (and /health) answers while searches run.
+      intraOpNumThreads: Math.max(1, config.threads - 1),
+      limits: { ...limits, maxPixels: config.maxQueryPixels },
+      ...restartOrExit(log),
+      ...logAs('search-embedder'),
+    }),
     ThreadedEmbedder.create(chosen.loaded, {
       ...embedderOptions,
       ...ingestSessions(config.threads, ['cpu'], config.ingestSessions),
       ...restartOrExit(log),
-      ...(log
-        ? { log: { level: log.level, name: 'ingest-embedder', pretty: process.stderr.isTTY === true } }
-        : {}),
+      ...logAs('ingest-embedder'),
     }),
   ]);
+  const embedder = new AdmittingEmbedder(searchEmbedder, {
+    running: config.threads,
+    queued: config.searchQueue,
+  });
   const stores = {
     images: new FolderObjectStore(paths.bucket, { urlBase: '/images' }),
     thumbnails: new FolderObjectStore(paths.thumbnails, { urlBase: '/thumbnails' }),
@@ -136,6 +152,7 @@ export async function createEmbeddedSystem(
     catalogue: new SqliteCatalogue(paths.catalogue),
     index: new ExactVectorIndex(paths.index),
   };
+  const ledger = new SqliteIngestLedger(paths.ingests);
   let indexMismatch: IndexMismatchError | undefined;
   try {
     const { model, profile, dimension } = embedder.info;
@@ -202,8 +219,13 @@ export async function createEmbeddedSystem(
     config,
     operations,
     duplicates,
-    ingestFolder: (path, prefix) =>
-      ingestFolder({ operations, images: stores.images, catalogue: stores.catalogue, idOf }, path, prefix),
+    ingestFolder: (path, prefix, options) =>
+      ingestFolder(
+        { operations, images: stores.images, catalogue: stores.catalogue, ledger, idOf },
+        path,
+        prefix,
+        options,
+      ),
     worker,
     embedder,
     ingestEmbedder,
@@ -235,6 +257,7 @@ export async function createEmbeddedSystem(
       stores.queue.close();
       stores.catalogue.close();
       dismissed.close();
+      ledger.close();
       await stores.index.close();
     },
   };

@@ -22,7 +22,12 @@ import { isImageKey } from '../../src/imaging/formats.ts';
 import { BAD_FILES, E2E_MAX_PIXELS, writeBadFiles } from './bad-files.ts';
 
 const MAX_UPLOAD_BYTES = 2_000_000;
-const ENV = { PIC_MAX_PIXELS: String(E2E_MAX_PIXELS), PIC_MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES) };
+// The 20 parallel searches below must all wait their turn: admission control (429) has its own test.
+const ENV = {
+  PIC_MAX_PIXELS: String(E2E_MAX_PIXELS),
+  PIC_MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES),
+  PIC_SEARCH_QUEUE: '32',
+};
 
 const sleep = (ms: number) => new Promise((resume) => setTimeout(resume, ms));
 

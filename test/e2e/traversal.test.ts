@@ -77,10 +77,10 @@ describe('path traversal', () => {
     '/%2e%2e/%2e%2e/secret.txt',
     '/..%2f..%2fsecret.txt',
     '/assets/../../secret.jpg',
-  ])('serves only the web page for static path %s', async (path) => {
+  ])('answers static path %s with a 404 JSON, never a file outside the page', async (path) => {
     const { status, body } = await rawGet(path);
-    expect(status).toBe(200);
+    expect(status).toBe(404);
     expect(body).not.toContain(SECRET);
-    expect(body).toMatch(/<html|<!doctype html/i);
+    expect(JSON.parse(body)).toMatchObject({ error: 'not_found' });
   });
 });
