@@ -132,6 +132,8 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     (request, response) => {
       for (const [name, value] of Object.entries(COMMON_HEADERS)) response.setHeader(name, value);
       serve(request, response, options, webConfig).catch((error: unknown) => {
+        // A client that hung up or timed out mid-body is no fault of ours: nothing to answer or log.
+        if (request.destroyed) return void response.destroy();
         console.error(error);
         if (!response.headersSent)
           sendJson(response, 500, { error: 'internal', message: 'Unexpected error.' });
