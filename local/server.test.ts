@@ -7,6 +7,7 @@ import { InsecureBindError, type LocalServer, startLocalServer } from './server.
 // No route is called here: these cases end before a request reaches the router.
 const router = createRouter({} as never, { mode: 'embedded' });
 const TIMEOUTS = { headersMs: 300, requestMs: 600, idleMs: 5_000, keepAliveMs: 1_000 };
+const OPTIONS = { router, limits: DEFAULT_HTTP_LIMITS, webRoot: '/nonexistent', port: 0, host: '127.0.0.1' };
 
 let server: LocalServer | undefined;
 
@@ -32,14 +33,7 @@ function stall(port: number, text: string): Promise<{ answer: string; ms: number
 
 describe('the local server', () => {
   it('closes a connection whose headers never finish (slowloris) with 408', async () => {
-    server = await startLocalServer({
-      router,
-      limits: DEFAULT_HTTP_LIMITS,
-      webRoot: '/nonexistent',
-      port: 0,
-      host: '127.0.0.1',
-      timeouts: TIMEOUTS,
-    });
+    server = await startLocalServer({ ...OPTIONS, timeouts: TIMEOUTS });
     const { answer, ms } = await stall(
       server.port,
       'GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1\r\n',
@@ -49,14 +43,7 @@ describe('the local server', () => {
   });
 
   it('closes a connection whose body stops arriving', async () => {
-    server = await startLocalServer({
-      router,
-      limits: DEFAULT_HTTP_LIMITS,
-      webRoot: '/nonexistent',
-      port: 0,
-      host: '127.0.0.1',
-      timeouts: TIMEOUTS,
-    });
+    server = await startLocalServer({ ...OPTIONS, timeouts: TIMEOUTS });
     const { ms } = await stall(
       server.port,
       'POST /ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"pa',
@@ -65,14 +52,6 @@ describe('the local server', () => {
   });
 
   it('refuses to listen beyond loopback without a token', async () => {
-    await expect(
-      startLocalServer({
-        router,
-        limits: DEFAULT_HTTP_LIMITS,
-        webRoot: '/nonexistent',
-        port: 0,
-        host: '0.0.0.0',
-      }),
-    ).rejects.toThrow(InsecureBindError);
+    await expect(startLocalServer({ ...OPTIONS, host: '0.0.0.0' })).rejects.toThrow(InsecureBindError);
   });
 });
