@@ -2,6 +2,7 @@
  * Worker-thread side of ThreadedEmbedder: onnxruntime-node runs `session.run` on the calling JS thread,
  * so the ingest embedder lives here, keeping the HTTP server's event loop free while a batch is embedded.
  */
+import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ImageError } from '../domain/errors.ts';
 import { createLogger } from '../logger.ts';
@@ -11,6 +12,10 @@ import type { ThreadReply, ThreadRequest, ThreadStart } from './threaded-embedde
 const start = workerData as ThreadStart;
 const port = parentPort;
 if (!port) throw new Error('embedder-thread.ts runs as a worker thread only');
+
+// Linux applies setpriority(PRIO_PROCESS, 0) to the calling thread alone; threads it starts inherit it.
+const nicer = start.options.niceIncrement ?? 0;
+if (nicer > 0 && process.platform === 'linux') setPriority(Math.min(19, getPriority() + nicer));
 
 const logger = start.log ? createLogger(start.log) : undefined;
 const embedder = await OnnxEmbedder.create(start.loaded, { ...start.options, ...(logger ? { logger } : {}) });

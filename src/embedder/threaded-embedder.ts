@@ -14,6 +14,11 @@ export type ThreadedEmbedderOptions = Pick<
   log?: { level?: string; name?: string; pretty?: boolean };
   /** Model sessions, each on its own thread with `intraOpNumThreads` threads. @default 1 */
   sessions?: number;
+  /**
+   * Linux: each session's thread (and the inference threads it starts) runs this much nicer than the
+   * process, so the thread that answers HTTP gets a core first while models run. @default 0
+   */
+  niceIncrement?: number;
   /** A crashed session's thread is started again at most `count` times within `windowMs`. @default 3 in 10 minutes */
   restarts?: { count: number; windowMs: number };
   /** Told of each restart (the service logs it). */
