@@ -1,4 +1,5 @@
 /** Scores of `npm run eval`: recall@k and MRR per transform, label precision, threshold calibration. */
+import { basename } from 'node:path';
 import type { MatchLabel } from '../src/app/operations.ts';
 import type { Query } from './eval-corpus.ts';
 
@@ -72,6 +73,27 @@ export function calibrate(answers: Answer[]): { duplicate: number; similar: numb
 /** Rounded up, so the rounded threshold never admits a score the exact one refused. */
 function round4(value: number): number {
   return Math.ceil(value * 1e4) / 1e4;
+}
+
+/**
+ * The duplicate label's precision on photos its threshold was not calibrated on: the queries are split
+ * in two by their original (alternate photos), each half's threshold is applied to the other half.
+ */
+export function heldOutDuplicatePrecision(answers: Answer[]): { precision?: number; count: number } {
+  const originals = [...new Set(answers.map((a) => basename(a.query.file).split('--')[1]))].sort();
+  const half = (a: Answer) => originals.indexOf(basename(a.query.file).split('--')[1]) % 2;
+  let right = 0;
+  let count = 0;
+  for (const fold of [0, 1]) {
+    const threshold = calibrate(answers.filter((a) => half(a) !== fold)).duplicate;
+    for (const a of answers.filter((a) => half(a) === fold)) {
+      const top = a.hits[0];
+      if (!top || top.score < threshold) continue;
+      count++;
+      if (topIsRight(a)) right++;
+    }
+  }
+  return count ? { precision: right / count, count } : { count };
 }
 
 export function median(values: number[]): number {

@@ -15,7 +15,14 @@ import { ORIENTATIONS, type Orientation, type SearchResponse } from '../src/app/
 import { type Descriptor, loadManifest, ModelManifest } from '../src/model/manifest.ts';
 import { writeSeededModel } from '../src/model/seeded.ts';
 import { buildCorpus, type Corpus, TRANSFORMS } from './eval-corpus.ts';
-import { type Answer, calibrate, labelPrecision, median, recall } from './eval-metrics.ts';
+import {
+  type Answer,
+  calibrate,
+  heldOutDuplicatePrecision,
+  labelPrecision,
+  median,
+  recall,
+} from './eval-metrics.ts';
 
 export interface EvalConfig {
   label: string;
@@ -116,16 +123,17 @@ export function report(results: ConfigResult[]): string {
   }
   lines.push(
     '',
-    '| configuration | orientation | recall@1 | recall@5 | MRR | duplicate precision (n) | calibrated duplicate / similar | median search ms (embed) |',
+    '| configuration | orientation | recall@1 | recall@5 | MRR | duplicate precision, served labels (n) | duplicate precision, held out (n) | calibrated duplicate / similar | median total ms |',
   );
-  lines.push('|---|---|---|---|---|---|---|---|');
+  lines.push('|---|---|---|---|---|---|---|---|---|');
   for (const { config, answers } of results) {
     const thresholds = calibrate(Object.values(answers).flat());
     for (const [orientation, list] of Object.entries(answers)) {
       const r = recall(list);
       const duplicate = labelPrecision(list, 'duplicate');
+      const heldOut = heldOutDuplicatePrecision(list);
       lines.push(
-        `| ${config.label} | ${orientation} | ${f3(r.recall1)} | ${f3(r.recall5)} | ${f3(r.mrr)} | ${f3(duplicate.precision)} (${duplicate.count}) | ${thresholds.duplicate} / ${thresholds.similar} | ${median(list.map((a) => a.totalMs)).toFixed(0)} |`,
+        `| ${config.label} | ${orientation} | ${f3(r.recall1)} | ${f3(r.recall5)} | ${f3(r.mrr)} | ${f3(duplicate.precision)} (${duplicate.count}) | ${f3(heldOut.precision)} (${heldOut.count}) | ${thresholds.duplicate} / ${thresholds.similar} | ${median(list.map((a) => a.totalMs)).toFixed(0)} |`,
       );
     }
   }
@@ -154,8 +162,16 @@ if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith
       orientations: { type: 'string', default: ORIENTATIONS.join(',') },
       calibrate: { type: 'boolean', default: false },
       json: { type: 'string' },
+      report: { type: 'string', multiple: true },
     },
   });
+  if (values.report?.length) {
+    const saved = await Promise.all(
+      values.report.map(async (path) => JSON.parse(await readFile(path, 'utf8')) as ConfigResult[]),
+    );
+    console.log(report(saved.flat()));
+    process.exit(0);
+  }
   const orientations = (values.orientations ?? '').split(',') as Orientation[];
   for (const o of orientations) if (!ORIENTATIONS.includes(o)) throw new Error(`Unknown orientation '${o}'`);
   const configs: EvalConfig[] = values.manifest?.length

@@ -2,7 +2,7 @@ import { basename, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { addWhitening } from '../src/model/calibration.ts';
 import { convertModelFile, type NormalisationName } from '../src/model/convert.ts';
-import { DEFAULT_DESCRIPTOR, DEFAULT_WHITENING } from '../src/model/descriptors.ts';
+import { DEFAULT_DESCRIPTOR } from '../src/model/descriptors.ts';
 import type { PreprocessProfile } from '../src/model/manifest.ts';
 import { Descriptor } from '../src/model/manifest.ts';
 
@@ -21,7 +21,7 @@ const program = new Command('model:convert')
     '--whitening <dimension>',
     'learn a PCA whitening to this many dimensions from samples/calibration (0: none)',
     parseDimension,
-    DEFAULT_WHITENING,
+    0,
   )
   .addOption(
     new Option('--descriptor <name>', 'pooling head after block 5 (docs/search-quality.md)')

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_DESCRIPTOR, DEFAULT_WHITENING } from '../src/model/descriptors.ts';
+import { DEFAULT_DESCRIPTOR, DEFAULT_SEEDED_WHITENING } from '../src/model/descriptors.ts';
 import { Descriptor } from '../src/model/manifest.ts';
 import { DEFAULT_SEED, writeSeededModel } from '../src/model/seeded.ts';
 
@@ -16,8 +16,9 @@ const program = new Command('model:generate')
     '--whitening <dimension>',
     'learn a PCA whitening to this many dimensions from samples/calibration (0: none)',
     parseDimension,
-    DEFAULT_WHITENING,
+    DEFAULT_SEEDED_WHITENING,
   )
+  .option('--learn-whitening', 'learn the whitening even where the repository ships it', false)
   .addOption(
     new Option('--descriptor <name>', 'pooling head after block 5 (docs/search-quality.md)')
       .choices(Descriptor.options)
@@ -31,6 +32,7 @@ const options = program.opts<{
   profile: 'quality' | 'keras-compat';
   descriptor: Descriptor;
   whitening: number;
+  learnWhitening: boolean;
   modelDir: string;
 }>();
 const started = performance.now();
@@ -39,7 +41,8 @@ const { manifestPath, manifest } = await writeSeededModel({
   seed: options.seed,
   profile: options.profile,
   descriptor: options.descriptor,
-  ...(options.whitening ? { whitening: options.whitening } : {}),
+  whitening: options.whitening,
+  learnWhitening: options.learnWhitening,
 });
 const seconds = ((performance.now() - started) / 1000).toFixed(2);
 console.log(`Wrote ${manifest.name} (${manifest.file}, sha256 ${manifest.sha256}) in ${seconds} s`);

@@ -164,9 +164,9 @@ describe('operations over the embedded adapters and the seeded model', () => {
     });
     const search = operations.searchByImage(await readFile(join(FIXTURES, 'pizza.jpg')), { topK: 3 });
     await expect(search).rejects.toBeInstanceOf(IndexMismatchError);
-    await expect(search).rejects.toThrow(
-      new RegExp(`'vgg16-keras-imagenet'.*'${system.embedder.info.model}'`, 's'),
-    );
+    const error = (await search.catch((caught: Error) => caught)) as Error;
+    expect(error.message).toContain("'vgg16-keras-imagenet'");
+    expect(error.message).toContain(`'${system.embedder.info.model}'`);
     await otherIndex.close();
   });
 

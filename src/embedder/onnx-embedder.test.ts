@@ -45,22 +45,23 @@ describe('OnnxEmbedder with the seeded VGG16', () => {
     await embedder?.close();
   });
 
-  it('describes itself from the manifest', () => {
+  it('describes itself from the manifest, descriptor and whitening in the model identity', () => {
     expect(embedder.info).toEqual({
-      model: loaded.manifest.name,
+      model: expect.stringMatching(/^vgg16-seeded-42\+gem-w256-[0-9a-f]{8}$/),
       profile: loaded.manifest.profile,
-      dimension: 512,
+      dimension: 256,
       provider: 'cpu',
       pretrained: false,
+      matchThresholds: loaded.manifest.matchThresholds,
     });
   });
 
-  it('gives unit-length 512-d vectors, the same for a batch and for single images', async () => {
+  it('gives unit-length whitened 256-d vectors, the same for a batch and for single images', async () => {
     const batch = await embedder.embed([pizza, rabbit]);
     const single = await embedder.embedOne(pizza);
 
     const [first, second] = batch.map(vectorOf) as [Float32Array, Float32Array];
-    expect(first.length).toBe(512);
+    expect(first.length).toBe(256);
     expect(Math.hypot(...first)).toBeCloseTo(1, 5);
     expect(Math.hypot(...second)).toBeCloseTo(1, 5);
     expect(maxDifference(first, single.vector)).toBeLessThanOrEqual(1e-5);
@@ -149,12 +150,32 @@ describe('OnnxEmbedder with the seeded VGG16', () => {
 describe('OnnxEmbedder start-up checks', () => {
   it('refuses a model whose output dimension differs from the manifest', async () => {
     const loaded = await loadManifest(resolve(repoRoot, 'models/vgg16-seeded.manifest.json'));
+    const { whitening: _, ...output } = loaded.manifest.output;
     const wrong = {
-      ...loaded,
-      manifest: { ...loaded.manifest, output: { ...loaded.manifest.output, dimension: 256 } },
+      modelPath: loaded.modelPath,
+      manifest: { ...loaded.manifest, output: { ...output, dimension: 128 } },
     };
 
-    await expect(OnnxEmbedder.create(wrong)).rejects.toThrow(/512-dimensional.*says 256/);
+    await expect(OnnxEmbedder.create(wrong)).rejects.toThrow(/512-dimensional.*says 128/);
+  });
+
+  it("refuses a whitening that does not take the model's descriptors", async () => {
+    const loaded = await loadManifest(resolve(repoRoot, 'models/vgg16-seeded.manifest.json'));
+    const whitening = {
+      mean: new Float32Array(4),
+      projection: new Float32Array(8),
+      inputDimension: 4,
+      dimension: 2,
+    };
+    const wrong = {
+      ...loaded,
+      whitening,
+      manifest: { ...loaded.manifest, output: { ...loaded.manifest.output, dimension: 2 } },
+    };
+
+    await expect(OnnxEmbedder.create(wrong)).rejects.toThrow(
+      /512-dimensional descriptors; its whitening expects 4/,
+    );
   });
 
   it('refuses a model file whose SHA-256 differs from its manifest, naming the file', async () => {

@@ -40,14 +40,46 @@ export async function calibrationImages(dir = CALIBRATION_DIR): Promise<Buffer[]
   return images;
 }
 
+const LEARNT_ON = `PCA with eigenvalue shrinkage on the photos of samples/calibration (whole, mirrored, ${CROPS_PER_PHOTO} seeded crops each)`;
+
 /**
  * Embeds the calibration images with the model of `manifestPath` (which must not be whitened yet), learns
- * a whitening to `dimension`, writes it beside the model and records it in the manifest.
+ * a whitening to `dimension`, writes it beside the model and records it in the manifest. `learnt`: the
+ * bytes of a whitening learnt so before for this very model (the seeded model ships one), used as is.
  */
-export async function addWhitening(manifestPath: string, dimension: number): Promise<ModelManifest> {
+export async function addWhitening(
+  manifestPath: string,
+  dimension: number,
+  learnt?: { bytes: Uint8Array; from: string },
+): Promise<ModelManifest> {
   const loaded = await loadManifest(manifestPath);
   if (loaded.manifest.output.whitening) throw new Error(`${manifestPath} is already whitened`);
-  const embedder = await OnnxEmbedder.create(loaded);
+  const inputDimension = loaded.manifest.output.dimension;
+  const bytes = learnt?.bytes ?? (await learnFromCalibration(manifestPath, dimension));
+  const file = `${basename(loaded.modelPath, '.onnx')}.whitening-${dimension}.f32`;
+  await writeFile(join(dirname(loaded.modelPath), file), bytes);
+  const manifest: ModelManifest = {
+    ...loaded.manifest,
+    output: {
+      ...loaded.manifest.output,
+      dimension,
+      whitening: {
+        file,
+        sha256: sha256Of(bytes),
+        inputDimension,
+        dimension,
+        learntOn: learnt ? `${LEARNT_ON}; learnt once and shipped as ${learnt.from}` : LEARNT_ON,
+      },
+    },
+  };
+  await writeManifest(manifestPath, manifest);
+  // Loading checks that the bytes fit the dimensions.
+  await loadManifest(manifestPath);
+  return manifest;
+}
+
+async function learnFromCalibration(manifestPath: string, dimension: number): Promise<Uint8Array> {
+  const embedder = await OnnxEmbedder.create(await loadManifest(manifestPath));
   let descriptors: Float32Array[];
   try {
     const outcomes = await embedder.embed(await calibrationImages());
@@ -60,22 +92,5 @@ export async function addWhitening(manifestPath: string, dimension: number): Pro
   const values = new Float32Array(bytes.buffer);
   values.set(mean);
   values.set(projection, mean.length);
-  const file = `${basename(loaded.modelPath, '.onnx')}.whitening-${dimension}.f32`;
-  await writeFile(join(dirname(loaded.modelPath), file), bytes);
-  const manifest: ModelManifest = {
-    ...loaded.manifest,
-    output: {
-      ...loaded.manifest.output,
-      dimension,
-      whitening: {
-        file,
-        sha256: sha256Of(bytes),
-        inputDimension: mean.length,
-        dimension,
-        learntOn: `PCA with eigenvalue shrinkage on ${descriptors.length} views of the ${descriptors.length / (CROPS_PER_PHOTO + 2)} photos of samples/calibration (whole, mirrored, ${CROPS_PER_PHOTO} seeded crops each)`,
-      },
-    },
-  };
-  await writeManifest(manifestPath, manifest);
-  return manifest;
+  return bytes;
 }

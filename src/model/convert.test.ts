@@ -97,14 +97,14 @@ describe('convertClassifier', () => {
     ['Model Zoo', zooClassifier, true],
     ['torchvision', torchvisionClassifier, false],
   ] as const)(
-    'turns a %s classifier into block 5 max-pooled and L2-normalised, for batches of 1 and 3',
+    'with --descriptor mac turns a %s classifier into block 5 max-pooled and L2-normalised, for batches of 1 and 3',
     async (_, make, perImage) => {
       // Prepare
       const classifier = make();
       const expected = await referenceEmbeddings(classifier, images, perImage);
 
       // Act
-      const converted = convertClassifier(encodeModel(classifier));
+      const converted = convertClassifier(encodeModel(classifier), { descriptor: 'mac' });
       const batch = await runExtractor(converted.bytes, images, BATCH);
       const single = await runExtractor(converted.bytes, images, 1);
 
@@ -187,7 +187,7 @@ describe('convertModelFile', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('writes the extractor and a manifest with ImageNet normalisation that does not claim pretrained weights', async () => {
+  it('writes the extractor (GeM by default) and a manifest with ImageNet normalisation that does not claim pretrained weights', async () => {
     // Prepare
     const inputPath = join(dir, 'vgg16-full.onnx');
     await writeFile(inputPath, encodeModel(zooClassifier()));
@@ -209,8 +209,12 @@ describe('convertModelFile', () => {
       profile: 'quality',
       input: { name: 'input', size: 224, colorOrder: 'RGB', dataType: 'float32' },
       normalisation: { kind: 'mean-std', mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
-      output: { name: 'embedding', dimension: 512, descriptor: 'mac', l2Normalised: true },
+      output: { name: 'embedding', dimension: 512, descriptor: 'gem', l2Normalised: true },
     });
-    expect(decodeModel(await readFile(modelPath)).graph.output[0]?.name).toBe('embedding');
+    const { graph } = decodeModel(await readFile(modelPath));
+    expect(graph.output[0]?.name).toBe('embedding');
+    expect(
+      graph.node.some((n) => n.op_type === 'GlobalAveragePool' && n.name?.startsWith('embedding/')),
+    ).toBe(true);
   });
 });

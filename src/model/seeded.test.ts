@@ -17,9 +17,9 @@ const photos = SAMPLE_PHOTOS_DIR;
 describe('seeded VGG16 generation', () => {
   it('writes byte-identical models for the same seed and different ones for another seed', () => {
     // Act
-    const first = sha256Of(generateSeededModel(42));
-    const again = sha256Of(generateSeededModel(42));
-    const other = sha256Of(generateSeededModel(7));
+    const first = sha256Of(generateSeededModel(42, 'mac'));
+    const again = sha256Of(generateSeededModel(42, 'mac'));
+    const other = sha256Of(generateSeededModel(7, 'mac'));
 
     // Assess
     expect(first).toBe(again);
@@ -29,7 +29,7 @@ describe('seeded VGG16 generation', () => {
 
   it('has the 13 VGG16 convolutions, five max pools and a dynamic batch on input and output', () => {
     // Act
-    const { graph } = decodeModel(generateSeededModel(42));
+    const { graph } = decodeModel(generateSeededModel(42, 'mac'));
 
     // Assess
     const convs = graph.node.filter((n) => n.op_type === 'Conv');
@@ -56,10 +56,11 @@ describe('ensureSeededModel', () => {
 
   it('generates when missing, reuses a matching file and regenerates a corrupted one', async () => {
     // Act
-    const created = await ensureSeededModel({ modelDir: dir });
-    const reused = await ensureSeededModel({ modelDir: dir });
+    const classic = { modelDir: dir, descriptor: 'mac', whitening: 0 } as const;
+    const created = await ensureSeededModel(classic);
+    const reused = await ensureSeededModel(classic);
     await writeFile(seededModelPath(dir), 'truncated');
-    const repaired = await ensureSeededModel({ modelDir: dir });
+    const repaired = await ensureSeededModel(classic);
 
     // Assess
     expect([created.generated, reused.generated, repaired.generated]).toEqual([true, false, true]);
@@ -69,6 +70,19 @@ describe('ensureSeededModel', () => {
       pretrained: false,
       profile: 'quality',
     });
+  });
+
+  it('prepares the default model, GeM whitened to 256 with the shipped whitening, calibrated labels', async () => {
+    // Act
+    const { manifest, manifestPath } = await ensureSeededModel({ modelDir: join(dir, 'default') });
+    const loaded = await loadManifest(manifestPath);
+
+    // Assess
+    expect(manifest.output).toMatchObject({ descriptor: 'gem', dimension: 256 });
+    expect(manifest.output.whitening).toMatchObject({ inputDimension: 512, dimension: 256 });
+    expect(manifest.output.whitening?.learntOn).toMatch(/samples\/calibration/);
+    expect(manifest.matchThresholds?.duplicate).toBeGreaterThan(manifest.matchThresholds?.similar ?? 1);
+    expect(loaded.whitening?.projection).toHaveLength(256 * 512);
   });
 });
 

@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { addWhitening } from './calibration.ts';
-import { DEFAULT_DESCRIPTOR } from './descriptors.ts';
+import { addWhitening, CALIBRATION_DIR } from './calibration.ts';
+import { DEFAULT_DESCRIPTOR, DEFAULT_SEEDED_WHITENING } from './descriptors.ts';
 import { type Descriptor, ModelManifest, type PreprocessProfile } from './manifest.ts';
 import { manifestPathFor, sha256OfFile, writeModelFiles } from './model-files.ts';
 import { encodeModel } from './onnx-proto.ts';
@@ -28,11 +28,28 @@ export function generateSeededModel(seed: number, descriptor: Descriptor = DEFAU
   return encodeModel(buildVgg16({ seed, head: { kind: 'embedding', descriptor } }));
 }
 
+/**
+ * Match thresholds of seed 42 with the `quality` profile, per descriptor (and whitening), calibrated by
+ * `npm run eval` (docs/search-quality.md): `duplicate` at ≥ 99 % precision of the top hit, `similar`
+ * where the top hit is right more often than not. Other seeds and profiles are uncalibrated.
+ */
+const SEED_42_MATCH_THRESHOLDS: Partial<Record<string, { duplicate: number; similar: number }>> = {
+  mac: { duplicate: 0.9931, similar: 0.9864 },
+  gem: { duplicate: 0.9984, similar: 0.9945 },
+  rmac: { duplicate: 0.9964, similar: 0.9908 },
+  'gem-w256': { duplicate: 0.6091, similar: 0.2142 },
+};
+
 function seededManifest(
   seed: number,
   profile: PreprocessProfile,
   descriptor: Descriptor,
+  whitening: number | undefined,
 ): Omit<ModelManifest, 'file' | 'sha256'> {
+  const thresholds =
+    seed === DEFAULT_SEED && profile === 'quality'
+      ? SEED_42_MATCH_THRESHOLDS[`${descriptor}${whitening ? `-w${whitening}` : ''}`]
+      : undefined;
   return {
     name: `vgg16-seeded-${seed}`,
     pretrained: false,
@@ -41,6 +58,9 @@ function seededManifest(
     normalisation: { kind: 'caffe', mean: CAFFE_BGR_MEAN },
     profile,
     output: { name: 'embedding', dimension: 512, descriptor, l2Normalised: true },
+    ...(thresholds
+      ? { matchThresholds: { ...thresholds, calibratedOn: 'npm run eval, docs/search-quality.md' } }
+      : {}),
   };
 }
 
@@ -51,6 +71,25 @@ export interface SeededModelOptions {
   descriptor?: Descriptor;
   /** Learn a whitening to this many dimensions from samples/calibration (src/model/calibration.ts). */
   whitening?: number;
+  /** Learn it even when the repository ships the one this seed, profile and descriptor learn. */
+  learnWhitening?: boolean;
+}
+
+/**
+ * The whitening seed 42 learns with the `quality` profile, shipped for the default descriptor so that
+ * preparing the default model takes a second instead of embedding 270 calibration views (minutes on a
+ * busy 2-core machine). `npm run model:generate -- --learn-whitening` learns it again.
+ */
+async function shippedWhitening(
+  seed: number,
+  profile: PreprocessProfile,
+  descriptor: Descriptor,
+  dimension: number,
+): Promise<{ bytes: Uint8Array; from: string } | undefined> {
+  if (seed !== DEFAULT_SEED || profile !== 'quality') return undefined;
+  const from = `samples/calibration/whitening/vgg16-seeded-${seed}-${descriptor}-${dimension}.f32`;
+  const bytes = await readFile(join(CALIBRATION_DIR, '..', '..', from)).catch(() => undefined);
+  return bytes ? { bytes, from } : undefined;
 }
 
 export interface SeededModelFiles {
@@ -62,38 +101,44 @@ export interface SeededModelFiles {
 
 export async function writeSeededModel(options: SeededModelOptions): Promise<SeededModelFiles> {
   const { modelDir, seed = DEFAULT_SEED, profile = 'quality', descriptor = DEFAULT_DESCRIPTOR } = options;
+  const whitening = (options.whitening ?? DEFAULT_SEEDED_WHITENING) || undefined;
   const bytes = generateSeededModel(seed, descriptor);
   const written = await writeModelFiles(
     seededModelPath(modelDir),
     bytes,
-    seededManifest(seed, profile, descriptor),
+    seededManifest(seed, profile, descriptor, whitening),
   );
-  if (!options.whitening) return { ...written, generated: true };
-  const manifest = await addWhitening(written.manifestPath, options.whitening);
+  if (!whitening) return { ...written, generated: true };
+  const shipped = options.learnWhitening
+    ? undefined
+    : await shippedWhitening(seed, profile, descriptor, whitening);
+  const manifest = await addWhitening(written.manifestPath, whitening, shipped);
   return { manifestPath: written.manifestPath, manifest, generated: true };
 }
 
 /**
  * Returns the seeded model in `modelDir`, generating it only when it is missing, was made for another
- * seed, profile or generator version, or its file no longer matches the manifest's SHA-256.
+ * seed, profile, descriptor, whitening or generator version, or its file no longer matches the manifest's SHA-256.
  */
 export async function ensureSeededModel(options: SeededModelOptions): Promise<SeededModelFiles> {
   const { modelDir, seed = DEFAULT_SEED, profile = 'quality', descriptor = DEFAULT_DESCRIPTOR } = options;
+  const whitening = (options.whitening ?? DEFAULT_SEEDED_WHITENING) || undefined;
   const manifestPath = manifestPathFor(seededModelPath(modelDir));
   const existing = await readValidManifest(manifestPath);
-  const wanted = seededManifest(seed, profile, descriptor);
+  const wanted = seededManifest(seed, profile, descriptor, whitening);
   if (
     existing &&
     existing.name === wanted.name &&
     existing.source === wanted.source &&
     existing.profile === profile &&
     existing.output.descriptor === descriptor &&
-    existing.output.whitening?.dimension === options.whitening &&
+    existing.output.whitening?.dimension === whitening &&
+    JSON.stringify(existing.matchThresholds) === JSON.stringify(wanted.matchThresholds) &&
     (await fileMatches(join(modelDir, existing.file), existing.sha256))
   ) {
     return { manifestPath, manifest: existing, generated: false };
   }
-  return writeSeededModel({ modelDir, seed, profile });
+  return writeSeededModel({ ...options, seed, profile, descriptor, whitening: whitening ?? 0 });
 }
 
 async function readValidManifest(path: string): Promise<ModelManifest | undefined> {
