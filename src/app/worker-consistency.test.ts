@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ImageError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
 import type { Embedder, ObjectStore, VectorIndex } from '../domain/ports.ts';
 import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
@@ -125,6 +126,36 @@ describe('worker: the index agrees with the bucket', () => {
     expect((await topHit(pizza))?.key).not.toBe('corrupt/pizza.jpg');
     expect(await system.stores.thumbnails.head(thumbnailKeyOf('corrupt/pizza.jpg'))).toBeUndefined();
     expect(await system.operations.count()).toBe(0);
+  });
+
+  it('forgets the old vector when a photo is overwritten by a file the store refuses as too large', async () => {
+    const lighthouse = await photo('brick-lighthouse.jpg');
+    await system.operations.upload([{ name: 'large/lighthouse.jpg', body: lighthouse }]);
+    startWorker();
+    await waitUntilSettled(system.operations, SETTLE);
+    await stopWorkers();
+    expect((await topHit(lighthouse))?.key).toBe('large/lighthouse.jpg');
+
+    await system.stores.images.put('large/lighthouse.jpg', Buffer.concat([lighthouse, lighthouse]));
+    await system.stores.queue.send([{ kind: 'upsert', key: 'large/lighthouse.jpg' }]);
+    // The real store, refusing this object from its size as the S3 store does (ImageError too_large).
+    const refusing: ObjectStore = {
+      ...refusingStore(system.stores.images, {}),
+      get: async (key) => {
+        throw new ImageError(`'${key}' is larger than the upload limit`, 'too_large');
+      },
+    };
+    startWorker({ images: refusing });
+    await waitUntilSettled(system.operations, SETTLE);
+    await stopWorkers();
+
+    expect(await system.stores.catalogue.get('large/lighthouse.jpg')).toMatchObject({
+      state: 'failed',
+      reason: expect.stringMatching(/larger than the upload limit/),
+    });
+    expect(await system.stores.index.get(vectorIdOf('large/lighthouse.jpg'))).toBeUndefined();
+    expect(await system.stores.thumbnails.head(thumbnailKeyOf('large/lighthouse.jpg'))).toBeUndefined();
+    await system.operations.deleteImage('large/lighthouse.jpg');
   });
 
   it('leaves nothing searchable when a photo is deleted 300 ms after it was put', async () => {

@@ -435,11 +435,13 @@ export class Worker {
     const retryAll = (list: string[], error: unknown) => {
       for (const key of list) outcomes.set(key, { retry: asError(error) });
     };
-    const { claimed, gone } = await this.#downloadAndClaim(keys, forced, retryAll).catch((error: unknown) => {
-      retryAll(keys, error);
-      return { claimed: [] as Claimed[], gone: [] as string[] };
-    });
-    const written: Written[] = [];
+    const { claimed, gone, refused } = await this.#downloadAndClaim(keys, forced, retryAll).catch(
+      (error: unknown) => {
+        retryAll(keys, error);
+        return { claimed: [] as Claimed[], gone: [] as string[], refused: [] as Written[] };
+      },
+    );
+    const written: Written[] = [...refused];
     try {
       await forgetImages(this.#stores, this.#options.idOf, gone);
       this.stats.removed += gone.length;
@@ -497,7 +499,7 @@ export class Worker {
     keys: string[],
     forced: Set<string>,
     retry: (keys: string[], error: unknown) => void,
-  ): Promise<{ claimed: Claimed[]; gone: string[] }> {
+  ): Promise<{ claimed: Claimed[]; gone: string[]; refused: Written[] }> {
     const { images, catalogue } = this.#stores;
     const found: ObjectWithBody[] = [];
     const gone: string[] = [];
@@ -514,11 +516,15 @@ export class Worker {
         }
       }),
     );
-    for (const { key, reason } of refused) {
-      await catalogue.markFailed({ key, id: this.#options.idOf(key), reason });
-      this.stats.failed++;
-      this.#log?.info({ key, reason }, 'image failed');
-    }
+    // Failed like a file that does not decode: its old vector and thumbnail go (claimed first, so only its
+    // own). Its version is read at once for the look again (#recheck): a newer one's own job comes after.
+    const refusedEntries = refused.map(({ key, reason }) => ({ key, id: this.#options.idOf(key), reason }));
+    const refusedWon = await claimAll(catalogue, refusedEntries, 'claim-only');
+    const failed = refusedEntries.filter((_, i) => refusedWon[i]);
+    const refusedVersions = await Promise.all(
+      failed.map(async ({ key }): Promise<Written> => ({ key, etag: (await images.head(key))?.etag })),
+    );
+    await this.#fail(failed);
     const records = await catalogue.getMany(found.map((object) => object.key));
     const changed = found.filter((object) => {
       if (forced.has(object.key)) return true;
@@ -542,7 +548,7 @@ export class Worker {
       this.stats.failed++;
       this.#log?.warn({ key: entry.key, id: entry.id }, 'vector id collision recorded');
     }
-    return { claimed: entries.filter((entry) => !lost.has(entry)), gone };
+    return { claimed: entries.filter((entry) => !lost.has(entry)), gone, refused: refusedVersions };
   }
 
   /**
@@ -593,7 +599,7 @@ export class Worker {
     );
     this.stats.indexed += indexed.length;
     if (indexed.length > 0) this.#log?.debug({ keys: indexed.map(({ item }) => item.key) }, 'indexed');
-    await this.#fail(failed);
+    await this.#fail(failed.map(({ item, reason }) => ({ key: item.key, id: item.id, reason })));
   }
 
   /**
@@ -627,16 +633,19 @@ export class Worker {
     return written;
   }
 
-  /** Records each image failed with its reason, after removing what it had in the index and thumbnails. */
-  async #fail(failed: { item: Claimed; reason: string }[]): Promise<void> {
+  /**
+   * Records each image failed with its reason, after removing what it had in the index and thumbnails.
+   * Each key owns its id (claimed), so no other key's vector is removed.
+   */
+  async #fail(failed: { key: string; id: string; reason: string }[]): Promise<void> {
     if (failed.length === 0) return;
     const { index, catalogue, thumbnails } = this.#stores;
-    await index.delete(failed.map(({ item }) => item.id));
-    await Promise.all(failed.map(({ item }) => thumbnails.delete(thumbnailKeyOf(item.key))));
-    for (const { item, reason } of failed) {
-      await catalogue.markFailed({ key: item.key, id: item.id, reason });
+    await index.delete(failed.map(({ id }) => id));
+    await Promise.all(failed.map(({ key }) => thumbnails.delete(thumbnailKeyOf(key))));
+    for (const entry of failed) {
+      await catalogue.markFailed(entry);
       this.stats.failed++;
-      this.#log?.info({ key: item.key, reason }, 'image failed');
+      this.#log?.info({ key: entry.key, reason: entry.reason }, 'image failed');
     }
   }
 }
