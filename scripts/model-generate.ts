@@ -14,9 +14,8 @@ const program = new Command('model:generate')
   )
   .option(
     '--whitening <dimension>',
-    'learn a PCA whitening to this many dimensions from samples/calibration (0: none)',
+    `PCA whitening to this many dimensions, learnt from samples/calibration (0: none; default ${DEFAULT_SEEDED_WHITENING} for the default seed, profile and descriptor, whose whitening is shipped, else none)`,
     parseDimension,
-    DEFAULT_SEEDED_WHITENING,
   )
   .option('--learn-whitening', 'learn the whitening even where the repository ships it', false)
   .addOption(
@@ -31,7 +30,7 @@ const options = program.opts<{
   seed: number;
   profile: 'quality' | 'keras-compat';
   descriptor: Descriptor;
-  whitening: number;
+  whitening?: number;
   learnWhitening: boolean;
   modelDir: string;
 }>();
@@ -41,7 +40,7 @@ const { manifestPath, manifest } = await writeSeededModel({
   seed: options.seed,
   profile: options.profile,
   descriptor: options.descriptor,
-  whitening: options.whitening,
+  ...(options.whitening === undefined ? {} : { whitening: options.whitening }),
   learnWhitening: options.learnWhitening,
 });
 const seconds = ((performance.now() - started) / 1000).toFixed(2);

@@ -133,7 +133,11 @@ describe('resolveModel', () => {
     const warnings = log.lines.filter((l) => l.startsWith('warn'));
     expect(warnings[0]).toMatch(/Pretrained VGG16 not available.*npm run model:fetch -- --file/s);
     expect(warnings[1]).toBe(`warn ${model.warning}`);
-    expect((await readdir(dir)).sort()).toEqual(['vgg16-seeded.manifest.json', 'vgg16-seeded.onnx']);
+    expect((await readdir(dir)).sort()).toEqual([
+      'vgg16-seeded.manifest.json',
+      'vgg16-seeded.onnx',
+      'vgg16-seeded.whitening-256.f32',
+    ]);
   });
 
   it('does not try to download when fetching is not allowed', async () => {

@@ -92,6 +92,21 @@ async function shippedWhitening(
   return bytes ? { bytes, from } : undefined;
 }
 
+/**
+ * The whitening dimension asked for; by default DEFAULT_SEEDED_WHITENING for the default seed, profile and
+ * descriptor (measured, and shipped: a second to prepare) and none for others, whose whitening would
+ * take minutes to learn unasked (`--whitening 256` learns it).
+ */
+function whiteningFor(
+  options: SeededModelOptions,
+  seed: number,
+  profile: PreprocessProfile,
+  descriptor: Descriptor,
+): number | undefined {
+  const isDefault = seed === DEFAULT_SEED && profile === 'quality' && descriptor === DEFAULT_DESCRIPTOR;
+  return (options.whitening ?? (isDefault ? DEFAULT_SEEDED_WHITENING : 0)) || undefined;
+}
+
 export interface SeededModelFiles {
   manifestPath: string;
   manifest: ModelManifest;
@@ -101,7 +116,7 @@ export interface SeededModelFiles {
 
 export async function writeSeededModel(options: SeededModelOptions): Promise<SeededModelFiles> {
   const { modelDir, seed = DEFAULT_SEED, profile = 'quality', descriptor = DEFAULT_DESCRIPTOR } = options;
-  const whitening = (options.whitening ?? DEFAULT_SEEDED_WHITENING) || undefined;
+  const whitening = whiteningFor(options, seed, profile, descriptor);
   const bytes = generateSeededModel(seed, descriptor);
   const written = await writeModelFiles(
     seededModelPath(modelDir),
@@ -122,7 +137,7 @@ export async function writeSeededModel(options: SeededModelOptions): Promise<See
  */
 export async function ensureSeededModel(options: SeededModelOptions): Promise<SeededModelFiles> {
   const { modelDir, seed = DEFAULT_SEED, profile = 'quality', descriptor = DEFAULT_DESCRIPTOR } = options;
-  const whitening = (options.whitening ?? DEFAULT_SEEDED_WHITENING) || undefined;
+  const whitening = whiteningFor(options, seed, profile, descriptor);
   const manifestPath = manifestPathFor(seededModelPath(modelDir));
   const existing = await readValidManifest(manifestPath);
   const wanted = seededManifest(seed, profile, descriptor, whitening);
