@@ -19,6 +19,7 @@ import { OnnxEmbedder } from '../../src/embedder/onnx-embedder.ts';
 import { encodeJpeg } from '../../src/imaging/decode.ts';
 import { createLogger, type Logger } from '../../src/logger.ts';
 import { loadManifest } from '../../src/model/manifest.ts';
+import { publishWorkerMetrics } from '../../src/observability/metrics.ts';
 import { createCloudSystem } from '../../src/wiring/cloud.ts';
 import { createEmbeddedSystem, resolveModel } from '../../src/wiring/embedded.ts';
 
@@ -62,12 +63,15 @@ async function runWorker(mode: Options['mode'], log: Logger): Promise<void> {
     { mode, provider: info.provider, model: info.model, profile: info.profile, pretrained: info.pretrained },
     `worker started on the ${info.provider.toUpperCase()} execution provider`,
   );
+  // In ECS the awslogs driver ships stdout to CloudWatch Logs, which extracts these EMF lines as metrics.
+  const stopMetrics = mode === 'cloud' ? publishWorkerMetrics(system.worker.stats) : undefined;
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping: no new messages; finishing or handing back the batches in hand');
     await system.close();
+    stopMetrics?.();
     log.info({ ...system.worker.stats }, 'worker stopped');
     process.exit(0);
   };

@@ -275,6 +275,7 @@ describe('worker: the index agrees with the bucket', () => {
     expect((await system.stores.catalogue.get('poison/cyclist.jpg'))?.state).toBe('indexed');
     expect(worker.outage).toBeUndefined();
     expect(worker.stats.handedBack).toBe(0);
+    expect(worker.stats.deadLettered).toBe(1);
   });
 
   it('waits out an index outage mid-ingest: nothing dead-lettered, every image indexed once after', async () => {

@@ -208,6 +208,7 @@ describe('worker: crashes, stops and malformed messages', () => {
     while (system.stores.queue.deadLetters().length === before) await sleep(50);
     await worker.stop();
     expect(worker.stats.malformed).toBe(3);
+    expect(worker.stats.deadLettered).toBe(1);
     expect(system.stores.queue.deadLetters()[0]?.reason).toMatch(/not a job list/);
   });
   it('says it holds messages while a batch is in hand and holds none once idle (task scale-in protection)', async () => {

@@ -71,6 +71,8 @@ export interface WorkerStats {
   requeued: number;
   /** Messages that could not be understood. */
   malformed: number;
+  /** Messages left on their last delivery (maxReceiveCount), which the queue then dead-letters. */
+  deadLettered: number;
 }
 
 type KeyOutcome = 'done' | { retry: Error };
@@ -135,6 +137,7 @@ export class Worker {
     handedBack: 0,
     requeued: 0,
     malformed: 0,
+    deadLettered: 0,
   };
   readonly #stores: Stores;
   readonly #embedder: Embedder;
@@ -329,6 +332,7 @@ export class Worker {
       const malformed = messages.filter((m) => m.malformed !== undefined);
       for (const m of malformed) {
         this.stats.malformed++;
+        if (m.receiveCount >= this.#options.maxReceiveCount) this.stats.deadLettered++;
         this.#log?.warn(
           { reason: m.malformed, receiveCount: m.receiveCount },
           'malformed message released for dead-lettering',
@@ -415,6 +419,7 @@ export class Worker {
         'job failed with every store reachable; it will be delivered again',
       );
       if (m.receiveCount >= this.#options.maxReceiveCount) {
+        this.stats.deadLettered++;
         for (const { key, error } of errors) {
           const reason = `Gave up after ${m.receiveCount} attempts: ${error.message}`;
           await catalogue

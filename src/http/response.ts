@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { z } from 'zod';
 import { AppError, TooBusyError } from '../domain/errors.ts';
 import { describeIssues } from './issues.ts';
@@ -30,6 +31,17 @@ export function redirect(location: string): HttpResult {
   return { statusCode: 302, headers: { location, 'cache-control': 'no-store' } };
 }
 
+type UnexpectedErrorLog = (error: unknown) => void;
+const unexpectedErrorLog = new AsyncLocalStorage<UnexpectedErrorLog>();
+
+/**
+ * Runs a request with its own log for unexpected errors (the Lambda wrapper's logger, which carries the
+ * request id); outside one, they go to stderr.
+ */
+export function withUnexpectedErrorLog<T>(log: UnexpectedErrorLog, run: () => T): T {
+  return unexpectedErrorLog.run(log, run);
+}
+
 /** The one place where errors become responses: named errors keep their status and code. */
 export function errorResult(error: unknown): HttpResult {
   if (error instanceof TooBusyError) {
@@ -39,7 +51,7 @@ export function errorResult(error: unknown): HttpResult {
   if (error instanceof AppError) return json(error.status, { error: error.code, message: error.message });
   if (error instanceof z.ZodError) return json(400, { error: 'bad_request', message: describeIssues(error) });
   // Unexpected: the details go to the log, not to the caller.
-  console.error(error);
+  (unexpectedErrorLog.getStore() ?? console.error)(error);
   return json(500, { error: 'internal', message: 'Unexpected error; the service log has the details.' });
 }
 

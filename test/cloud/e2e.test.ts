@@ -7,7 +7,9 @@ import type { SearchResponse } from '../../src/app/operations.ts';
 import { vectorIdOf } from '../../src/domain/ids.ts';
 import type { Embedder } from '../../src/domain/ports.ts';
 import type { HttpHandler } from '../../src/http/types.ts';
+import type { LambdaHttpHandler } from '../../src/observability/lambda-handler.ts';
 import { type CloudSystem, createCloudSystem } from '../../src/wiring/cloud.ts';
+import { lambdaContext } from '../lambda-context.ts';
 import { apiEvent, fixturePhotos, seededEmbedder, transformedCopy, waitFor } from './harness.ts';
 import { type CloudStack, createCloudStack, emulatorClients } from './support.ts';
 
@@ -33,6 +35,12 @@ let search: HttpHandler;
 let count: HttpHandler;
 let progress: HttpHandler;
 const savedEnv = { ...process.env };
+
+/** A function entry point called as Lambda calls it, with a context. */
+const invoked =
+  (handler: LambdaHttpHandler, name: string): HttpHandler =>
+  (event) =>
+    handler(event, lambdaContext(`pic-search-${name}`, `e2e-${name}`));
 
 const put = (objectKey: string, body: Buffer) =>
   clients.s3.send(new PutObjectCommand({ Bucket: stack.bucket, Key: objectKey, Body: body }));
@@ -63,9 +71,9 @@ beforeAll(async () => {
   system = await createCloudSystem(loadCloudConfig(stack.env), { embedder, waitMs: 1000 });
   system.worker.start();
   Object.assign(process.env, stack.env);
-  search = (await import('../../functions/api/search.ts')).handler;
-  count = (await import('../../functions/api/count.ts')).handler;
-  progress = (await import('../../functions/api/progress.ts')).handler;
+  search = invoked((await import('../../functions/api/search.ts')).handler, 'search');
+  count = invoked((await import('../../functions/api/count.ts')).handler, 'count');
+  progress = invoked((await import('../../functions/api/progress.ts')).handler, 'progress');
   for (const photo of photos) await put(key(photo.name), await readFile(photo.path));
   for (const [objectKey, body] of Object.entries(BAD)) await put(objectKey, body);
   // A name with a space and a plus: S3 sends it URL-encoded with '+' for the space.
