@@ -75,6 +75,21 @@ export interface WorkerStats {
   deadLettered: number;
 }
 
+/** A worker's counters before its first message. */
+export function noWorkerStats(): WorkerStats {
+  return {
+    indexed: 0,
+    failed: 0,
+    removed: 0,
+    unchanged: 0,
+    retried: 0,
+    handedBack: 0,
+    requeued: 0,
+    malformed: 0,
+    deadLettered: 0,
+  };
+}
+
 type KeyOutcome = 'done' | { retry: Error };
 
 interface Claimed {
@@ -128,17 +143,7 @@ const PROBE_KEY = 'pic-search-health-check.jpg';
  * - a message with no jobs (S3's s3:TestEvent) is acked.
  */
 export class Worker {
-  readonly stats: WorkerStats = {
-    indexed: 0,
-    failed: 0,
-    removed: 0,
-    unchanged: 0,
-    retried: 0,
-    handedBack: 0,
-    requeued: 0,
-    malformed: 0,
-    deadLettered: 0,
-  };
+  readonly stats: WorkerStats = noWorkerStats();
   readonly #stores: Stores;
   readonly #embedder: Embedder;
   readonly #options: Required<Omit<WorkerOptions, 'logger' | 'onHolding'>>;

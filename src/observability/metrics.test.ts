@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { WorkerStats } from '../app/worker.ts';
+import { noWorkerStats, type WorkerStats } from '../app/worker.ts';
 import {
   createMetrics,
   NO_WORKER_COUNTS,
@@ -33,18 +33,7 @@ const metricNames = (line: Record<string, unknown> | undefined) =>
     .CloudWatchMetrics[0]?.Metrics;
 
 function statsWith(counts: Partial<WorkerStats>): WorkerStats {
-  return {
-    indexed: 0,
-    failed: 0,
-    removed: 0,
-    unchanged: 0,
-    retried: 0,
-    handedBack: 0,
-    requeued: 0,
-    malformed: 0,
-    deadLettered: 0,
-    ...counts,
-  };
+  return { ...noWorkerStats(), ...counts };
 }
 
 describe('worker metrics (EMF on stdout)', () => {
