@@ -1,5 +1,5 @@
 import { TooBusyError } from '../domain/errors.ts';
-import type { Embedder, EmbedderInfo, EmbedOutcome, EmbedTimings } from '../domain/ports.ts';
+import type { Embedder, EmbedderInfo, EmbedOptions, EmbedOutcome, EmbedTimings } from '../domain/ports.ts';
 
 export interface AdmissionLimits {
   /** Query images decoded and embedded at once. */
@@ -29,8 +29,8 @@ export class AdmittingEmbedder implements Embedder {
     return this.inner.info;
   }
 
-  embed(images: Uint8Array[]): Promise<EmbedOutcome[]> {
-    return this.inner.embed(images);
+  embed(images: Uint8Array[], options?: EmbedOptions): Promise<EmbedOutcome[]> {
+    return this.inner.embed(images, options);
   }
 
   embedOne(image: Uint8Array): Promise<{ vector: Float32Array; timings: EmbedTimings }> {
