@@ -63,8 +63,9 @@ describe('Lambda layers', () => {
     expect(directorySize(ortBin)).toBe(directorySize(join(ortBin, 'linux/x64')));
   });
 
-  it('puts the model and its manifest under /opt/model', () => {
+  it('puts the model, its manifest and its whitening under /opt/model', () => {
     expect(model.manifestInLambda).toBe('/opt/model/vgg16-seeded.manifest.json');
+    expect(readdirSync(join(modelDir, 'model'))).toContain('vgg16-seeded.whitening-256.f32');
     expect(model.bytes).toBeGreaterThan(50 * MB);
   });
 
@@ -73,7 +74,7 @@ describe('Lambda layers', () => {
     const source = join(scratch, 'source');
     const layer = join(scratch, 'with-int8');
     mkdirSync(source);
-    for (const file of ['vgg16-seeded.onnx', 'vgg16-seeded.manifest.json'])
+    for (const file of ['vgg16-seeded.onnx', 'vgg16-seeded.manifest.json', 'vgg16-seeded.whitening-256.f32'])
       copyFileSync(join(dirname(SEEDED_MANIFEST), file), join(source, file));
     writeFileSync(join(source, 'vgg16-seeded.int8.onnx'), 'int8 model');
     writeFileSync(join(source, 'vgg16-seeded.int8.manifest.json'), '{}');
@@ -85,6 +86,7 @@ describe('Lambda layers', () => {
       'vgg16-seeded.int8.onnx',
       'vgg16-seeded.manifest.json',
       'vgg16-seeded.onnx',
+      'vgg16-seeded.whitening-256.f32',
     ]);
   });
 

@@ -172,6 +172,13 @@ export async function buildModelLayer(
   if (relativeModel.startsWith('..'))
     throw new Error(`${manifestPath}: the model file must sit beside or below the manifest`);
   cpSync(modelPath, join(target, relativeModel));
+  // The whitening applied after the graph (docs/search-quality.md) sits beside the manifest too.
+  const whitening = manifest.output.whitening?.file;
+  if (whitening) {
+    if (relative(dirname(manifestPath), resolve(dirname(manifestPath), whitening)).startsWith('..'))
+      throw new Error(`${manifestPath}: the whitening file must sit beside or below the manifest`);
+    cpSync(resolve(dirname(manifestPath), whitening), join(target, whitening));
+  }
   // The int8 model made by `npm run model:quantize`, when there is one: the search function takes it on
   // a processor with VNNI or AMX (PIC_MODEL_PRECISION=auto, chooseModel), checking it against the fp32 file.
   const int8Manifest = int8ManifestPathFor(modelPath);
