@@ -45,7 +45,10 @@ async function printedLinesOf(run: () => Promise<unknown>): Promise<Record<strin
 }
 
 describe('lambdaHandler: Powertools logs and metrics around every API function', () => {
-  afterEach(() => vi.restoreAllMocks());
+  afterEach(() => {
+    vi.restoreAllMocks();
+    vi.unstubAllEnvs();
+  });
 
   it('logs each request with the Lambda request id and the function as its service', async () => {
     const handler = lambdaHandler('health', makeOpenApiHandler('cloud'));
@@ -64,6 +67,13 @@ describe('lambdaHandler: Powertools logs and metrics around every API function',
         status: 200,
       }),
     ]);
+  });
+
+  it('drops the request lines at POWERTOOLS_LOG_LEVEL=WARN', async () => {
+    vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'WARN');
+    const handler = lambdaHandler('health', makeOpenApiHandler('cloud'));
+    const lines = await printedLinesOf(() => handler(eventFor('GET /openapi.json'), context));
+    expect(lines).toEqual([]);
   });
 
   it('answers an unexpected error with 500 and logs it with the request id, counting it as a metric', async () => {
