@@ -32,6 +32,7 @@ export const ROUTES: Record<string, ApiFunctionName> = {
   'GET /thumbnails/{key+}': 'images',
   'DELETE /images/{key+}': 'delete-image',
   'DELETE /images': 'delete-all',
+  'POST /verify': 'verify',
 };
 
 /** Modules the runtime layer provides; a bundle that imports one of them gets the layers. */

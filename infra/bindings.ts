@@ -59,11 +59,8 @@ export const FUNCTION_ACCESS: { [F in LambdaName]: FunctionAccess<F> } = {
     table: 'read-write',
     milvus: true,
   },
-  'delete-all': {
-    bucket: { list: true, delete: ['images', 'thumbnails'] },
-    table: 'read-write',
-    milvus: true,
-  },
+  'delete-all': { table: 'read-write', queue: 'send', milvus: true },
+  verify: { table: 'read-write', queue: 'send' },
 };
 
 export interface BindingTargets {

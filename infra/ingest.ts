@@ -7,7 +7,7 @@ import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { allowObjects } from './grants.ts';
+import { allowList, allowObjects } from './grants.ts';
 import type { Storage } from './storage.ts';
 
 export interface IngestProps {
@@ -209,6 +209,11 @@ export class Ingest extends Construct {
     // Reads images; writes thumbnails, and deletes them when their image is removed.
     allowObjects(this.taskRole, storage.images, ['s3:GetObject'], [imagePrefix]);
     allowObjects(this.taskRole, storage.images, ['s3:PutObject', 's3:DeleteObject'], [thumbnailPrefix]);
+    // Background tasks (src/app/tasks.ts): delete-all's cleanup lists and deletes images and thumbnails,
+    // verification lists the bucket and re-queues drift; each slice queues the next.
+    allowList(this.taskRole, storage.images);
+    allowObjects(this.taskRole, storage.images, ['s3:DeleteObject'], [imagePrefix]);
+    storage.queue.grantSendMessages(this.taskRole);
     storage.table.grantReadWriteData(this.taskRole);
     storage.milvusToken.grantRead(this.taskRole);
     // Task scale-in protection while the worker holds messages, set through the ECS agent endpoint by

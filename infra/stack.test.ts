@@ -64,7 +64,9 @@ const EXPECTED_ACTIONS = {
   uploads: ['s3:PutObject'],
   images: ['s3:GetObject'],
   'delete-image': sorted(...TABLE_READ, ...TABLE_WRITE, 's3:DeleteObject', 's3:GetObject', ...MILVUS_TOKEN),
-  'delete-all': sorted(...TABLE_READ, ...TABLE_WRITE, 's3:DeleteObject', 's3:ListBucket', ...MILVUS_TOKEN),
+  // Empties the index and queues the cleanup; the worker deletes (src/app/tasks.ts).
+  'delete-all': sorted(...TABLE_READ, ...TABLE_WRITE, ...MILVUS_TOKEN, ...SEND),
+  verify: sorted(...TABLE_READ, ...TABLE_WRITE, ...SEND),
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: synthesised CloudFormation is untyped JSON, walked freely here.
@@ -326,24 +328,41 @@ describe('GPU ingest workers', () => {
     expect(scaleIn?.StepAdjustments).toEqual([{ MetricIntervalUpperBound: 0, ScalingAdjustment: -3 }]);
   });
 
-  it('may only consume the queue, read images, write thumbnails, use the table and protect its own task', () => {
+  it('may only consume the queue (and queue its tasks), read images, write thumbnails, clean up, use the table and protect its own task', () => {
     const statements = statementsOfRole(logicalId(stack.ingest.taskRole));
     const actions = [...actionsOf(statements)];
     expect(actions.filter((a) => a.startsWith('s3:')).sort()).toEqual([
       's3:DeleteObject',
       's3:GetObject',
+      's3:ListBucket',
       's3:PutObject',
     ]);
     expect(s3PrefixesFor(statements, 's3:GetObject')).toEqual(['/images/*']);
     expect(s3PrefixesFor(statements, 's3:PutObject')).toEqual(['/thumbnails/*']);
-    expect(s3PrefixesFor(statements, 's3:DeleteObject')).toEqual(['/thumbnails/*']);
+    // Delete-all's cleanup (src/app/tasks.ts) removes thumbnails and, when asked, the photos.
+    expect(s3PrefixesFor(statements, 's3:DeleteObject').sort()).toEqual(['/images/*', '/thumbnails/*']);
     expect(actions).toEqual(
-      expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility']),
+      expect.arrayContaining([
+        'sqs:ReceiveMessage',
+        'sqs:DeleteMessage',
+        'sqs:ChangeMessageVisibility',
+        'sqs:SendMessage',
+      ]),
     );
-    expect(actions).not.toContain('sqs:SendMessage');
     expect(actions).toEqual(
       expect.arrayContaining(['ecs:UpdateTaskProtection', 'secretsmanager:GetSecretValue']),
     );
+  });
+});
+
+describe('scheduled verification', () => {
+  it('starts a verification with repair once a day through the verify function', () => {
+    const rules = ofType('AWS::Events::Rule').map(([, r]) => r.Properties as Json);
+    expect(rules).toHaveLength(1);
+    expect(rules[0]?.ScheduleExpression).toBe('rate(1 day)');
+    const target = (rules[0]?.Targets as Json[] | undefined)?.[0] as Json;
+    expect(target.Arn).toEqual({ 'Fn::GetAtt': [fnLogicalId('verify'), 'Arn'] });
+    expect(JSON.parse(target.Input as string)).toEqual({ scheduledVerify: true, repair: true });
   });
 });
 
@@ -375,6 +394,7 @@ describe('Lambda functions', () => {
       images: [],
       'delete-image': [],
       'delete-all': [],
+      verify: [],
     });
     // A bundle that imports onnxruntime-node or sharp must have the layer, or it fails at its first import.
     for (const name of API_FUNCTIONS) {
@@ -421,7 +441,8 @@ describe('Lambda functions', () => {
       uploads: sorted(...bucket),
       images: sorted(...bucket),
       'delete-image': sorted(...bucket, 'TABLE_NAME', ...milvus),
-      'delete-all': sorted(...bucket, 'TABLE_NAME', ...milvus),
+      'delete-all': sorted('TABLE_NAME', 'QUEUE_URL', ...milvus),
+      verify: sorted('TABLE_NAME', 'QUEUE_URL'),
     });
   });
 
@@ -454,7 +475,8 @@ describe('least privilege', () => {
       uploads: ['s3:PutObject'],
       images: ['s3:GetObject'],
       'delete-image': ['s3:DeleteObject', 's3:GetObject'],
-      'delete-all': ['s3:DeleteObject', 's3:ListBucket'],
+      'delete-all': [],
+      verify: [],
       health: [],
     });
     expect(s3PrefixesFor(statementsOfRole(roleOfFunction('uploads')), 's3:PutObject')).toEqual(['/images/*']);
@@ -464,13 +486,18 @@ describe('least privilege', () => {
   });
 
   it('lets only the functions that change the catalogue write to it', () => {
-    expect(API_FUNCTIONS.filter(writesTable).sort()).toEqual(['delete-all', 'delete-image', 'ingest']);
+    expect(API_FUNCTIONS.filter(writesTable).sort()).toEqual([
+      'delete-all',
+      'delete-image',
+      'ingest',
+      'verify',
+    ]);
     expect(actionsOf(statementsOfRole(roleOfFunction('count')))).toEqual(
       new Set(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret']),
     );
   });
 
-  it('lets only ingest send to the queue and only progress read its depth', () => {
+  it('lets only ingest and the task starters (delete-all, verify) send to the queue, and only progress read its depth', () => {
     const sqs = Object.fromEntries(
       API_FUNCTIONS.map((name) => [
         name,
@@ -480,6 +507,8 @@ describe('least privilege', () => {
     expect(Object.entries(sqs).filter(([, actions]) => actions.length > 0)).toEqual([
       ['progress', ['sqs:GetQueueAttributes']],
       ['ingest', ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']],
+      ['delete-all', ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']],
+      ['verify', ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']],
     ]);
   });
 

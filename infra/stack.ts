@@ -20,6 +20,7 @@ import { Api } from './api.ts';
 import type { StackConfig } from './config.ts';
 import { Ingest } from './ingest.ts';
 import { Storage } from './storage.ts';
+import { VerifySchedule } from './verify-schedule.ts';
 import { Web } from './web.ts';
 
 export interface PicSearchStackProps extends StackProps {
@@ -132,6 +133,7 @@ export class PicSearchStack extends Stack {
       logRetention,
     });
     this.web.deploy(config.webDist, { apiUrl: this.api.url });
+    new VerifySchedule(this, 'VerifySchedule', { verifyFunction: this.api.functions.verify });
 
     new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'HTTP API base URL' });
     new CfnOutput(this, 'WebUrl', { value: this.web.origin, description: 'Web page' });

@@ -156,8 +156,19 @@ describe('CLI on a data directory (--data-dir)', () => {
     });
     const all = await cli('--data-dir', dataDir, 'delete', '--all', '--yes', '--json');
     expect(all.code).toBe(0);
-    expect(JSON.parse(all.stdout)).toEqual({ deleted: 2 });
+    // On a data directory the CLI runs the cleanup itself, to the end.
+    expect(JSON.parse(all.stdout)).toMatchObject({
+      deleted: 2,
+      // The two indexed images' records and the failed file's.
+      task: { kind: 'delete-all', state: 'done', progress: { recordsRemoved: 3 } },
+    });
     expect(await cli('--data-dir', dataDir, 'count')).toMatchObject({ code: 0, stdout: '0\n' });
+    expect(await cli('--data-dir', dataDir, 'verify')).toMatchObject({ code: 0 });
+    const verified = await cli('--data-dir', dataDir, 'verify', '--json');
+    // The kept photos stay out of the index, and are not drift.
+    const report = JSON.parse(verified.stdout) as { driftCount: number; keptOut: number; repaired: boolean };
+    expect(report).toMatchObject({ driftCount: 0, repaired: false });
+    expect(report.keptOut).toBeGreaterThan(0);
   });
 });
 

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { DuplicatesPage, DuplicatesRequest } from '../src/app/duplicates.ts';
 import { contentTypeOf, encodeKeyPath } from '../src/app/keys.ts';
@@ -20,6 +21,8 @@ import {
   type SearchRequest,
   type SearchResponse,
 } from '../src/app/operations.ts';
+import type { TaskView } from '../src/app/tasks.ts';
+import type { VerifyReport } from '../src/app/verify.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 import { SAMPLE_PHOTOS_DIR } from '../src/sample-photos.ts';
@@ -33,7 +36,10 @@ interface Backend {
   count(): Promise<number>;
   progress(failures?: number): Promise<Progress>;
   deleteImage(key: string, keepObject: boolean): Promise<void>;
-  deleteAll(deleteObjects: boolean): Promise<{ deleted: number }>;
+  deleteAll(deleteObjects: boolean): Promise<{ deleted: number; task: TaskView }>;
+  verify(repair: boolean): Promise<TaskView>;
+  /** Waits until the task is no longer running (over HTTP the service's worker runs it; on a data directory, this process). */
+  finish(task: TaskView): Promise<TaskView>;
   duplicates(request: DuplicatesRequest): Promise<DuplicatesPage>;
   close(): Promise<void>;
 }
@@ -113,6 +119,14 @@ function httpBackend(baseUrl: string, token: string | undefined): Backend {
     },
     deleteAll: (deleteObjects) =>
       call('DELETE', `/images?confirm=true${deleteObjects ? '&deleteObjects=true' : ''}`),
+    verify: (repair) => call('POST', `/verify${repair ? '?repair=true' : ''}`),
+    async finish(task) {
+      for (;;) {
+        const latest = (await call<Progress>('GET', '/progress?failures=0')).tasks[taskSlot(task)];
+        if (latest && (latest.id !== task.id || latest.state !== 'running')) return latest;
+        await sleep(TASK_POLL_MS);
+      }
+    },
     duplicates({ limit, threshold, cursor }) {
       const query = new URLSearchParams({ limit: String(limit) });
       if (threshold !== undefined) query.set('threshold', String(threshold));
@@ -146,9 +160,48 @@ async function directBackend(dataDir: string, logLevel: string): Promise<Backend
     progress: (failures) => operations.progress(failures),
     deleteImage: (key, keepObject) => operations.deleteImage(key, { keepObject }),
     deleteAll: (deleteObjects) => operations.deleteAll({ deleteObjects }),
+    verify: (repair) => operations.verify({ repair }),
+    async finish(task) {
+      await system.runTask(task.id);
+      return (await operations.progress(0)).tasks[taskSlot(task)] ?? task;
+    },
     duplicates: (request) => system.duplicates.find(request),
     close: () => system.close(),
   };
+}
+
+const TASK_POLL_MS = 500;
+
+const taskSlot = (task: TaskView) => (task.kind === 'delete-all' ? 'deleteAll' : 'verify');
+
+function reportLines(report: VerifyReport): string[] {
+  const lines = [`checked   ${report.objects} objects, ${report.records} records, ${report.vectors} vectors`];
+  if (report.keptOut > 0) lines.push(`kept out  ${report.keptOut} photos a delete-all kept (not drift)`);
+  for (const [kind, { count, examples }] of Object.entries(report.drift)) {
+    if (count > 0)
+      lines.push(`${kind}: ${count}${examples.length > 0 ? ` (${examples.slice(0, 5).join(', ')})` : ''}`);
+  }
+  lines.push(
+    report.driftCount === 0
+      ? 'no drift'
+      : `${report.driftCount} drift${report.repaired ? ', repaired' : ': run verify --repair to fix it'}`,
+  );
+  return lines;
+}
+
+function taskLines({ deleteAll, verify }: Progress['tasks']): string[] {
+  const lines: string[] = [];
+  if (deleteAll?.state === 'running') {
+    const { records = 0, recordsRemoved = 0 } = deleteAll.progress;
+    lines.push(`delete-all cleaning up: ${recordsRemoved} of ${records} records removed`);
+  }
+  if (verify) {
+    const drift = (verify.report as VerifyReport | undefined)?.driftCount;
+    lines.push(
+      `verified  ${verify.state === 'running' ? 'now running' : `${verify.finishedAt}: ${drift} drift`}`,
+    );
+  }
+  return lines;
 }
 
 function integer(min: number, max: number) {
@@ -172,6 +225,7 @@ function progressLines(progress: Progress): string[] {
     `images    ${total} (indexed ${indexed}, pending ${pending}, failed ${failed})`,
     `speed     ${throughput.toFixed(2)} images/s, ETA ${etaSeconds === null ? 'unknown' : `${etaSeconds} s`}`,
     `queue     ${queue.visible} waiting, ${queue.inFlight} in progress`,
+    ...taskLines(progress.tasks),
     ...(progress.recentFailures.length > 0
       ? ['latest failures:', ...progress.recentFailures.map((f) => `  ${f.key}: ${f.reason}`)]
       : []),
@@ -385,13 +439,23 @@ function buildProgram(): Command {
     yes?: boolean;
     deleteObjects?: boolean;
     keepObject?: boolean;
+    wait: boolean;
   }
 
   const deleteImages = act(async (backend, key: string | undefined, opts: DeleteOptions) => {
     if (!key) {
-      const { deleted } = await backend.deleteAll(opts.deleteObjects === true);
-      const what = `deleted ${deleted} vectors${opts.deleteObjects ? ' and the image files' : ''}`;
-      return { json: { deleted }, lines: [what] };
+      const started = await backend.deleteAll(opts.deleteObjects === true);
+      const lines = [
+        `the library is empty (${started.deleted} vectors); records and files are cleaned up in the background`,
+      ];
+      if (!opts.deleteObjects) lines.push('kept photos stay out of the index until you ingest them again');
+      if (!opts.wait) return { json: started, lines };
+      const task = await backend.finish(started.task);
+      const { recordsRemoved = 0, thumbnailsRemoved = 0, objectsRemoved = 0 } = task.progress;
+      lines.push(
+        `cleanup ${task.state}: ${recordsRemoved} records, ${thumbnailsRemoved} thumbnails, ${objectsRemoved} image files removed`,
+      );
+      return { json: { deleted: started.deleted, task }, lines, failed: task.state !== 'done' };
     }
     await backend.deleteImage(key, opts.keepObject === true);
     return { json: { deleted: key }, lines: [`deleted ${key}`] };
@@ -404,6 +468,7 @@ function buildProgram(): Command {
     .option('--yes', 'confirm --all')
     .option('--delete-objects', 'with --all: delete the image files too')
     .option('--keep-object', 'with a key: keep the image file (it is indexed again on the next ingest)')
+    .option('--no-wait', 'with --all: return once the library is empty, leaving the cleanup to run')
     .action((key: string | undefined, opts: DeleteOptions) => {
       // Checked before anything is opened: a refused delete-all must not even load the model.
       if (opts.all && key) usage('give either a key or --all, not both');
@@ -412,6 +477,21 @@ function buildProgram(): Command {
       if (!opts.all && !key) usage('give the key of the image to delete, or --all --yes');
       return deleteImages(key, opts);
     });
+
+  program
+    .command('verify')
+    .description('compare bucket, catalogue and index and report every drift; --repair fixes it')
+    .option('--repair', 'fix what is found: re-queue, forget, delete ghost vectors, recount')
+    .action(
+      act(async (backend, opts: { repair?: boolean }) => {
+        const task = await backend.finish(await backend.verify(opts.repair === true));
+        if (task.state !== 'done') {
+          return { json: task, lines: [`verification ${task.state}: ${task.error ?? ''}`], failed: true };
+        }
+        const report = task.report as VerifyReport;
+        return { json: report, lines: reportLines(report) };
+      }),
+    );
 
   return program;
 }

@@ -6,6 +6,7 @@ import type {
   ObjectStore,
   PendingEntry,
   StoredObject,
+  TaskStore,
   VectorIndex,
 } from '../domain/ports.ts';
 import { thumbnailKeyOf } from './keys.ts';
@@ -17,6 +18,8 @@ export interface Stores {
   queue: JobQueue;
   catalogue: Catalogue;
   index: VectorIndex;
+  /** Background tasks (delete-all, verify) and when the library was last emptied. */
+  tasks: TaskStore;
 }
 
 /** Key → vector id. vectorIdOf in production; tests pass another to provoke collisions. */
@@ -30,17 +33,46 @@ export const STALE_PENDING_MS = 15 * 60_000;
 
 const SEND_CHUNK = 100;
 
-/** True when the record says this exact content was indexed by this model and profile. */
+/**
+ * True when the record says this exact content was indexed by this model and profile, since the library
+ * was last emptied (`clearedAt`: a record from before a delete-all is a leftover its cleanup has yet to remove).
+ */
 export function isIndexed(
   record: ImageRecord | undefined,
   etag: string,
   model: Pick<EmbedderInfo, 'model' | 'profile'>,
+  clearedAt: Date | undefined,
 ): boolean {
   return (
     record?.state === 'indexed' &&
     record.etag === etag &&
     record.model === model.model &&
-    record.profile === model.profile
+    record.profile === model.profile &&
+    (clearedAt === undefined || (record.indexedAt?.getTime() ?? 0) >= clearedAt.getTime())
+  );
+}
+
+/**
+ * True when the object was stored before `when`. S3 reports lastModified in whole seconds, so an object
+ * stored in the same second counts as newer.
+ */
+export function storedBefore(object: StoredObject, when: Date): boolean {
+  return object.lastModified.getTime() < Math.floor(when.getTime() / 1000) * 1000;
+}
+
+/**
+ * True for a photo a delete-all kept: stored before the library was emptied and not ingested again since
+ * (no record written after the emptying). Such photos stay out of the index until an ingest asks for them.
+ */
+export function isKeptOut(
+  object: StoredObject,
+  record: ImageRecord | undefined,
+  clearedAt: Date | undefined,
+): boolean {
+  return (
+    clearedAt !== undefined &&
+    storedBefore(object, clearedAt) &&
+    !(record && record.updatedAt.getTime() >= clearedAt.getTime())
   );
 }
 
@@ -84,6 +116,13 @@ export interface QueueOutcome {
   queued: number;
   /** Already indexed with this content by this model. */
   unchanged: number;
+  /** Left out: photos a delete-all kept (only when asked to skip them). */
+  keptOut: number;
+}
+
+export interface QueueOptions {
+  /** Leave out the photos a delete-all kept (isKeptOut): the automatic reconciles do; an ingest asked for does not. */
+  skipKept?: boolean;
 }
 
 /**
@@ -92,21 +131,27 @@ export interface QueueOutcome {
  * the catalogue records when the caller has listed them already (backfill), saving one read per object.
  */
 export async function queueObjects(
-  stores: Pick<Stores, 'catalogue' | 'queue'>,
+  stores: Pick<Stores, 'catalogue' | 'queue' | 'tasks'>,
   idOf: IdOf,
   model: Pick<EmbedderInfo, 'model' | 'profile'>,
   objects: StoredObject[],
   known?: Map<string, ImageRecord>,
+  options: QueueOptions = {},
 ): Promise<QueueOutcome> {
-  const outcome: QueueOutcome = { queued: 0, unchanged: 0 };
+  const outcome: QueueOutcome = { queued: 0, unchanged: 0, keptOut: 0 };
   const now = Date.now();
+  const clearedAt = await stores.tasks.clearedAt();
   for (let start = 0; start < objects.length; start += SEND_CHUNK) {
     const chunk = objects.slice(start, start + SEND_CHUNK);
     const records = known ?? (await stores.catalogue.getMany(chunk.map((object) => object.key)));
     const toClaim: StoredObject[] = [];
     for (const object of chunk) {
       const record = records.get(object.key);
-      if (isIndexed(record, object.etag, model)) {
+      if (options.skipKept && isKeptOut(object, record, clearedAt)) {
+        outcome.keptOut++;
+        continue;
+      }
+      if (isIndexed(record, object.etag, model, clearedAt)) {
         outcome.unchanged++;
         continue;
       }
@@ -150,7 +195,7 @@ export async function forgetImages(stores: Omit<Stores, 'queue' | 'images'>, idO
  * present images as upserts (unless already indexed or queued), absent keys as removals.
  */
 export async function queueChangedKeys(
-  stores: Pick<Stores, 'images' | 'catalogue' | 'queue'>,
+  stores: Pick<Stores, 'images' | 'catalogue' | 'queue' | 'tasks'>,
   idOf: IdOf,
   model: Pick<EmbedderInfo, 'model' | 'profile'>,
   keys: string[],

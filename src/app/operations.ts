@@ -3,6 +3,7 @@
  * they are implemented over the ports only (src/domain/ports.ts) in src/app/pic-search.ts.
  */
 import type { EmbedderInfo, EmbedTimings, IndexIdentity, ProgressCounts } from '../domain/ports.ts';
+import type { TaskView } from './tasks.ts';
 
 /** How a query may be turned: `any` also finds rotated and mirrored copies (8 embeddings a query). */
 export const ORIENTATIONS = ['upright', 'any'] as const;
@@ -51,6 +52,8 @@ export interface Progress extends Omit<ProgressCounts, 'recentlyIndexed' | 'wind
   etaSeconds: number | null;
   queue: { visible: number; inFlight: number };
   outage?: OutageReport;
+  /** The newest background tasks: a delete-all's cleanup and the last verification (its report when done). */
+  tasks: { deleteAll: TaskView | null; verify: TaskView | null };
 }
 
 export interface UploadReport {
@@ -67,6 +70,8 @@ export interface IngestReport {
   unchanged: number;
   /** Catalogue entries (and vectors) removed because their object is gone. */
   removed: number;
+  /** Photos a delete-all kept, left out (the automatic reconciles only; an ingest asked for includes them). */
+  keptOut: number;
   /** Key prefix the ingested objects live under. */
   prefix: string;
   /** Embedded folder ingest only: what the copy of the folder into the bucket did. */
@@ -124,8 +129,11 @@ export interface Operations {
   searchByKey(key: string, request: SearchRequest): Promise<SearchResponse>;
   count(): Promise<number>;
   progress(recentFailures?: number): Promise<Progress>;
-  /** Queue every object under `prefix` that is not indexed with its current content; forget the gone. */
-  backfill(prefix: string): Promise<IngestReport>;
+  /**
+   * Queue every object under `prefix` that is not indexed with its current content; forget the gone.
+   * `skipKept`: leave out the photos a delete-all kept (the embedded start-up and watcher reconciles).
+   */
+  backfill(prefix: string, options?: { skipKept?: boolean }): Promise<IngestReport>;
   /**
    * Store uploaded images in the bucket; they are ingested like any drop. A file that is not a usable image
    * is refused with its reason and the others are stored; ImageError when every file is refused.
@@ -137,8 +145,14 @@ export interface Operations {
   /** Presigned browser uploads (cloud); embedded mode answers with its own upload route. */
   uploadTargets(files: { name: string; contentType: string }[], prefix?: string): Promise<UploadTarget[]>;
   deleteImage(key: string, options?: { keepObject?: boolean }): Promise<void>;
-  /** Every vector and catalogue entry; the objects too only when `deleteObjects`. */
-  deleteAll(options: { deleteObjects: boolean }): Promise<{ deleted: number }>;
+  /**
+   * Every vector and catalogue entry; the objects too only when `deleteObjects`. Search and count are
+   * empty when it returns; the cleanup runs in the background (src/app/tasks.ts), its task in /progress.
+   * Kept photos stay out of the index until they are ingested again.
+   */
+  deleteAll(options: { deleteObjects: boolean }): Promise<{ deleted: number; task: TaskView }>;
+  /** Starts a verification of bucket, catalogue and index (with `repair`, fixing what it finds) in the background. */
+  verify(options: { repair: boolean }): Promise<TaskView>;
   getImage(key: string): Promise<{ body: Buffer; contentType: string }>;
   getThumbnail(key: string): Promise<{ body: Buffer; contentType: string }>;
   health(): Promise<Health>;

@@ -9,7 +9,7 @@ import { imageInspector } from '../imaging/image-processor.ts';
 import { thumbnailKeyOf } from './keys.ts';
 import { createOperations } from './pic-search.ts';
 import { waitUntilSettled } from './settle.ts';
-import { FIXTURES, photoFolder, type TempSystem, tempSystem } from './test-system.ts';
+import { FIXTURES, photoFolder, type TempSystem, taskDone, tempSystem } from './test-system.ts';
 
 const PHOTOS = {
   'a/pizza.jpg': 'pizza.jpg',
@@ -229,11 +229,18 @@ describe('operations over the embedded adapters and the seeded model', () => {
     const { deleted } = await system.operations.deleteAll({ deleteObjects: false });
     expect(deleted).toBe(KEYS.length - 2);
     expect(await system.operations.count()).toBe(0);
+    expect(await taskDone(system.operations, 'deleteAll')).toMatchObject({
+      state: 'done',
+      progress: { recordsRemoved: KEYS.length - 2, objectsRemoved: 0 },
+    });
     expect((await system.operations.progress()).total).toBe(0);
     await expect(system.operations.getThumbnail('set/a/pizza.jpg')).rejects.toBeInstanceOf(NotFoundError);
     expect((await system.operations.getImage('set/a/pizza.jpg')).body.length).toBeGreaterThan(0);
 
     await system.operations.deleteAll({ deleteObjects: true });
+    expect(await taskDone(system.operations, 'deleteAll')).toMatchObject({
+      progress: { objectsRemoved: KEYS.length - 2 },
+    });
     await expect(system.operations.getImage('set/a/pizza.jpg')).rejects.toBeInstanceOf(NotFoundError);
   });
 });

@@ -25,6 +25,7 @@ import {
   type UploadReport,
   type UploadTarget,
 } from './operations.ts';
+import { startDeleteAll, startVerify, type TaskDeps, viewOf } from './tasks.ts';
 import type { Outage } from './worker.ts';
 
 /** Links for search results and browser uploads: API routes locally, presigned S3 URLs in the cloud. */
@@ -68,7 +69,6 @@ const searchRequest = z.object({
 const MAX_RECENT_FAILURES = 100;
 /** How long a verified index identity is trusted before it is read again (a Milvus round trip). */
 const IDENTITY_TTL_MS = 30_000;
-const DELETE_CONCURRENCY = 16;
 
 export function createOperations(deps: OperationsDeps): Operations {
   const { images, thumbnails, queue, catalogue, index, embedder } = deps;
@@ -77,6 +77,15 @@ export function createOperations(deps: OperationsDeps): Operations {
   const links: LinkBuilders = deps.links ?? {
     image: (key) => images.downloadUrl(key),
     thumbnail: (key) => thumbnails.downloadUrl(thumbnailKeyOf(key)),
+  };
+  const taskDeps: TaskDeps = {
+    ...deps,
+    idOf,
+    imagePrefix,
+    // Read when a task uses it: the Lambda functions that only start tasks have no model to ask.
+    get model() {
+      return embedder.info;
+    },
   };
   let identityCheckedAt = Number.NEGATIVE_INFINITY;
 
@@ -225,7 +234,12 @@ export function createOperations(deps: OperationsDeps): Operations {
 
     async progress(recentFailures = 20): Promise<Progress> {
       const wanted = Math.min(Math.max(0, Math.trunc(recentFailures)), MAX_RECENT_FAILURES);
-      const [counts, depth] = await Promise.all([catalogue.progress(wanted), queue.depth()]);
+      const [counts, depth, deleteAll, verify] = await Promise.all([
+        catalogue.progress(wanted),
+        queue.depth(),
+        deps.tasks.latest('delete-all'),
+        deps.tasks.latest('verify'),
+      ]);
       const { recentlyIndexed, windowSeconds, ...rest } = counts;
       const throughput = windowSeconds > 0 ? recentlyIndexed / windowSeconds : 0;
       const outstanding = Math.max(counts.pending, depth.visible + depth.inFlight);
@@ -237,10 +251,11 @@ export function createOperations(deps: OperationsDeps): Operations {
         etaSeconds,
         queue: depth,
         ...(outage ? { outage } : {}),
+        tasks: { deleteAll: deleteAll ? viewOf(deleteAll) : null, verify: verify ? viewOf(verify) : null },
       };
     },
 
-    async backfill(prefix) {
+    async backfill(prefix, options = {}) {
       const scope = scoped(normalisePrefix(prefix));
       const known = new Map<string, ImageRecord>();
       for await (const record of catalogue.list(scope)) known.set(record.key, record);
@@ -258,8 +273,15 @@ export function createOperations(deps: OperationsDeps): Operations {
         await Promise.all(gone.map(async (key) => ((await isListed(images, key)) ? [key] : [])))
       ).flat();
       if (back.length > 0) await queue.send(back.map((key) => ({ kind: 'upsert', key, force: true })));
-      const { queued, unchanged } = await queueObjects(deps, idOf, embedder.info, present, known);
-      return { queued, unchanged, removed: gone.length, prefix: scope } satisfies IngestReport;
+      const { queued, unchanged, keptOut } = await queueObjects(
+        deps,
+        idOf,
+        embedder.info,
+        present,
+        known,
+        options,
+      );
+      return { queued, unchanged, removed: gone.length, keptOut, prefix: scope } satisfies IngestReport;
     },
 
     upload,
@@ -286,12 +308,12 @@ export function createOperations(deps: OperationsDeps): Operations {
     },
 
     async deleteAll({ deleteObjects }) {
-      const deleted = await index.count();
-      await index.clear();
-      await catalogue.clear();
-      await deleteEvery(thumbnails, '');
-      if (deleteObjects) await deleteEvery(images, imagePrefix);
-      return { deleted };
+      const task = await startDeleteAll(taskDeps, deleteObjects);
+      return { deleted: task.progress.vectors ?? 0, task: viewOf(task) };
+    },
+
+    async verify({ repair }) {
+      return viewOf(await startVerify(taskDeps, repair));
     },
 
     async getImage(key) {
@@ -333,15 +355,6 @@ function parseSearchRequest(request: SearchRequest): SearchRequest {
 async function isListed(store: Stores['images'], key: string): Promise<boolean> {
   for await (const object of store.list(key)) if (object.key === key) return true;
   return false;
-}
-
-/** Keys are listed first: deleting while a folder walk or S3 pagination is under way skips entries. */
-async function deleteEvery(store: Stores['images'], prefix: string): Promise<void> {
-  const keys: string[] = [];
-  for await (const object of store.list(prefix)) keys.push(object.key);
-  for (let start = 0; start < keys.length; start += DELETE_CONCURRENCY) {
-    await Promise.all(keys.slice(start, start + DELETE_CONCURRENCY).map((key) => store.delete(key)));
-  }
 }
 
 function round(ms: number): number {

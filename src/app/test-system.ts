@@ -5,9 +5,12 @@
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../config.ts';
 import { SAMPLE_PHOTOS_DIR } from '../sample-photos.ts';
 import { createEmbeddedSystem, type EmbeddedOptions, type EmbeddedSystem } from '../wiring/embedded.ts';
+import type { Operations } from './operations.ts';
+import type { TaskView } from './tasks.ts';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
 /** The sample photos shipped in the repository. */
@@ -51,4 +54,19 @@ export async function photoFolder(files: Record<string, string>): Promise<string
     await copyFile(join(FIXTURES, fixture), join(dir, target));
   }
   return dir;
+}
+
+/** Polls /progress until the newest task of this kind is done (or failed), and returns it. */
+export async function taskDone(
+  operations: Operations,
+  kind: 'deleteAll' | 'verify',
+  timeoutMs = 60_000,
+): Promise<TaskView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const task = (await operations.progress(0)).tasks[kind];
+    if (task && task.state !== 'running') return task;
+    if (Date.now() > deadline) throw new Error(`the ${kind} task did not finish in ${timeoutMs} ms`);
+    await sleep(100);
+  }
 }

@@ -54,6 +54,7 @@ function switchableIndex(index: VectorIndex): VectorIndex & { down: boolean } {
     get: guard((id) => index.get(id)),
     count: guard(() => index.count()),
     clear: guard(() => index.clear()),
+    entries: () => index.entries(),
   } satisfies VectorIndex & { down: boolean };
   return wrapper;
 }

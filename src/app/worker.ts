@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { ImageError, NotFoundError } from '../domain/errors.ts';
 import { ownsItsId, vectorIdOf } from '../domain/ids.ts';
 import type { Embedder, Job, ObjectWithBody, ReceivedMessage } from '../domain/ports.ts';
-import { claimAll, forgetImages, type IdOf, isIndexed, type Stores } from './indexing.ts';
+import { claimAll, forgetImages, type IdOf, isIndexed, isKeptOut, type Stores } from './indexing.ts';
 import { isIndexableKey, THUMBNAIL_CONTENT_TYPE, thumbnailKeyOf } from './keys.ts';
 
 export interface WorkerOptions {
@@ -39,6 +39,8 @@ export interface WorkerOptions {
   onHolding?: (holding: boolean) => Promise<void>;
   /** Test seam for hash collisions. @default vectorIdOf */
   idOf?: IdOf;
+  /** Runs the next slice of a background task (src/app/tasks.ts); a message naming one is acked once it returns. */
+  runTask?: (taskId: string) => Promise<void>;
   logger?: Logger;
 }
 
@@ -73,6 +75,8 @@ export interface WorkerStats {
   malformed: number;
   /** Messages left on their last delivery (maxReceiveCount), which the queue then dead-letters. */
   deadLettered: number;
+  /** Photos a delete-all kept, left out of the index (isKeptOut). */
+  keptOut: number;
 }
 
 /** A worker's counters before its first message. */
@@ -87,6 +91,7 @@ export function noWorkerStats(): WorkerStats {
     requeued: 0,
     malformed: 0,
     deadLettered: 0,
+    keptOut: 0,
   };
 }
 
@@ -146,8 +151,9 @@ export class Worker {
   readonly stats: WorkerStats = noWorkerStats();
   readonly #stores: Stores;
   readonly #embedder: Embedder;
-  readonly #options: Required<Omit<WorkerOptions, 'logger' | 'onHolding'>>;
+  readonly #options: Required<Omit<WorkerOptions, 'logger' | 'onHolding' | 'runTask'>>;
   readonly #onHolding: WorkerOptions['onHolding'];
+  readonly #runTask: WorkerOptions['runTask'];
   readonly #log: Logger | undefined;
   readonly #inFlight = new Set<Promise<void>>();
   readonly #stopSignal = new AbortController();
@@ -161,6 +167,7 @@ export class Worker {
     this.#embedder = embedder;
     this.#log = options.logger;
     this.#onHolding = options.onHolding;
+    this.#runTask = options.runTask;
     this.#options = {
       waitMs: 1000,
       visibilitySeconds: 60,
@@ -344,7 +351,8 @@ export class Worker {
         );
       }
       if (malformed.length > 0) await queue.release(malformed.map((m) => m.receipt));
-      const wellFormed = messages.filter((m) => m.malformed === undefined);
+      for (const m of messages) if (m.taskId !== undefined) await this.#task(m, m.taskId);
+      const wellFormed = messages.filter((m) => m.malformed === undefined && m.taskId === undefined);
       const jobs = wellFormed.flatMap((m) => m.jobs);
       const keys = [...new Set(jobs.map((job) => job.key))];
       const forced = new Set(jobs.filter((job) => job.kind === 'upsert' && job.force).map((job) => job.key));
@@ -368,6 +376,28 @@ export class Worker {
       await this.#retryLater(retry, outcomes);
     } finally {
       clearInterval(heartbeat);
+    }
+  }
+
+  /** One slice of a background task; a failed slice is delivered again after a back-off and resumes. */
+  async #task(message: ReceivedMessage, taskId: string): Promise<void> {
+    const { queue } = this.#stores;
+    try {
+      if (!this.#runTask) throw new Error('this worker runs no background tasks');
+      await this.#runTask(taskId);
+      await queue.ack([message.receipt]);
+    } catch (error) {
+      this.stats.retried++;
+      this.#log?.warn(
+        { err: error, taskId, receiveCount: message.receiveCount },
+        'task slice failed; it will run again',
+      );
+      await queue
+        .extend(
+          [message.receipt],
+          Math.min(backoffSeconds(message.receiveCount), this.#options.visibilitySeconds),
+        )
+        .catch(() => undefined);
     }
   }
 
@@ -535,10 +565,18 @@ export class Worker {
       failed.map(async ({ key }): Promise<Written> => ({ key, etag: (await images.head(key))?.etag })),
     );
     await this.#fail(failed);
-    const records = await catalogue.getMany(found.map((object) => object.key));
+    const [records, clearedAt] = await Promise.all([
+      catalogue.getMany(found.map((object) => object.key)),
+      this.#stores.tasks.clearedAt(),
+    ]);
     const changed = found.filter((object) => {
       if (forced.has(object.key)) return true;
-      if (!isIndexed(records.get(object.key), object.etag, this.#embedder.info)) return true;
+      const record = records.get(object.key);
+      if (isKeptOut(object, record, clearedAt)) {
+        this.stats.keptOut++;
+        return false;
+      }
+      if (!isIndexed(record, object.etag, this.#embedder.info, clearedAt)) return true;
       this.stats.unchanged++;
       return false;
     });

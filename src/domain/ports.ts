@@ -51,6 +51,8 @@ export interface ReceivedMessage {
   receiveCount: number;
   /** Set when the body could not be understood; the worker records it and lets redrive act. */
   malformed?: string;
+  /** Set (and `jobs` empty) when the message asks for the next slice of a background task (src/app/tasks.ts). */
+  taskId?: string;
 }
 
 export interface QueueDepth {
@@ -60,6 +62,8 @@ export interface QueueDepth {
 
 export interface JobQueue {
   send(jobs: Job[]): Promise<void>;
+  /** Queues one slice of a background task; the worker that receives it runs the slice. */
+  sendTask(taskId: string): Promise<void>;
   /** Long-polls up to `waitMs` for at most `max` messages; received messages are hidden until acked. */
   receive(max: number, waitMs: number): Promise<ReceivedMessage[]>;
   /** Done: the messages are gone for good. */
@@ -158,6 +162,49 @@ export interface Catalogue {
   remove(keys: string[]): Promise<void>;
   clear(): Promise<void>;
   progress(recentFailures: number): Promise<ProgressCounts>;
+  /**
+   * Sets the per-state counters to a count of the records themselves (verify's repair of counter drift);
+   * returns the counts.
+   */
+  recount(): Promise<Record<ImageState, number>>;
+}
+
+export type TaskKind = 'delete-all' | 'verify';
+
+/**
+ * A long piece of maintenance that the worker runs in the background (src/app/tasks.ts), in slices, one
+ * queue message each: it survives crashes and restarts, and its record says how far it got.
+ */
+export interface Task {
+  id: string;
+  kind: TaskKind;
+  state: 'running' | 'done' | 'failed';
+  /** What was asked: delete-all `deleteObjects`, verify `repair`. */
+  options: { deleteObjects?: boolean; repair?: boolean };
+  /** Counts of work done so far, by name (e.g. recordsRemoved), for /progress. */
+  progress: Record<string, number>;
+  /** A verification's findings (src/app/verify.ts), set when it is done. */
+  report?: unknown;
+  /** Why it failed. */
+  error?: string;
+  startedAt: Date;
+  updatedAt: Date;
+  finishedAt?: Date;
+}
+
+/** Where background tasks and the library's last emptying are kept. */
+export interface TaskStore {
+  /**
+   * When the library was last emptied by delete-all; undefined when never. Objects last modified before
+   * it and not ingested again since are kept out of the index (the photos a delete-all kept).
+   */
+  clearedAt(): Promise<Date | undefined>;
+  /** Records a new task; with `clearedAt`, also moves the library's emptying mark to it, in one write. */
+  start(task: Task, clearedAt?: Date): Promise<void>;
+  save(task: Task): Promise<void>;
+  get(id: string): Promise<Task | undefined>;
+  /** The newest task of this kind. */
+  latest(kind: TaskKind): Promise<Task | undefined>;
 }
 
 export interface IndexIdentity {
@@ -197,6 +244,8 @@ export interface VectorIndex {
   count(): Promise<number>;
   /** Removes every vector, keeps the identity. */
   clear(): Promise<void>;
+  /** Every stored id with its key, in no particular order: verify compares them with the catalogue. */
+  entries(): AsyncIterable<{ id: string; key: string }>;
 }
 
 /** Two stored vectors alike enough to be near-duplicates, each pair listed once. */

@@ -22,9 +22,11 @@ import {
   progressResponse,
   searchQuery,
   searchResponse,
+  taskResponse,
   uploadResponse,
   uploadsBody,
   uploadsResponse,
+  verifyQuery,
 } from './schemas.ts';
 
 type Json = Record<string, unknown>;
@@ -42,6 +44,7 @@ const responseComponents = {
   SearchResponse: searchResponse,
   Count: countResponse,
   Progress: progressResponse,
+  Task: taskResponse,
   IngestReport: ingestResponse,
   Upload: uploadResponse,
   Uploads: uploadsResponse,
@@ -183,6 +186,15 @@ export function openApiDocument(mode: Mode): Json {
         responses: { ...ok(200, 'Progress.', 'Progress'), ...errors(400) },
       },
     },
+    '/verify': {
+      post: {
+        operationId: 'verify',
+        summary:
+          'Compare bucket, catalogue and index in the background and report every drift (with repair=true, fix it); the report appears in GET /progress.',
+        parameters: queryParameters(verifyQuery),
+        responses: { ...ok(202, 'Started.', 'Task'), ...errors(400) },
+      },
+    },
     '/ingest': {
       post: {
         operationId: 'ingest',
@@ -226,7 +238,14 @@ export function openApiDocument(mode: Mode): Json {
         summary:
           'Delete every vector and catalogue entry (and the images with deleteObjects=true). Needs confirm=true.',
         parameters: queryParameters(deleteAllQuery),
-        responses: { ...ok(200, 'How many were deleted.', 'DeletedAll'), ...errors(400) },
+        responses: {
+          ...ok(
+            202,
+            'Search and count are empty; the cleanup runs in the background (GET /progress).',
+            'DeletedAll',
+          ),
+          ...errors(400),
+        },
       },
     },
     '/uploads': {

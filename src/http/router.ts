@@ -12,7 +12,12 @@ import {
 } from './handlers/images.ts';
 import { type IngestFolder, makeIngestHandler, makeUploadsHandler } from './handlers/ingest.ts';
 import { makeSearchHandler } from './handlers/search.ts';
-import { makeCountHandler, makeHealthHandler, makeProgressHandler } from './handlers/status.ts';
+import {
+  makeCountHandler,
+  makeHealthHandler,
+  makeProgressHandler,
+  makeVerifyHandler,
+} from './handlers/status.ts';
 import { openApiDocument } from './openapi.ts';
 import { errorResult, handler, json } from './response.ts';
 import {
@@ -70,6 +75,7 @@ const ROUTES: { key: string; embeddedOnly?: true; make: (c: RouteContext) => Htt
   { key: 'PUT /images/{key+}', embeddedOnly: true, make: (c) => makePutImageHandler(c.operations, c.limits) },
   { key: 'DELETE /images/{key+}', make: (c) => makeDeleteImageHandler(c.operations) },
   { key: 'DELETE /images', make: (c) => makeDeleteAllHandler(c.operations) },
+  { key: 'POST /verify', make: (c) => makeVerifyHandler(c.operations) },
   {
     key: 'GET /duplicates',
     embeddedOnly: true,

@@ -80,6 +80,13 @@ export const deleteAllQuery = z.object({
     .describe('Also delete the image files in the bucket.'),
 });
 
+export const verifyQuery = z.object({
+  repair: queryBoolean
+    .optional()
+    .default('false')
+    .describe('Also fix what it finds (re-queue, forget, delete ghost vectors, recount).'),
+});
+
 export const deleteOneQuery = z.object({
   keepObject: queryBoolean
     .optional()
@@ -156,6 +163,23 @@ const outageReport = z
     message: z.string().describe('"index unavailable since <time>": the worker waits it out.'),
   })
   .describe('Present while the worker cannot reach a store; nothing is dead-lettered meanwhile.');
+export const taskResponse = z
+  .object({
+    id: z.string(),
+    kind: z.enum(['delete-all', 'verify']),
+    state: z.enum(['running', 'done', 'failed']),
+    options: z.object({ deleteObjects: z.boolean().optional(), repair: z.boolean().optional() }),
+    progress: z.record(z.string(), z.number()).describe('Work done so far, e.g. recordsRemoved.'),
+    report: z
+      .unknown()
+      .optional()
+      .describe('A verification: what drifted, by kind, and whether it was repaired.'),
+    error: z.string().optional(),
+    startedAt: z.string(),
+    updatedAt: z.string(),
+    finishedAt: z.string().optional(),
+  })
+  .describe('A background task the worker runs in slices (docs/operations.md).');
 
 export const progressResponse = z.object({
   total: z.number().int(),
@@ -176,12 +200,16 @@ export const progressResponse = z.object({
     ),
   recentFailures: z.array(z.object({ key: z.string(), reason: z.string(), at: z.string() })),
   outage: outageReport.optional(),
+  tasks: z
+    .object({ deleteAll: taskResponse.nullable(), verify: taskResponse.nullable() })
+    .describe("The newest delete-all cleanup and verification (its report under 'report' once done)."),
 });
 
 export const ingestResponse = z.object({
   queued: z.number().int().describe('New or changed images queued for indexing.'),
   unchanged: z.number().int().describe('Already indexed with the same content.'),
   removed: z.number().int().describe('Forgotten because their file is gone.'),
+  keptOut: z.number().int().describe('Photos a delete-all kept, left out (automatic reconciles only).'),
   prefix: z.string(),
   files: z
     .object({
@@ -252,7 +280,10 @@ export const duplicatesResponse = z.object({
 });
 
 export const deletedOneResponse = z.object({ deleted: z.string() });
-export const deletedAllResponse = z.object({ deleted: z.number().int() });
+export const deletedAllResponse = z.object({
+  deleted: z.number().int().describe('Vectors in the index when it was emptied.'),
+  task: taskResponse.describe('The cleanup of records, thumbnails (and objects), running in the background.'),
+});
 
 export const healthResponse = z.object({
   status: z.enum(['ok', 'degraded']).describe('degraded: the worker cannot reach a store (see outage).'),

@@ -1,6 +1,7 @@
 import { type AwsClients, createAwsClients } from '../adapters/aws/clients.ts';
 import type { CloudConfig } from '../adapters/aws/config.ts';
 import { DynamoCatalogue } from '../adapters/aws/dynamo-catalogue.ts';
+import { DynamoTaskStore } from '../adapters/aws/dynamo-task-store.ts';
 import { S3ObjectStore } from '../adapters/aws/s3-object-store.ts';
 import { readMilvusToken } from '../adapters/aws/secrets.ts';
 import { SqsJobQueue } from '../adapters/aws/sqs-job-queue.ts';
@@ -48,6 +49,11 @@ export function jobQueue(aws: AwsClients, config: Pick<CloudConfig, 'queueUrl' |
 
 export function catalogueTable(aws: AwsClients, config: Pick<CloudConfig, 'tableName'>) {
   return new DynamoCatalogue(aws.dynamodb, config.tableName);
+}
+
+/** Background tasks live in the catalogue's table. */
+export function taskStore(aws: AwsClients, config: Pick<CloudConfig, 'tableName'>) {
+  return new DynamoTaskStore(aws.dynamodb, config.tableName);
 }
 
 /** The Milvus collection; the token is read from Secrets Manager here, by the functions that query Milvus only. */

@@ -1,13 +1,16 @@
 import type { Logger } from 'pino';
 import type { CloudConfig } from '../adapters/aws/config.ts';
 import type { DynamoCatalogue } from '../adapters/aws/dynamo-catalogue.ts';
+import type { DynamoTaskStore } from '../adapters/aws/dynamo-task-store.ts';
 import type { S3ObjectStore } from '../adapters/aws/s3-object-store.ts';
 import type { SqsJobQueue } from '../adapters/aws/sqs-job-queue.ts';
 import type { MilvusVectorIndex } from '../adapters/milvus/milvus-vector-index.ts';
 import type { IdOf, Stores } from '../app/indexing.ts';
 import type { Operations } from '../app/operations.ts';
 import { createOperations } from '../app/pic-search.ts';
+import { runTaskSlice, type TaskDeps } from '../app/tasks.ts';
 import { Worker, type WorkerOptions } from '../app/worker.ts';
+import { vectorIdOf } from '../domain/ids.ts';
 import type { Embedder } from '../domain/ports.ts';
 import { type ExecutionProvider, OnnxEmbedder } from '../embedder/onnx-embedder.ts';
 import { ingestSessions, restartOrExit, ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
@@ -22,6 +25,7 @@ import {
   imageStores,
   jobQueue,
   milvusIndex,
+  taskStore,
 } from './cloud-stores.ts';
 
 export interface CloudStores extends Stores {
@@ -30,6 +34,7 @@ export interface CloudStores extends Stores {
   queue: SqsJobQueue;
   catalogue: DynamoCatalogue;
   index: MilvusVectorIndex;
+  tasks: DynamoTaskStore;
 }
 
 export interface CloudSystem {
@@ -82,6 +87,7 @@ export async function createCloudSystem(
     ...imageStores(aws, config),
     queue: jobQueue(aws, config),
     catalogue: catalogueTable(aws, config),
+    tasks: taskStore(aws, config),
     index: await milvusIndex(aws, config),
   };
   if (options.ensureIndex ?? true) {
@@ -100,6 +106,13 @@ export async function createCloudSystem(
     ...(idOf ? { idOf } : {}),
     links: cloudLinks(stores),
   });
+  const taskDeps: TaskDeps = {
+    ...stores,
+    idOf: idOf ?? vectorIdOf,
+    imagePrefix: config.imagePrefix,
+    model: embedder.info,
+    ...(log ? { logger: log } : {}),
+  };
   const worker = new Worker(stores, embedder, {
     imagePrefix: config.imagePrefix,
     batchSize: config.batchSize,
@@ -107,6 +120,8 @@ export async function createCloudSystem(
     outageBackoff: config.outageBackoff,
     visibilitySeconds: config.visibilitySeconds,
     waitMs: options.waitMs ?? 10_000,
+    // Delete-all's cleanup and verification run here, on the worker, never in the API's Lambda (29 s).
+    runTask: (taskId) => runTaskSlice(taskDeps, taskId),
     ...(idOf ? { idOf } : {}),
     ...(options.onHolding ? { onHolding: options.onHolding } : {}),
     ...(log ? { logger: log } : {}),

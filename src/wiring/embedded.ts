@@ -7,6 +7,7 @@ import { SqliteCatalogue } from '../adapters/embedded/sqlite-catalogue.ts';
 import { SqliteDismissedPairs } from '../adapters/embedded/sqlite-dismissed-pairs.ts';
 import { SqliteIngestLedger } from '../adapters/embedded/sqlite-ingest-ledger.ts';
 import { SqliteJobQueue } from '../adapters/embedded/sqlite-job-queue.ts';
+import { SqliteTaskStore } from '../adapters/embedded/sqlite-task-store.ts';
 import { BucketWatcher } from '../app/bucket-watcher.ts';
 import { createDuplicates, type Duplicates } from '../app/duplicates.ts';
 import { type FolderIngestOptions, ingestFolder } from '../app/folder-sync.ts';
@@ -14,6 +15,7 @@ import { type IdOf, queueChangedKeys, type Stores } from '../app/indexing.ts';
 import { encodeKeyPath } from '../app/keys.ts';
 import type { IngestReport, Operations } from '../app/operations.ts';
 import { createOperations } from '../app/pic-search.ts';
+import { runTaskSlice, type TaskDeps } from '../app/tasks.ts';
 import { Worker } from '../app/worker.ts';
 import { type Config, DEFAULT_DUPLICATE_THRESHOLD } from '../config.ts';
 import { IndexMismatchError } from '../domain/errors.ts';
@@ -35,6 +37,7 @@ export function dataLayout(dataDir: string) {
     bucket: join(dataDir, 'bucket'),
     thumbnails: join(dataDir, 'thumbnails'),
     queue: join(dataDir, 'queue.db'),
+    tasks: join(dataDir, 'tasks.db'),
     catalogue: join(dataDir, 'catalogue.db'),
     index: join(dataDir, 'index.db'),
     duplicates: join(dataDir, 'duplicates.db'),
@@ -61,6 +64,11 @@ export interface EmbeddedSystem {
   stores: Stores & { queue: SqliteJobQueue; index: ExactVectorIndex };
   /** The model file the embedders opened (fp32 or int8) and why. */
   modelChoice: ChosenModel;
+  /**
+   * Runs a background task to its end in this process (the CLI on a data directory, where no worker may
+   * be running); slices it also queued are no-ops when a worker receives them later.
+   */
+  runTask(taskId: string): Promise<void>;
   /** Set when the index on disk was built by another model: searching is refused, the worker stays off. */
   indexMismatch: IndexMismatchError | undefined;
   /**
@@ -151,6 +159,7 @@ export async function createEmbeddedSystem(
     }),
     catalogue: new SqliteCatalogue(paths.catalogue),
     index: new ExactVectorIndex(paths.index),
+    tasks: new SqliteTaskStore(paths.tasks),
   };
   const ledger = new SqliteIngestLedger(paths.ingests);
   let indexMismatch: IndexMismatchError | undefined;
@@ -197,12 +206,20 @@ export async function createEmbeddedSystem(
       }),
     },
   });
+  const taskDeps: TaskDeps = {
+    ...stores,
+    idOf,
+    imagePrefix: '',
+    model: embedder.info,
+    ...(log ? { logger: log } : {}),
+  };
   const worker = new Worker(stores, ingestEmbedder, {
     batchSize: config.batchSize,
     maxReceiveCount: config.maxReceiveCount,
     outageBackoff: config.outageBackoff,
     visibilitySeconds,
     idOf,
+    runTask: (taskId) => runTaskSlice(taskDeps, taskId),
     ...(log ? { logger: log } : {}),
   });
   const watcher = config.watch
@@ -210,7 +227,7 @@ export async function createEmbeddedSystem(
         root: paths.bucket,
         onKeys: (keys) => queueChangedKeys(stores, idOf, embedder.info, keys),
         onPrefixes: async (prefixes) => {
-          for (const prefix of prefixes) await operations.backfill(prefix);
+          for (const prefix of prefixes) await operations.backfill(prefix, { skipKept: true });
         },
         ...(log ? { logger: log } : {}),
       })
@@ -232,6 +249,9 @@ export async function createEmbeddedSystem(
     stores,
     indexMismatch,
     modelChoice: chosen,
+    async runTask(taskId) {
+      while ((await stores.tasks.get(taskId))?.state === 'running') await runTaskSlice(taskDeps, taskId);
+    },
     async startWorker() {
       if (indexMismatch) {
         log?.error('the worker is not started: the vector index belongs to another model');
@@ -241,7 +261,8 @@ export async function createEmbeddedSystem(
       if (!watcher) return;
       try {
         await watcher.start();
-        const report = await operations.backfill('');
+        // Photos a delete-all kept stay out: they come back only when the user ingests them again.
+        const report = await operations.backfill('', { skipKept: true });
         log?.info({ ...report }, 'bucket folder reconciled with the catalogue');
       } catch (error) {
         log?.error(
@@ -256,6 +277,7 @@ export async function createEmbeddedSystem(
       await Promise.all([embedder.close(), ingestEmbedder.close()]);
       stores.queue.close();
       stores.catalogue.close();
+      stores.tasks.close();
       dismissed.close();
       ledger.close();
       await stores.index.close();

@@ -15,7 +15,10 @@ export const LAMBDA_PARTS = {
   uploads: ['bucket', 'decode'],
   images: ['bucket'],
   'delete-image': ['bucket', 'table', 'milvus'],
-  'delete-all': ['bucket', 'table', 'milvus'],
+  // Empties the index, records the task and queues it: the worker cleans up (src/app/tasks.ts).
+  'delete-all': ['table', 'queue', 'milvus'],
+  // Starts a verification the worker runs; the scheduled rule invokes it too (infra/verify-schedule.ts).
+  verify: ['table', 'queue'],
 } as const satisfies Record<string, readonly CloudPart[]>;
 
 export type LambdaName = keyof typeof LAMBDA_PARTS;

@@ -2,11 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { type CloudPart, variablesOf } from '../adapters/aws/config.ts';
 import {
   countOperations,
+  deleteAllOperations,
   deleteOperations,
   healthOperations,
   imageOperations,
   ingestOperations,
   progressOperations,
+  verifyOperations,
 } from './lambda.ts';
 import { LAMBDA_PARTS, type LambdaName } from './lambda-parts.ts';
 
@@ -63,12 +65,13 @@ describe('Lambda function factories', () => {
     );
   });
 
-  it('build health, ingest and the delete functions from their own variables, taking no uploads', async () => {
+  it('build health, ingest, the delete and verify functions from their own variables, taking no uploads', async () => {
     const built = [
       await healthOperations(environmentOf('health')),
       await ingestOperations(environmentOf('ingest')),
       await deleteOperations('delete-image', environmentOf('delete-image')),
-      await deleteOperations('delete-all', environmentOf('delete-all')),
+      await deleteAllOperations(environmentOf('delete-all')),
+      verifyOperations(environmentOf('verify')),
     ];
 
     for (const operations of built) {

@@ -12,6 +12,7 @@ import {
   imageStores,
   jobQueue,
   milvusIndex,
+  taskStore,
 } from './cloud-stores.ts';
 import { LAMBDA_PARTS, type LambdaName, type PartsOf } from './lambda-parts.ts';
 
@@ -59,13 +60,14 @@ export function operationsOf(
   given: Partial<Stores> &
     Partial<Pick<OperationsDeps, 'embedder' | 'links' | 'imageInspector' | 'imagePrefix'>>,
 ): Operations {
-  const { images, thumbnails, queue, catalogue, index, embedder, imageInspector, ...rest } = given;
+  const { images, thumbnails, queue, catalogue, index, tasks, embedder, imageInspector, ...rest } = given;
   return createOperations({
     images: images ?? unwired('images bucket', fn),
     thumbnails: thumbnails ?? unwired('thumbnails', fn),
     queue: queue ?? unwired('queue', fn),
     catalogue: catalogue ?? unwired('catalogue table', fn),
     index: index ?? unwired('Milvus index', fn),
+    tasks: tasks ?? unwired('task store', fn),
     embedder: embedder ?? unwired('model', fn),
     imageInspector: imageInspector ?? unwired('image decoder', fn),
     mode: 'cloud',
@@ -85,7 +87,11 @@ export async function countOperations(env: Env = process.env): Promise<Operation
 export async function progressOperations(env: Env = process.env): Promise<Operations> {
   const config = readParts('progress', env);
   const aws = awsClientsFor(config);
-  return operationsOf('progress', { catalogue: catalogueTable(aws, config), queue: jobQueue(aws, config) });
+  return operationsOf('progress', {
+    catalogue: catalogueTable(aws, config),
+    queue: jobQueue(aws, config),
+    tasks: taskStore(aws, config),
+  });
 }
 
 /** GET /health: the index's identity beside the model's, as the stack stated it. */
@@ -111,11 +117,8 @@ export async function ingestOperations(env: Env = process.env): Promise<Operatio
   });
 }
 
-/** DELETE /images/{key+} and DELETE /images: objects, thumbnails, records and vectors. */
-export async function deleteOperations(
-  fn: 'delete-image' | 'delete-all',
-  env: Env = process.env,
-): Promise<Operations> {
+/** DELETE /images/{key+}: the object, its thumbnail, record and vector. */
+export async function deleteOperations(fn: 'delete-image', env: Env = process.env): Promise<Operations> {
   const config = readParts(fn, env);
   const aws = awsClientsFor(config);
   return operationsOf(fn, {
@@ -124,6 +127,25 @@ export async function deleteOperations(
     index: await milvusIndex(aws, config),
     imagePrefix: config.imagePrefix,
   });
+}
+
+/** DELETE /images: empties the index and queues the cleanup as a task for the worker (src/app/tasks.ts). */
+export async function deleteAllOperations(env: Env = process.env): Promise<Operations> {
+  const config = readParts('delete-all', env);
+  const aws = awsClientsFor(config);
+  return operationsOf('delete-all', {
+    catalogue: catalogueTable(aws, config),
+    queue: jobQueue(aws, config),
+    tasks: taskStore(aws, config),
+    index: await milvusIndex(aws, config),
+  });
+}
+
+/** POST /verify and the scheduled verification: records the task and queues it for the worker. */
+export function verifyOperations(env: Env = process.env): Operations {
+  const config = readParts('verify', env);
+  const aws = awsClientsFor(config);
+  return operationsOf('verify', { queue: jobQueue(aws, config), tasks: taskStore(aws, config) });
 }
 
 /** GET /images/{key+} and GET /thumbnails/{key+}: presigned links to the bucket. */

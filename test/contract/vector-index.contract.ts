@@ -212,5 +212,20 @@ export function describeVectorIndexContract(name: string, make: () => Promise<Ve
       await index.upsert([item('after-clear.jpg', atAngle(0))]);
       expect((await index.search(atAngle(0), { topK: 5 })).map((h) => h.key)).toEqual(['after-clear.jpg']);
     });
+
+    it('lists every id with its key, across pages (Milvus: 1000 rows a page)', async () => {
+      await index.ensure(IDENTITY);
+      const items = randomUnitVectors(1005, 12).map((v, i) => item(`list/${i}.jpg`, v));
+      for (let start = 0; start < items.length; start += 250)
+        await index.upsert(items.slice(start, start + 250));
+      await index.delete([items[7]?.id as string]);
+
+      const listed = [];
+      for await (const entry of index.entries()) listed.push(entry);
+
+      const expected = items.filter((_, i) => i !== 7).map(({ id, key }) => ({ id, key }));
+      const byId = (a: { id: string }, b: { id: string }) => a.id.localeCompare(b.id);
+      expect(listed.sort(byId)).toEqual(expected.sort(byId));
+    });
   });
 }

@@ -393,8 +393,18 @@ describe('the running service', () => {
   it('deletes everything with confirm=true', async () => {
     const before = await count();
     const response = await fetch(`${service.url}/images?confirm=true`, { method: 'DELETE' });
-    expect(await response.json()).toEqual({ deleted: before });
+    const body = (await response.json()) as { deleted: number; task: { id: string; state: string } };
+    expect(response.status).toBe(202);
+    expect(body).toMatchObject({ deleted: before, task: { state: 'running' } });
     expect(await count()).toBe(0);
-    expect(await getJson(`${service.url}/progress`)).toMatchObject({ total: 0, indexed: 0, failed: 0 });
+    // The worker removes the records in the background.
+    await expect
+      .poll(() => getJson(`${service.url}/progress`), { timeout: 30_000, interval: 200 })
+      .toMatchObject({
+        total: 0,
+        indexed: 0,
+        failed: 0,
+        tasks: { deleteAll: { id: body.task.id, state: 'done' } },
+      });
   });
 });

@@ -53,7 +53,10 @@ function loadPanel(app: App): TemplateResult {
     <button type="button" id="delete-all" class="danger" @click=${async () => {
       const { confirmed, option } = await confirmDialog({
         title: 'Delete everything?',
-        body: `Every one of the ${plural(s.count ?? 0, 'image')} is removed from the search index. This cannot be undone.`,
+        body:
+          `Every one of the ${plural(s.count ?? 0, 'image')} is removed from the search index at once; ` +
+          'records and thumbnails are cleaned up in the background. Photos you keep stay in the bucket but out of ' +
+          'the index, also after a restart, until you ingest them again. This cannot be undone.',
         confirm: 'Delete everything',
         option: 'Also delete the stored photos',
       });

@@ -218,6 +218,25 @@ export class DynamoCatalogue implements Catalogue {
     }
   }
 
+  /**
+   * Counts the records (paged through the byKey index) and puts the counters. A state change written
+   * while the records are paged may be counted twice or not at all: verify runs it when it found drift.
+   */
+  async recount(): Promise<Record<ImageState, number>> {
+    const counts: Record<ImageState, number> = { pending: 0, indexed: 0, failed: 0 };
+    for await (const record of this.list()) counts[record.state]++;
+    await this.#db.send(
+      new PutItemCommand({
+        TableName: this.#table,
+        Item: {
+          pk: { S: COUNTERS },
+          ...Object.fromEntries(STATES.map((state) => [state, { N: String(counts[state]) }])),
+        },
+      }),
+    );
+    return counts;
+  }
+
   async progress(recentFailures: number): Promise<ProgressCounts> {
     const [counters, rates, failures] = await Promise.all([
       this.#db.send(

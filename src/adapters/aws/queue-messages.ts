@@ -37,10 +37,19 @@ const JobSchema = z.discriminatedUnion('kind', [
 /** The project's own messages (backfill, re-ingest): jobs in our own words. */
 const OwnMessage = z.object({ source: z.literal('pic-search'), jobs: z.array(JobSchema).min(1) });
 
-export type ParsedMessage = { jobs: Job[]; malformed?: undefined } | { jobs: Job[]; malformed: string };
+/** The next slice of a background task (src/app/tasks.ts). */
+const TaskMessage = z.object({ source: z.literal('pic-search'), task: z.string().min(1) });
+
+export type ParsedMessage =
+  | { jobs: Job[]; malformed?: undefined; taskId?: string }
+  | { jobs: Job[]; malformed: string; taskId?: undefined };
 
 export function ownMessageBody(jobs: Job[]): string {
   return JSON.stringify({ source: 'pic-search', jobs } satisfies z.infer<typeof OwnMessage>);
+}
+
+export function taskMessageBody(taskId: string): string {
+  return JSON.stringify({ source: 'pic-search', task: taskId } satisfies z.infer<typeof TaskMessage>);
 }
 
 /**
@@ -58,6 +67,8 @@ export function parseQueueMessage(body: string): ParsedMessage {
   if (S3TestEvent.safeParse(json).success) return { jobs: [] };
   const own = OwnMessage.safeParse(json);
   if (own.success) return { jobs: own.data.jobs as Job[] };
+  const task = TaskMessage.safeParse(json);
+  if (task.success) return { jobs: [], taskId: task.data.task };
   const event = S3Event.safeParse(json);
   if (!event.success)
     return { jobs: [], malformed: `not an S3 event or a pic-search message: ${preview(body)}` };

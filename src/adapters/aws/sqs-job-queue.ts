@@ -4,10 +4,11 @@ import {
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
+  SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { Job, JobQueue, QueueDepth, ReceivedMessage } from '../../domain/ports.ts';
-import { ownMessageBody, parseQueueMessage } from './queue-messages.ts';
+import { ownMessageBody, parseQueueMessage, taskMessageBody } from './queue-messages.ts';
 
 /** SQS's limit on entries per batch call and messages per receive. */
 const SQS_BATCH = 10;
@@ -37,6 +38,12 @@ export class SqsJobQueue implements JobQueue {
   }
 
   /** One job per message, so a job that fails is retried (and dead-lettered) on its own. */
+  async sendTask(taskId: string): Promise<void> {
+    await this.#sqs.send(
+      new SendMessageCommand({ QueueUrl: this.#url, MessageBody: taskMessageBody(taskId) }),
+    );
+  }
+
   async send(jobs: Job[]): Promise<void> {
     for (const chunk of chunks(jobs, SQS_BATCH)) {
       let entries = chunk.map((job, i) => ({ Id: String(i), MessageBody: ownMessageBody([job]) }));
@@ -79,6 +86,7 @@ export class SqsJobQueue implements JobQueue {
           jobs: parsed.jobs,
           receiveCount: Number(message.Attributes?.ApproximateReceiveCount ?? 1),
           ...(parsed.malformed ? { malformed: parsed.malformed } : {}),
+          ...(parsed.taskId ? { taskId: parsed.taskId } : {}),
         },
       ];
     });

@@ -250,6 +250,14 @@ export class ExactVectorIndex implements VectorIndex, PairFinder {
     });
   }
 
+  /** A snapshot taken in one step, so that writes while the caller iterates do not move rows under it. */
+  async *entries(): AsyncIterable<{ id: string; key: string }> {
+    const snapshot = await this.#exclusive(async () =>
+      this.#ids.map((id, row) => ({ id, key: this.#keys[row] as string })),
+    );
+    yield* snapshot;
+  }
+
   async close(): Promise<void> {
     await this.#exclusive(async () => {
       await this.#gemv?.close();

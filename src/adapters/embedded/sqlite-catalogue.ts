@@ -225,6 +225,20 @@ export class SqliteCatalogue implements Catalogue {
     })();
   }
 
+  /** In one transaction with the count, so no write can fall between the two. */
+  async recount(): Promise<Record<ImageState, number>> {
+    return this.#db
+      .transaction(() => {
+        this.#db.exec(
+          'UPDATE state_counts SET n = (SELECT count(*) FROM images WHERE images.state = state_counts.state)',
+        );
+        const counts = { pending: 0, indexed: 0, failed: 0 };
+        for (const { state, n } of this.#stmt.counts.all()) counts[state] = n;
+        return counts;
+      })
+      .immediate();
+  }
+
   close(): void {
     this.#db.close();
   }

@@ -30,7 +30,7 @@ const jobSchema = z.discriminatedUnion('kind', [
   }),
   z.object({ kind: z.literal('remove'), key: z.string().min(1) }),
 ]);
-const bodySchema = z.object({ jobs: z.array(jobSchema) });
+const bodySchema = z.union([z.object({ jobs: z.array(jobSchema) }), z.object({ task: z.string().min(1) })]);
 
 interface MessageRow {
   id: number;
@@ -119,6 +119,12 @@ export class SqliteJobQueue implements JobQueue {
     this.#wake();
   }
 
+  async sendTask(taskId: string): Promise<void> {
+    const now = Date.now();
+    this.#stmt.insert.run(JSON.stringify({ task: taskId }), now, now);
+    this.#wake();
+  }
+
   async receive(max: number, waitMs: number): Promise<ReceivedMessage[]> {
     const deadline = Date.now() + waitMs;
     for (;;) {
@@ -202,6 +208,7 @@ export class SqliteJobQueue implements JobQueue {
               jobs: parsed.jobs ?? [],
               receiveCount: row.receive_count + 1,
               ...(parsed.error === undefined ? {} : { malformed: parsed.error }),
+              ...(parsed.taskId === undefined ? {} : { taskId: parsed.taskId }),
             });
           }
         }
@@ -233,7 +240,7 @@ export class SqliteJobQueue implements JobQueue {
   }
 }
 
-function parseBody(body: string): { jobs?: Job[]; error?: string } {
+function parseBody(body: string): { jobs?: Job[]; taskId?: string; error?: string } {
   let json: unknown;
   try {
     json = JSON.parse(body);
@@ -242,7 +249,7 @@ function parseBody(body: string): { jobs?: Job[]; error?: string } {
   }
   const parsed = bodySchema.safeParse(json);
   if (!parsed.success) return { error: `message body is not a job list: ${parsed.error.issues[0]?.message}` };
-  return { jobs: parsed.data.jobs };
+  return 'task' in parsed.data ? { taskId: parsed.data.task } : { jobs: parsed.data.jobs };
 }
 
 function messageIdOf(receipt: string): number {

@@ -27,6 +27,10 @@ const KEY_MAX_BYTES = 1024;
 const PROPERTY = { model: 'pic.model', profile: 'pic.profile', dimension: 'pic.dimension' } as const;
 const HNSW = { M: 16, efConstruction: 200 };
 const NOT_LOADED = /\b101\b.*(released|not loaded)|collection not loaded/i;
+/** Rows one query of entries() may return (Milvus allows up to 16384); a range that fills it is split. */
+const ENTRIES_PAGE = 1000;
+/** Ids are non-negative 63-bit integers: [0, 2^63). */
+const ID_END = 1n << 63n;
 /** Milvus caps top-k at 16384; the API caps it far lower. */
 const MAX_TOP_K = 16_384;
 
@@ -187,6 +191,42 @@ export class MilvusVectorIndex implements VectorIndex {
       check(result.status);
       return Number((result.data[0] as Record<string, unknown> | undefined)?.['count(*)'] ?? 0);
     });
+  }
+
+  /**
+   * Lists the collection in ranges of ids: a limited query's rows come in no guaranteed order (Milvus Lite
+   * returns any 1000 of a larger match, so paging by "id > last seen" skips rows), so each range must
+   * match fewer rows than the limit; a range that fills it is split in two and read again. Ids are
+   * 63-bit hashes, spread evenly, so ranges sized from the count rarely need splitting. Strong, so recent
+   * writes are listed.
+   */
+  async *entries(): AsyncIterable<{ id: string; key: string }> {
+    const total = await this.count();
+    if (total === 0) return;
+    const parts = BigInt(Math.max(1, Math.ceil((2 * total) / ENTRIES_PAGE)));
+    const ranges: [bigint, bigint][] = [];
+    for (let i = parts - 1n; i >= 0n; i--) ranges.push([(ID_END * i) / parts, (ID_END * (i + 1n)) / parts]);
+    while (ranges.length > 0) {
+      const [low, high] = ranges.pop() as [bigint, bigint];
+      const rows = await this.#call('entries', async () => {
+        const result = await this.#client.query({
+          collection_name: this.#collection,
+          // Inclusive upper bound: 2^63 itself is past int64 and matches nothing.
+          filter: `id >= ${low} and id <= ${high - 1n}`,
+          output_fields: ['id', 'key'],
+          limit: ENTRIES_PAGE,
+          consistency_level: ConsistencyLevelEnum.Strong,
+        });
+        check(result.status);
+        return result.data as { id: string | number; key: string }[];
+      });
+      if (rows.length >= ENTRIES_PAGE && high - low > 1n) {
+        const middle = (low + high) / 2n;
+        ranges.push([middle, high], [low, middle]);
+        continue;
+      }
+      for (const row of rows) yield { id: String(row.id), key: row.key };
+    }
   }
 
   /** Drops and re-creates the collection with the same identity: faster than deleting every row. */

@@ -85,7 +85,7 @@ export function makeDeleteImageHandler(operations: Operations): HttpHandler {
 export function makeDeleteAllHandler(operations: Operations): HttpHandler {
   return handler(
     async (_event, { deleteObjects }) =>
-      json(200, await operations.deleteAll({ deleteObjects: deleteObjects === 'true' })),
+      json(202, await operations.deleteAll({ deleteObjects: deleteObjects === 'true' })),
     deleteAllQuery,
   );
 }

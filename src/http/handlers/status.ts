@@ -1,6 +1,6 @@
 import type { Operations } from '../../app/operations.ts';
 import { handler, json } from '../response.ts';
-import { progressQuery } from '../schemas.ts';
+import { progressQuery, verifyQuery } from '../schemas.ts';
 import type { HttpHandler } from '../types.ts';
 
 /** GET /health — mode, model, execution provider and the index's identity. */
@@ -19,5 +19,13 @@ export function makeProgressHandler(operations: Operations): HttpHandler {
     async (_event, { failures }) =>
       json(200, await operations.progress(failures), { 'cache-control': 'no-store' }),
     progressQuery,
+  );
+}
+
+/** POST /verify?repair=true — starts a verification in the background; 202 with its task. */
+export function makeVerifyHandler(operations: Operations): HttpHandler {
+  return handler(
+    async (_event, { repair }) => json(202, await operations.verify({ repair: repair === 'true' })),
+    verifyQuery,
   );
 }
