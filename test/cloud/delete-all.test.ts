@@ -8,7 +8,9 @@ import type { VerifyReport } from '../../src/app/verify.ts';
 import { vectorIdOf } from '../../src/domain/ids.ts';
 import type { Embedder } from '../../src/domain/ports.ts';
 import type { HttpHandler } from '../../src/http/types.ts';
+import type { LambdaHttpHandler } from '../../src/observability/lambda-handler.ts';
 import { type CloudSystem, createCloudSystem } from '../../src/wiring/cloud.ts';
+import { lambdaContext } from '../lambda-context.ts';
 import { apiEvent, fixturePhotos, seededEmbedder, waitFor } from './harness.ts';
 import { type CloudStack, createCloudStack, emulatorClients } from './support.ts';
 
@@ -27,6 +29,12 @@ let system: CloudSystem;
 let deleteAll: HttpHandler;
 let progress: HttpHandler;
 
+/** A function entry point called as Lambda calls it, with a context. */
+const invoked =
+  (handler: LambdaHttpHandler, name: string): HttpHandler =>
+  (event) =>
+    handler(event, lambdaContext(`pic-search-${name}`, `delete-all-${name}`));
+
 const progressNow = async () =>
   JSON.parse((await progress(apiEvent({ method: 'GET', path: '/progress' }))).body as string) as Progress;
 
@@ -39,8 +47,8 @@ beforeAll(async () => {
   system = await createCloudSystem(loadCloudConfig(stack.env), { embedder, waitMs: 1000 });
   system.worker.start();
   Object.assign(process.env, stack.env);
-  deleteAll = (await import('../../functions/api/delete-all.ts')).handler;
-  progress = (await import('../../functions/api/progress.ts')).handler;
+  deleteAll = invoked((await import('../../functions/api/delete-all.ts')).handler, 'delete-all');
+  progress = invoked((await import('../../functions/api/progress.ts')).handler, 'progress');
   for (const photo of photos) {
     await clients.s3.send(
       new PutObjectCommand({
