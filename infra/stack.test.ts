@@ -451,9 +451,10 @@ describe('Lambda functions', () => {
       resources[fnLogicalId(name)]?.Properties.Environment.Variables;
     expect(environment('search').PIC_MODEL_MANIFEST).toBe('/opt/model/vgg16-seeded.manifest.json');
     const identity = JSON.parse(environment('ingest').PIC_MODEL_IDENTITY as string);
+    const manifest = JSON.parse(readFileSync('models/vgg16-seeded.manifest.json', 'utf8'));
     expect(identity).toMatchObject({
-      model: expect.stringContaining('vgg16'),
-      dimension: 512,
+      model: expect.stringContaining(manifest.name),
+      dimension: manifest.output.dimension,
       provider: 'cpu',
     });
     expect(JSON.parse(environment('health').PIC_MODEL_IDENTITY as string)).toEqual(identity);
@@ -629,7 +630,7 @@ describe('web page', () => {
       .join('');
     expect(text).toBe(pageContentSecurityPolicy('REGION'));
     expect(text).toMatch(/default-src 'none'; script-src 'self';/);
-    expect(text).not.toMatch(/unsafe-eval|script-src[^;]*unsafe-inline/);
+    expect(text).not.toMatch(/unsafe-eval|unsafe-inline/);
     expect(config.SecurityHeadersConfig.FrameOptions).toEqual({ FrameOption: 'DENY', Override: true });
     template.hasResourceProperties('AWS::CloudFront::Distribution', {
       DistributionConfig: Match.objectLike({
