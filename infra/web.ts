@@ -10,14 +10,13 @@ import { Construct } from 'constructs';
  * from itself or the blobs it fetched, requests to itself, the HTTP API and S3 (presigned links and
  * uploads) in the stack's region, and nothing framed, embedded or posted elsewhere. The API and bucket
  * hosts are wildcards because naming them would be a dependency cycle (the API's CORS and the bucket's
- * name the page's origin). Inline style attributes stay allowed: the progress bars set their width with one.
+ * name the page's origin). No inline style either: the page sets styles through the CSSOM (web/src/view.ts).
  */
 export function pageContentSecurityPolicy(region: string): string {
   return [
     "default-src 'none'",
     "script-src 'self'",
     "style-src 'self'",
-    "style-src-attr 'unsafe-inline'",
     "img-src 'self' blob:",
     `connect-src 'self' https://*.execute-api.${region}.amazonaws.com https://*.s3.${region}.amazonaws.com`,
     "base-uri 'none'",
