@@ -1,6 +1,6 @@
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OnnxEmbedder } from '../embedder/onnx-embedder.ts';
@@ -76,6 +76,8 @@ describe('chooseModel', () => {
     const seeded = await loadManifest(SEEDED);
     await copyFile(seeded.modelPath, join(dir, 'vgg16-seeded.onnx'));
     await copyFile(SEEDED, join(dir, 'vgg16-seeded.manifest.json'));
+    const whitening = seeded.manifest.output.whitening?.file;
+    if (whitening) await copyFile(resolve(dirname(SEEDED), whitening), join(dir, whitening));
     fp32 = await loadManifest(join(dir, 'vgg16-seeded.manifest.json'));
   });
   afterAll(async () => {
@@ -132,7 +134,10 @@ describe('chooseModel', () => {
     ],
     [
       'of another dimension',
-      (m: ModelManifest) => ({ ...m, output: { ...m.output, dimension: 256 } }),
+      (m: ModelManifest) => ({
+        ...m,
+        output: { ...m.output, whitening: undefined, dimension: m.output.dimension * 2 },
+      }),
       /differs from its fp32 model in output/,
     ],
     [
