@@ -33,6 +33,9 @@ export const ROUTES: Record<string, ApiFunctionName> = {
   'DELETE /images/{key+}': 'delete-image',
   'DELETE /images': 'delete-all',
   'POST /verify': 'verify',
+  'GET /duplicates': 'duplicates',
+  'POST /duplicates/dismissals': 'duplicates',
+  'POST /duplicates/scan': 'duplicates',
 };
 
 /** Modules the runtime layer provides; a bundle that imports one of them gets the layers. */

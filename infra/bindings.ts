@@ -61,6 +61,16 @@ export const FUNCTION_ACCESS: { [F in LambdaName]: FunctionAccess<F> } = {
   },
   'delete-all': { table: 'read-write', queue: 'send', milvus: true },
   verify: { table: 'read-write', queue: 'send' },
+  // Groups are described from the images (header, size) with links to them and their thumbnails; the
+  // table holds the scan's pairs and the dismissals; the queue takes a new scan.
+  duplicates: {
+    bucket: { get: ['images', 'thumbnails'] },
+    table: 'read-write',
+    queue: 'send',
+    milvus: true,
+    modelIdentity: true,
+    decode: true,
+  },
 };
 
 export interface BindingTargets {

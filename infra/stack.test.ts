@@ -67,6 +67,8 @@ const EXPECTED_ACTIONS = {
   // Empties the index and queues the cleanup; the worker deletes (src/app/tasks.ts).
   'delete-all': sorted(...TABLE_READ, ...TABLE_WRITE, ...MILVUS_TOKEN, ...SEND),
   verify: sorted(...TABLE_READ, ...TABLE_WRITE, ...SEND),
+  // Describes the groups from the images, keeps dismissals and the scan's state, queues a scan.
+  duplicates: sorted(...TABLE_READ, ...TABLE_WRITE, 's3:GetObject', ...MILVUS_TOKEN, ...SEND),
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: synthesised CloudFormation is untyped JSON, walked freely here.
@@ -395,6 +397,7 @@ describe('Lambda functions', () => {
       'delete-image': [],
       'delete-all': [],
       verify: [],
+      duplicates: [runtime],
     });
     // A bundle that imports onnxruntime-node or sharp must have the layer, or it fails at its first import.
     for (const name of API_FUNCTIONS) {
@@ -443,6 +446,7 @@ describe('Lambda functions', () => {
       'delete-image': sorted(...bucket, 'TABLE_NAME', ...milvus),
       'delete-all': sorted('TABLE_NAME', 'QUEUE_URL', ...milvus),
       verify: sorted('TABLE_NAME', 'QUEUE_URL'),
+      duplicates: sorted(...bucket, 'TABLE_NAME', 'QUEUE_URL', ...milvus, 'PIC_MODEL_IDENTITY'),
     });
   });
 
@@ -479,6 +483,7 @@ describe('least privilege', () => {
       'delete-all': [],
       verify: [],
       health: [],
+      duplicates: ['s3:GetObject'],
     });
     expect(s3PrefixesFor(statementsOfRole(roleOfFunction('uploads')), 's3:PutObject')).toEqual(['/images/*']);
     expect(s3PrefixesFor(statementsOfRole(roleOfFunction('ingest')), 's3:DeleteObject')).toEqual([
@@ -490,6 +495,7 @@ describe('least privilege', () => {
     expect(API_FUNCTIONS.filter(writesTable).sort()).toEqual([
       'delete-all',
       'delete-image',
+      'duplicates',
       'ingest',
       'verify',
     ]);
@@ -498,7 +504,7 @@ describe('least privilege', () => {
     );
   });
 
-  it('lets only ingest and the task starters (delete-all, verify) send to the queue, and only progress read its depth', () => {
+  it('lets only ingest and the task starters (delete-all, verify, duplicates) send to the queue, and only progress read its depth', () => {
     const sqs = Object.fromEntries(
       API_FUNCTIONS.map((name) => [
         name,
@@ -510,6 +516,7 @@ describe('least privilege', () => {
       ['ingest', ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']],
       ['delete-all', ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']],
       ['verify', ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']],
+      ['duplicates', ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']],
     ]);
   });
 
@@ -520,6 +527,7 @@ describe('least privilege', () => {
       'count',
       'delete-all',
       'delete-image',
+      'duplicates',
       'health',
       'ingest',
       'search',

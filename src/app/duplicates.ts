@@ -5,6 +5,9 @@
  * Groups are the connected components of the pairs at least `threshold` alike (single linkage: A~B and
  * B~C put A, B and C in one group even when A and C score lower). Pairs a person dismissed are left out
  * before grouping, so a dismissed group stays apart until a new image links to it.
+ *
+ * Embedded mode self-joins its exact index on request. Cloud mode's Milvus cannot: there a scan (a
+ * worker task, src/app/tasks.ts) stores the pairs, and the pages group the last finished scan's pairs.
  */
 import { NotFoundError, ValidationError } from '../domain/errors.ts';
 import { pairKey } from '../domain/ids.ts';
@@ -13,6 +16,8 @@ import type {
   DismissedPairs,
   ObjectStore,
   PairFinder,
+  ScannedPairs,
+  Task,
   VectorIndex,
   VectorPair,
 } from '../domain/ports.ts';
@@ -57,12 +62,31 @@ export interface DuplicatesPage {
   threshold: number;
   /** null on the last page. */
   nextCursor: string | null;
+  /** Cloud mode: the scan the groups come from. */
+  scan?: ScanStatus;
+}
+
+export interface ScanStatus {
+  /** A scan is running; its groups replace these when it finishes. */
+  running: boolean;
+  /** When the last scan finished (ISO 8601); null before the first. */
+  finishedAt: string | null;
+  /** The threshold of the last finished scan; null before the first. */
+  threshold: number | null;
+}
+
+/** Cloud mode's scans: started here, run by the worker (src/app/tasks.ts). */
+export interface DuplicateScanner {
+  start(threshold: number): Promise<Task>;
+  status(): Promise<ScanStatus>;
 }
 
 export interface Duplicates {
   find(request: DuplicatesRequest): Promise<DuplicatesPage>;
   /** "Not duplicates": the images (two or more keys) are never grouped with each other again. */
   dismiss(keys: string[]): Promise<void>;
+  /** Cloud mode: starts a scan in the background at `threshold` (default: the configured one). */
+  scan(threshold?: number): Promise<Task>;
 }
 
 export interface DuplicatesDeps {
@@ -75,6 +99,8 @@ export interface DuplicatesDeps {
   defaultThreshold: number;
   /** A threshold that yields more pairs than this is refused. @default 500_000 */
   maxPairs?: number;
+  /** Cloud mode: the pairs come from scans (see scannedPairFinder). */
+  scanner?: DuplicateScanner;
 }
 
 export const MAX_DUPLICATE_GROUPS_PER_PAGE = 100;
@@ -136,7 +162,11 @@ export function createDuplicates(deps: DuplicatesDeps): Duplicates {
     async find(request) {
       const threshold = request.threshold ?? deps.defaultThreshold;
       const offset = parseCursor(request.cursor);
-      const [pairs, dismissed] = await Promise.all([pairsAt(threshold), deps.dismissed.all()]);
+      const [pairs, dismissed, scan] = await Promise.all([
+        pairsAt(threshold),
+        deps.dismissed.all(),
+        deps.scanner?.status(),
+      ]);
       const groups = groupPairs(pairs.filter((pair) => !dismissed.has(pairKey(pair.a.id, pair.b.id))));
       const page = groups.slice(offset, offset + request.limit);
       const next = offset + page.length;
@@ -145,7 +175,14 @@ export function createDuplicates(deps: DuplicatesDeps): Duplicates {
         totalGroups: groups.length,
         threshold,
         nextCursor: next < groups.length ? String(next) : null,
+        ...(scan ? { scan } : {}),
       };
+    },
+
+    async scan(threshold) {
+      if (!deps.scanner)
+        throw new ValidationError('Embedded mode finds duplicates on each request: there is no scan.');
+      return deps.scanner.start(threshold ?? deps.defaultThreshold);
     },
 
     async dismiss(keys) {
@@ -160,6 +197,34 @@ export function createDuplicates(deps: DuplicatesDeps): Duplicates {
         for (let j = i + 1; j < ids.length; j++) pairs.push([ids[i] as string, ids[j] as string]);
       }
       await deps.dismissed.add(pairs);
+    },
+  };
+}
+
+/**
+ * Cloud mode's pairs: those the last finished scan stored. A threshold below the scan's cannot be
+ * answered from them (pairs under it were never kept): start a scan at that threshold first.
+ */
+export function scannedPairFinder(scans: ScannedPairs): PairFinder {
+  return {
+    async revision() {
+      return (await scans.latest())?.id ?? 'no scan';
+    },
+    async similarPairs(minScore, maxPairs) {
+      const scan = await scans.latest();
+      if (scan === undefined) return [];
+      if (minScore < scan.threshold) {
+        throw new ValidationError(
+          `The last scan kept pairs from ${scan.threshold}: scan again at ${minScore} (POST /duplicates/scan).`,
+        );
+      }
+      const pairs = (await scans.pairs(scan)).filter((pair) => pair.score >= minScore);
+      if (pairs.length > maxPairs) {
+        throw new ValidationError(
+          `more than ${maxPairs} pairs of images score ${minScore} or more: raise the threshold`,
+        );
+      }
+      return pairs;
     },
   };
 }

@@ -1,5 +1,5 @@
 /**
- * Background tasks: delete-all's cleanup and verification. A task is started by the API or the CLI (a
+ * Background tasks: delete-all's cleanup, verification and the cloud duplicates scan. A task is started by the API or the CLI (a
  * record in the TaskStore and one queue message) and run by the worker in slices: each slice does a
  * bounded amount of work, saves its progress and queues the next slice, so a crash or a restart loses at
  * most one slice, which runs again from what the stores hold, and no slice outlives a queue visibility or
@@ -7,8 +7,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { ObjectStore, Task, TaskKind } from '../domain/ports.ts';
+import type { ObjectStore, ScannedPairs, Task, TaskKind, VectorPair } from '../domain/ports.ts';
 import { isImageKey } from '../imaging/formats.ts';
+import type { DuplicateScanner } from './duplicates.ts';
 import { forgetImages, type IdOf, type Stores, storedBefore } from './indexing.ts';
 import { type VerifyReport, verifyLibrary } from './verify.ts';
 
@@ -17,15 +18,23 @@ export interface TaskDeps extends Stores {
   /** Where the service's images live in the bucket ('' embedded, 'images/' cloud). */
   imagePrefix: string;
   model: { model: string; profile: string };
+  /** Where a duplicates scan keeps its pairs (cloud mode; embedded mode self-joins its index instead). */
+  scannedPairs?: ScannedPairs;
   logger?: Logger;
 }
 
 export interface TaskOptions {
   /** How long one slice may work before it queues the next. @default 20000 */
   sliceMs?: number;
-  /** Records, thumbnails or objects removed in one step. @default 500 */
+  /** Records, thumbnails or objects removed in one step; vectors searched in one step of a scan. @default 500 */
   batchSize?: number;
 }
+
+/** Neighbours a duplicates scan asks for per vector: a bigger group is still linked through its members. */
+export const SCAN_TOP_K = 20;
+/** Pairs in one stored chunk: 100 pairs of keys up to 1 KiB fit any store's item (DynamoDB: 400 KB). */
+export const MAX_PAIRS_PER_CHUNK = 100;
+const SCAN_CONCURRENCY = 8;
 
 /** What /progress shows of a task. */
 export interface TaskView {
@@ -82,11 +91,44 @@ export async function startVerify(deps: TaskDeps, repair: boolean): Promise<Task
   return task;
 }
 
+/** Starts a duplicates scan: the worker searches each vector's neighbours (cloud mode's /duplicates). */
+export async function startDuplicatesScan(
+  deps: Pick<TaskDeps, 'tasks' | 'queue'>,
+  threshold: number,
+): Promise<Task> {
+  const task = newTask('duplicates', { threshold }, { scanned: 0, pairs: 0, chunks: 0 });
+  await deps.tasks.start(task);
+  await deps.queue.sendTask(task.id);
+  return task;
+}
+
+/** Cloud mode's scanner: POST /duplicates/scan starts a scan; GET /duplicates says how the last one stands. */
+export function duplicateScanner(
+  deps: Pick<TaskDeps, 'tasks' | 'queue'> & { scannedPairs: ScannedPairs },
+): DuplicateScanner {
+  return {
+    start: (threshold) => startDuplicatesScan(deps, threshold),
+    async status() {
+      const [task, scan] = await Promise.all([deps.tasks.latest('duplicates'), deps.scannedPairs.latest()]);
+      return {
+        running: task?.state === 'running',
+        finishedAt: scan?.finishedAt.toISOString() ?? null,
+        threshold: scan?.threshold ?? null,
+      };
+    },
+  };
+}
+
 /** The worker's runTask: one slice of the task; throws (the slice runs again) on an infrastructure error. */
 export async function runTaskSlice(deps: TaskDeps, taskId: string, options: TaskOptions = {}): Promise<void> {
   const task = await deps.tasks.get(taskId);
   if (task === undefined || task.state !== 'running') return;
-  const finished = task.kind === 'delete-all' ? await cleanUp(deps, task, options) : await verify(deps, task);
+  const finished =
+    task.kind === 'delete-all'
+      ? await cleanUp(deps, task, options)
+      : task.kind === 'duplicates'
+        ? await scanForDuplicates(deps, task, options)
+        : await verify(deps, task);
   task.updatedAt = new Date();
   if (finished) {
     task.state = 'done';
@@ -95,6 +137,62 @@ export async function runTaskSlice(deps: TaskDeps, taskId: string, options: Task
   }
   await deps.tasks.save(task);
   if (!finished) await deps.queue.sendTask(taskId);
+}
+
+/**
+ * One slice of a duplicates scan: searches the neighbours of the vectors after the first `scanned` (in id
+ * order) and stores the pairs found as new chunks, saving progress after each step, so a crash repeats at
+ * most one step, whose chunks are written again under the same numbers. A pair is found from both ends
+ * (each end's topK may hold the other), and kept twice: GET /duplicates groups them, so a repeat is harmless.
+ * The last slice makes the scan the one GET /duplicates reads.
+ */
+async function scanForDuplicates(deps: TaskDeps, task: Task, options: TaskOptions): Promise<boolean> {
+  const store = deps.scannedPairs;
+  if (!store) throw new Error('this worker has no store for duplicate pairs');
+  const sliceEnds = Date.now() + (options.sliceMs ?? 20_000);
+  const batchSize = options.batchSize ?? 500;
+  const threshold = task.options.threshold as number;
+  const entries: { id: string; key: string }[] = [];
+  for await (const entry of deps.index.entries()) entries.push(entry);
+  entries.sort((x, y) => (BigInt(x.id) < BigInt(y.id) ? -1 : 1));
+  const progress = task.progress as { scanned: number; pairs: number; chunks: number };
+  while (progress.scanned < entries.length) {
+    const batch = entries.slice(progress.scanned, progress.scanned + batchSize);
+    const pairs = (
+      await mapLimited(batch, SCAN_CONCURRENCY, (entry) => neighboursOf(deps, entry, threshold))
+    ).flat();
+    const stored = chunks(pairs, MAX_PAIRS_PER_CHUNK);
+    await Promise.all(stored.map((chunk, n) => store.put(task.id, progress.chunks + n, chunk)));
+    progress.scanned += batch.length;
+    progress.pairs += pairs.length;
+    progress.chunks += stored.length;
+    if (progress.scanned < entries.length) {
+      task.updatedAt = new Date();
+      await deps.tasks.save(task);
+      if (Date.now() >= sliceEnds) return false;
+    }
+  }
+  await store.finish({ id: task.id, threshold, chunks: progress.chunks, finishedAt: new Date() });
+  return true;
+}
+
+async function neighboursOf(
+  deps: TaskDeps,
+  entry: { id: string; key: string },
+  threshold: number,
+): Promise<VectorPair[]> {
+  const vector = await deps.index.get(entry.id);
+  if (vector === undefined) return [];
+  const hits = await deps.index.search(vector, { topK: SCAN_TOP_K + 1, minScore: threshold });
+  return hits
+    .filter((hit) => hit.id !== entry.id)
+    .map((hit) => ({ a: entry, b: { id: hit.id, key: hit.key }, score: hit.score }));
+}
+
+async function mapLimited<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = [];
+  for (const group of chunks(items, limit)) results.push(...(await Promise.all(group.map(work))));
+  return results;
 }
 
 async function verify(deps: TaskDeps, task: Task): Promise<boolean> {
@@ -184,8 +282,7 @@ const REMOVE_CONCURRENCY = 16;
 const FORGET_GROUP = 25;
 
 async function removeAll(store: ObjectStore, keys: string[]): Promise<void> {
-  for (const group of chunks(keys, REMOVE_CONCURRENCY))
-    await Promise.all(group.map((key) => store.delete(key)));
+  await mapLimited(keys, REMOVE_CONCURRENCY, (key) => store.delete(key));
 }
 
 function chunks<T>(items: T[], size: number): T[][] {

@@ -169,7 +169,7 @@ export interface Catalogue {
   recount(): Promise<Record<ImageState, number>>;
 }
 
-export type TaskKind = 'delete-all' | 'verify';
+export type TaskKind = 'delete-all' | 'verify' | 'duplicates';
 
 /**
  * A long piece of maintenance that the worker runs in the background (src/app/tasks.ts), in slices, one
@@ -179,8 +179,8 @@ export interface Task {
   id: string;
   kind: TaskKind;
   state: 'running' | 'done' | 'failed';
-  /** What was asked: delete-all `deleteObjects`, verify `repair`. */
-  options: { deleteObjects?: boolean; repair?: boolean };
+  /** What was asked: delete-all `deleteObjects`, verify `repair`, a duplicates scan `threshold`. */
+  options: { deleteObjects?: boolean; repair?: boolean; threshold?: number };
   /** Counts of work done so far, by name (e.g. recordsRemoved), for /progress. */
   progress: Record<string, number>;
   /** A verification's findings (src/app/verify.ts), set when it is done. */
@@ -270,6 +270,29 @@ export interface DismissedPairs {
   add(pairs: [string, string][]): Promise<void>;
   /** Every dismissed pair as pairKey(a, b) (src/domain/ids.ts). */
   all(): Promise<Set<string>>;
+}
+
+/** A finished duplicates scan (the worker's `duplicates` task): where its pairs are and what it asked. */
+export interface DuplicateScan {
+  id: string;
+  /** The scan kept pairs at least this alike. */
+  threshold: number;
+  /** Its pairs are in chunks 0 … chunks - 1. */
+  chunks: number;
+  finishedAt: Date;
+}
+
+/**
+ * The pairs a duplicates scan found (cloud mode, where no index can self-join), in numbered chunks of at
+ * most MAX_PAIRS_PER_CHUNK pairs (src/app/tasks.ts), so each fits one store item whatever the library's size.
+ */
+export interface ScannedPairs {
+  /** Writing a chunk number again replaces it: a repeated slice writes the same chunks. */
+  put(scanId: string, chunk: number, pairs: VectorPair[]): Promise<void>;
+  /** Makes the scan the one GET /duplicates reads. */
+  finish(scan: DuplicateScan): Promise<void>;
+  latest(): Promise<DuplicateScan | undefined>;
+  pairs(scan: DuplicateScan): Promise<VectorPair[]>;
 }
 
 export interface EmbedderInfo {

@@ -20,6 +20,7 @@ import {
   moreLikeThisBody,
   progressQuery,
   progressResponse,
+  scanDuplicatesQuery,
   searchQuery,
   searchResponse,
   taskResponse,
@@ -295,25 +296,32 @@ export function openApiDocument(mode: Mode): Json {
         },
       }),
     },
-    ...(mode === 'embedded' && {
-      '/duplicates': {
-        get: {
-          operationId: 'duplicates',
-          summary:
-            'Groups of near-duplicate images across the library (pairs at least `threshold` alike, linked), the most alike first, each with the copy to keep first.',
-          parameters: queryParameters(duplicatesQuery),
-          responses: { ...ok(200, 'One page of groups.', 'Duplicates'), ...errors(400) },
-        },
+    '/duplicates': {
+      get: {
+        operationId: 'duplicates',
+        summary:
+          'Groups of near-duplicate images across the library (pairs at least `threshold` alike, linked), the most alike first, each with the copy to keep first.',
+        parameters: queryParameters(duplicatesQuery),
+        responses: { ...ok(200, 'One page of groups.', 'Duplicates'), ...errors(400) },
       },
-      '/duplicates/dismissals': {
-        post: {
-          operationId: 'dismissDuplicates',
-          summary: '"Not duplicates": these images are never grouped with each other again.',
-          requestBody: { required: true, content: jsonBody('DismissDuplicates') },
-          responses: { 204: { description: 'Remembered.' }, ...errors(400) },
-        },
+    },
+    '/duplicates/dismissals': {
+      post: {
+        operationId: 'dismissDuplicates',
+        summary: '"Not duplicates": these images are never grouped with each other again.',
+        requestBody: { required: true, content: jsonBody('DismissDuplicates') },
+        responses: { 204: { description: 'Remembered.' }, ...errors(400) },
       },
-    }),
+    },
+    '/duplicates/scan': {
+      post: {
+        operationId: 'scanDuplicates',
+        summary:
+          'Cloud: find the duplicates in the background (a worker task); GET /duplicates shows its groups once it finishes. Embedded mode needs no scan (400).',
+        parameters: queryParameters(scanDuplicatesQuery),
+        responses: { ...ok(202, 'Started.', 'Task'), ...errors(400) },
+      },
+    },
     '/thumbnails/{key}': {
       get: {
         operationId: 'getThumbnail',

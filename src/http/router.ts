@@ -1,7 +1,11 @@
 import type { Duplicates } from '../app/duplicates.ts';
 import type { Operations } from '../app/operations.ts';
 import { ServiceUnavailableError, ValidationError } from '../domain/errors.ts';
-import { makeDismissDuplicatesHandler, makeDuplicatesHandler } from './handlers/duplicates.ts';
+import {
+  makeDismissDuplicatesHandler,
+  makeDuplicatesHandler,
+  makeScanDuplicatesHandler,
+} from './handlers/duplicates.ts';
 import {
   type ImageVariant,
   makeDeleteAllHandler,
@@ -37,7 +41,7 @@ export interface RouterOptions {
   ingestFolder?: IngestFolder;
   /** Cloud mode: images and thumbnails are 302s to these links. */
   linkFor?: (key: string, variant: ImageVariant) => Promise<string>;
-  /** Embedded mode: the duplicates finder behind /duplicates. */
+  /** The duplicates finder behind /duplicates. */
   duplicates?: Duplicates;
 }
 
@@ -76,16 +80,9 @@ const ROUTES: { key: string; embeddedOnly?: true; make: (c: RouteContext) => Htt
   { key: 'DELETE /images/{key+}', make: (c) => makeDeleteImageHandler(c.operations) },
   { key: 'DELETE /images', make: (c) => makeDeleteAllHandler(c.operations) },
   { key: 'POST /verify', make: (c) => makeVerifyHandler(c.operations) },
-  {
-    key: 'GET /duplicates',
-    embeddedOnly: true,
-    make: (c) => makeDuplicatesHandler(requireDuplicates(c)),
-  },
-  {
-    key: 'POST /duplicates/dismissals',
-    embeddedOnly: true,
-    make: (c) => makeDismissDuplicatesHandler(requireDuplicates(c)),
-  },
+  { key: 'GET /duplicates', make: (c) => makeDuplicatesHandler(requireDuplicates(c)) },
+  { key: 'POST /duplicates/dismissals', make: (c) => makeDismissDuplicatesHandler(requireDuplicates(c)) },
+  { key: 'POST /duplicates/scan', make: (c) => makeScanDuplicatesHandler(requireDuplicates(c)) },
 ];
 
 /** A router built without the finder (a test of other routes) answers 503 on its routes. */
@@ -93,7 +90,7 @@ function requireDuplicates(c: RouteContext): Duplicates {
   const unavailable = async (): Promise<never> => {
     throw new ServiceUnavailableError('The duplicates finder is not set up in this service.');
   };
-  return c.duplicates ?? { find: unavailable, dismiss: unavailable };
+  return c.duplicates ?? { find: unavailable, dismiss: unavailable, scan: unavailable };
 }
 
 /** Route keys served in `mode`. */

@@ -59,6 +59,8 @@ export const duplicatesQuery = z.object({
   cursor: z.string().optional().describe("The previous page's nextCursor."),
 });
 
+export const scanDuplicatesQuery = duplicatesQuery.pick({ threshold: true });
+
 export const dismissDuplicatesBody = z.object({
   keys: z.array(z.string().min(1)).min(2).max(1000).describe('Images that are not duplicates of each other.'),
 });
@@ -166,9 +168,13 @@ const outageReport = z
 export const taskResponse = z
   .object({
     id: z.string(),
-    kind: z.enum(['delete-all', 'verify']),
+    kind: z.enum(['delete-all', 'verify', 'duplicates']),
     state: z.enum(['running', 'done', 'failed']),
-    options: z.object({ deleteObjects: z.boolean().optional(), repair: z.boolean().optional() }),
+    options: z.object({
+      deleteObjects: z.boolean().optional(),
+      repair: z.boolean().optional(),
+      threshold: z.number().optional(),
+    }),
     progress: z.record(z.string(), z.number()).describe('Work done so far, e.g. recordsRemoved.'),
     report: z
       .unknown()
@@ -277,6 +283,14 @@ export const duplicatesResponse = z.object({
   totalGroups: z.number().int(),
   threshold: z.number(),
   nextCursor: z.string().nullable().describe('null on the last page.'),
+  scan: z
+    .object({
+      running: z.boolean(),
+      finishedAt: z.string().nullable().describe('When the last scan finished; null before the first.'),
+      threshold: z.number().nullable(),
+    })
+    .optional()
+    .describe('Cloud: the scan the groups come from (POST /duplicates/scan starts one).'),
 });
 
 export const deletedOneResponse = z.object({ deleted: z.string() });

@@ -1,6 +1,7 @@
 import { type AwsClients, createAwsClients } from '../adapters/aws/clients.ts';
 import type { CloudConfig } from '../adapters/aws/config.ts';
 import { DynamoCatalogue } from '../adapters/aws/dynamo-catalogue.ts';
+import { DynamoDismissedPairs, DynamoScannedPairs } from '../adapters/aws/dynamo-duplicates.ts';
 import { DynamoTaskStore } from '../adapters/aws/dynamo-task-store.ts';
 import { S3ObjectStore } from '../adapters/aws/s3-object-store.ts';
 import { readMilvusToken } from '../adapters/aws/secrets.ts';
@@ -54,6 +55,14 @@ export function catalogueTable(aws: AwsClients, config: Pick<CloudConfig, 'table
 /** Background tasks live in the catalogue's table. */
 export function taskStore(aws: AwsClients, config: Pick<CloudConfig, 'tableName'>) {
   return new DynamoTaskStore(aws.dynamodb, config.tableName);
+}
+
+/** A duplicates scan's pairs and the "not duplicates" answers live in the catalogue's table too. */
+export function duplicateStores(aws: AwsClients, config: Pick<CloudConfig, 'tableName'>) {
+  return {
+    scannedPairs: new DynamoScannedPairs(aws.dynamodb, config.tableName),
+    dismissed: new DynamoDismissedPairs(aws.dynamodb, config.tableName),
+  };
 }
 
 /** The Milvus collection; the token is read from Secrets Manager here, by the functions that query Milvus only. */

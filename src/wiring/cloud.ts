@@ -22,6 +22,7 @@ import {
   awsClientsFor,
   catalogueTable,
   cloudLinks,
+  duplicateStores,
   imageStores,
   jobQueue,
   milvusIndex,
@@ -111,6 +112,7 @@ export async function createCloudSystem(
     idOf: idOf ?? vectorIdOf,
     imagePrefix: config.imagePrefix,
     model: embedder.info,
+    scannedPairs: duplicateStores(aws, config).scannedPairs,
     ...(log ? { logger: log } : {}),
   };
   const worker = new Worker(stores, embedder, {
@@ -120,7 +122,7 @@ export async function createCloudSystem(
     outageBackoff: config.outageBackoff,
     visibilitySeconds: config.visibilitySeconds,
     waitMs: options.waitMs ?? 10_000,
-    // Delete-all's cleanup and verification run here, on the worker, never in the API's Lambda (29 s).
+    // Delete-all's cleanup, verification and duplicates scans run here, on the worker, never in the API's Lambda (29 s).
     runTask: (taskId) => runTaskSlice(taskDeps, taskId),
     ...(idOf ? { idOf } : {}),
     ...(options.onHolding ? { onHolding: options.onHolding } : {}),

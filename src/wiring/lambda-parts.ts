@@ -19,6 +19,10 @@ export const LAMBDA_PARTS = {
   'delete-all': ['table', 'queue', 'milvus'],
   // Starts a verification the worker runs; the scheduled rule invokes it too (infra/verify-schedule.ts).
   verify: ['table', 'queue'],
+  // GET /duplicates pages the last scan's groups (sizes read from the bucket, scores from Milvus);
+  // POST /duplicates/scan queues a scan the worker runs; dismissals are kept in the table; sharp
+  // (decode) reads the image headers.
+  duplicates: ['bucket', 'table', 'queue', 'milvus', 'modelIdentity', 'decode'],
 } as const satisfies Record<string, readonly CloudPart[]>;
 
 export type LambdaName = keyof typeof LAMBDA_PARTS;

@@ -1,7 +1,8 @@
 import type { Duplicates } from '../../app/duplicates.ts';
+import { viewOf } from '../../app/tasks.ts';
 import { parseJsonBody } from '../request.ts';
 import { handler, json } from '../response.ts';
-import { dismissDuplicatesBody, duplicatesQuery } from '../schemas.ts';
+import { dismissDuplicatesBody, duplicatesQuery, scanDuplicatesQuery } from '../schemas.ts';
 import type { HttpHandler } from '../types.ts';
 
 const MAX_JSON_BYTES = 256 * 1024;
@@ -25,4 +26,12 @@ export function makeDismissDuplicatesHandler(duplicates: Duplicates): HttpHandle
     await duplicates.dismiss(keys);
     return { statusCode: 204 };
   });
+}
+
+/** POST /duplicates/scan?threshold → 202 with the task: cloud mode's scan, run by the worker. */
+export function makeScanDuplicatesHandler(duplicates: Duplicates): HttpHandler {
+  return handler(
+    async (_event, { threshold }) => json(202, viewOf(await duplicates.scan(threshold))),
+    scanDuplicatesQuery,
+  );
 }
