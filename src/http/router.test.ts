@@ -78,9 +78,12 @@ describe('duplicates routes', () => {
       requestContext: { http: { method: 'GET' } },
     } as never);
 
-  it('are served in embedded mode only', () => {
-    expect(routeKeysFor('embedded')).toContain('GET /duplicates');
-    expect(routeKeysFor('cloud')).not.toContain('GET /duplicates');
+  it('are served in both modes', () => {
+    for (const mode of ['embedded', 'cloud'] as const) {
+      expect(routeKeysFor(mode)).toEqual(
+        expect.arrayContaining(['GET /duplicates', 'POST /duplicates/dismissals', 'POST /duplicates/scan']),
+      );
+    }
   });
 
   it('refuse a threshold outside (0, 1] with 400 before any work, and say 503 without a finder', async () => {

@@ -123,6 +123,11 @@ export class Api {
     return this.json('GET', `/duplicates?${query}`);
   }
 
+  /** Cloud mode: the worker looks for duplicates in the background; GET /duplicates shows them after. */
+  async scanDuplicates(threshold?: number): Promise<void> {
+    await this.send('POST', `/duplicates/scan${threshold === undefined ? '' : `?threshold=${threshold}`}`);
+  }
+
   async dismissDuplicates(keys: string[]): Promise<void> {
     await this.send('POST', '/duplicates/dismissals', { keys });
   }

@@ -424,6 +424,20 @@ export class App {
     }
   }
 
+  async scanDuplicates(): Promise<void> {
+    const { threshold } = this.state.duplicates;
+    try {
+      await this.api.scanDuplicates(threshold);
+      this.notify(
+        'info',
+        'Looking for duplicates in the background; reload this view when the scan is done.',
+      );
+    } catch (error) {
+      this.fail('duplicates', 'Could not start a scan for duplicates', error);
+    }
+    await this.reloadDuplicates();
+  }
+
   nextDuplicates(): Promise<void> {
     const { page, cursor, previous } = this.state.duplicates;
     if (!page?.nextCursor) return Promise.resolve();

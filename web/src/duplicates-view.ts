@@ -1,6 +1,6 @@
 /** The Duplicates view: groups of near-copies, the one to keep first, and what to do with the rest. */
 import { html, nothing, type TemplateResult } from 'lit-html';
-import type { DuplicateGroupView } from './api.ts';
+import type { DuplicateGroupView, DuplicatesView } from './api.ts';
 import type { App } from './app.ts';
 import { confirmDialog } from './dialogs.ts';
 import { formatBytes, formatScore, plural } from './format.ts';
@@ -29,6 +29,7 @@ export function duplicatesView(app: App): TemplateResult {
           </p>`
         : html`<p class="muted">${d.loading ? 'Looking for duplicates…' : (d.error ?? '')}</p>`
     }
+    ${page?.scan ? scanLine(app, page.scan) : nothing}
     <ol class="groups" id="groups">${page?.groups.map((group) => groupCard(app, group)) ?? nothing}</ol>
     ${
       page && (page.nextCursor || d.previous.length > 0)
@@ -39,6 +40,17 @@ export function duplicatesView(app: App): TemplateResult {
         : nothing
     }
   </section>`;
+}
+
+/** Cloud mode: the groups come from the last scan, which the worker runs on request. */
+function scanLine(app: App, scan: NonNullable<DuplicatesView['scan']>): TemplateResult {
+  const last = scan.finishedAt
+    ? `From the scan of ${new Date(scan.finishedAt).toLocaleString()} at similarity ${scan.threshold}.`
+    : 'No scan yet.';
+  return html`<p id="duplicates-scan" class="row muted">
+    ${scan.running ? `${last} A scan is running.` : last}
+    <button type="button" ?disabled=${scan.running} @click=${() => void app.scanDuplicates()}>Scan now</button>
+  </p>`;
 }
 
 function groupCard(app: App, group: DuplicateGroupView): TemplateResult {

@@ -11,7 +11,6 @@ import { libraryView } from './library-view.ts';
 import { SEEDED_WARNING } from './messages.ts';
 import { type Crop, TOP_K_MAX, type View } from './url-state.ts';
 
-/** Duplicates are found by the embedded index only (docs/web-page.md). */
 const VIEWS: { view: View; label: string }[] = [
   { view: 'search', label: 'Search' },
   { view: 'library', label: 'Library' },
@@ -24,7 +23,7 @@ export function page(app: App): TemplateResult {
     <header class="top">
       <h1><a href="./" @click=${(e: Event) => navigate(e, app, 'search')}>pic-search</a></h1>
       <nav aria-label="Views">
-        ${VIEWS.filter(({ view }) => view !== 'duplicates' || app.mode === 'embedded').map(
+        ${VIEWS.map(
           ({
             view,
             label,
