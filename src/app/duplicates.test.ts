@@ -10,21 +10,12 @@ import { SqliteDismissedPairs } from '../adapters/embedded/sqlite-dismissed-pair
 import { ValidationError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
 import { createDuplicates, type Duplicates } from './duplicates.ts';
+import { seededUnitVector } from './test-system.ts';
 
 const D = 64;
 const identity = { model: 'm', profile: 'p', dimension: D };
 
-/** A seeded pseudo-random unit vector. */
-function randomUnit(seed: number): Float32Array {
-  let state = (seed * 2654435761) >>> 0;
-  const v = new Float32Array(D);
-  for (let i = 0; i < D; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    v[i] = state / 4294967296 - 0.5;
-  }
-  const norm = Math.hypot(...v);
-  return v.map((x) => x / norm);
-}
+const randomUnit = (seed: number) => seededUnitVector(seed, D);
 
 /** `base` nudged by a little of another random direction: a near copy. */
 function nearCopy(base: Float32Array, seed: number, amount = 0.05): Float32Array {

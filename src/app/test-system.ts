@@ -70,3 +70,15 @@ export async function taskDone(
     await sleep(100);
   }
 }
+
+/** A seeded pseudo-random unit vector (tests that write vectors straight into an index). */
+export function seededUnitVector(seed: number, dimension: number): Float32Array {
+  let state = (seed * 2654435761) >>> 0;
+  const v = new Float32Array(dimension);
+  for (let i = 0; i < dimension; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    v[i] = state / 4294967296 - 0.5;
+  }
+  const norm = Math.hypot(...v);
+  return v.map((x) => x / norm);
+}

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { loadCloudConfig } from '../../src/adapters/aws/config.ts';
 import type { DuplicatesPage } from '../../src/app/duplicates.ts';
 import type { TaskView } from '../../src/app/tasks.ts';
+import { seededUnitVector } from '../../src/app/test-system.ts';
 import { vectorIdOf } from '../../src/domain/ids.ts';
 import type { Embedder } from '../../src/domain/ports.ts';
 import type { HttpHandler } from '../../src/http/types.ts';
@@ -59,18 +60,6 @@ async function scan(): Promise<TaskView> {
 
 async function put(key: string, body: Buffer): Promise<void> {
   await clients.s3.send(new PutObjectCommand({ Bucket: stack.bucket, Key: key, Body: body }));
-}
-
-/** A seeded pseudo-random unit vector. */
-function randomUnit(seed: number, dimension: number): Float32Array {
-  let state = (seed * 2654435761) >>> 0;
-  const v = new Float32Array(dimension);
-  for (let i = 0; i < dimension; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    v[i] = state / 4294967296 - 0.5;
-  }
-  const norm = Math.hypot(...v);
-  return v.map((x) => x / norm);
 }
 
 beforeAll(async () => {
@@ -148,8 +137,8 @@ it(`pages through ${GENERATED_GROUPS}+ groups written straight into Milvus, each
   const { dimension } = embedder.info;
   const items = [];
   for (let g = 0; g < GENERATED_GROUPS; g++) {
-    const base = randomUnit(g + 1, dimension);
-    const noise = randomUnit(g + 100_000, dimension);
+    const base = seededUnitVector(g + 1, dimension);
+    const noise = seededUnitVector(g + 100_000, dimension);
     const near = base.map((x, i) => x + 0.05 * (noise[i] as number));
     for (const [n, vector] of [base, near].entries()) {
       const key = `images/generated/${g}-${n}.jpg`;
