@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { loadCloudConfig } from '../../src/adapters/aws/config.ts';
@@ -26,6 +27,7 @@ let stack: CloudStack;
 let embedder: Embedder;
 let system: CloudSystem;
 let duplicates: HttpHandler;
+let firstScan: TaskView;
 
 const call = async (request: Parameters<typeof apiEvent>[0]) => {
   const result = await duplicates(apiEvent(request));
@@ -57,6 +59,13 @@ async function scan(): Promise<TaskView> {
   expect(done?.state).toBe('done');
   return task;
 }
+
+const firstScanChunk = async () =>
+  (
+    await clients.dynamodb.send(
+      new GetItemCommand({ TableName: stack.table, Key: { pk: { S: `duplicates#${firstScan.id}#0` } } }),
+    )
+  ).Item;
 
 async function put(key: string, body: Buffer): Promise<void> {
   await clients.s3.send(new PutObjectCommand({ Bucket: stack.bucket, Key: key, Body: body }));
@@ -99,7 +108,8 @@ it('groups a library with copies after a scan by the worker, the larger copy fir
     (n) => n === 5,
   );
 
-  await scan();
+  firstScan = await scan();
+  expect(await firstScanChunk()).toBeDefined();
   const found = await page();
 
   const byKeeper = new Map(found.groups.map((group) => [group.keep, group]));
@@ -148,6 +158,8 @@ it(`pages through ${GENERATED_GROUPS}+ groups written straight into Milvus, each
   for (let at = 0; at < items.length; at += 500) await system.stores.index.upsert(items.slice(at, at + 500));
 
   await scan();
+  // The first scan's pairs are gone from the table once the second finished.
+  expect(await firstScanChunk()).toBeUndefined();
   const keepers: string[] = [];
   let cursor: string | undefined;
   let total = 0;

@@ -1,5 +1,6 @@
 import {
   BatchGetItemCommand,
+  BatchWriteItemCommand,
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
@@ -10,8 +11,9 @@ import type { DismissedPairs, DuplicateScan, ScannedPairs, VectorPair } from '..
 
 const LATEST_SCAN = 'duplicates#latest';
 const chunkPk = (scanId: string, chunk: number) => `duplicates#${scanId}#${chunk}`;
-/** DynamoDB's BatchGetItem limit. */
+/** DynamoDB's BatchGetItem and BatchWriteItem limits. */
 const BATCH_GET = 100;
+const BATCH_WRITE = 25;
 /** Dismissed pairs are spread over this many items (string sets), so no item nears DynamoDB's 400 KB. */
 const DISMISSAL_SHARDS = 16;
 const dismissalPk = (shard: number) => `dismissed#${shard}`;
@@ -42,7 +44,9 @@ export class DynamoScannedPairs implements ScannedPairs {
     );
   }
 
+  /** Then removes the previous scan's chunks (a crash before that leaves them behind, unread). */
   async finish(scan: DuplicateScan): Promise<void> {
+    const previous = await this.latest();
     await this.#db.send(
       new PutItemCommand({
         TableName: this.#table,
@@ -52,6 +56,19 @@ export class DynamoScannedPairs implements ScannedPairs {
         },
       }),
     );
+    if (previous === undefined || previous.id === scan.id) return;
+    let deletes = Array.from({ length: previous.chunks }, (_, chunk) => ({
+      DeleteRequest: { Key: { pk: { S: chunkPk(previous.id, chunk) } } },
+    }));
+    while (deletes.length > 0) {
+      const out = await this.#db.send(
+        new BatchWriteItemCommand({ RequestItems: { [this.#table]: deletes.slice(0, BATCH_WRITE) } }),
+      );
+      deletes = [
+        ...((out.UnprocessedItems?.[this.#table] ?? []) as typeof deletes),
+        ...deletes.slice(BATCH_WRITE),
+      ];
+    }
   }
 
   async latest(): Promise<DuplicateScan | undefined> {
