@@ -2,17 +2,15 @@ import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
-import { loadCloudConfig } from '../../src/adapters/aws/config.ts';
 import type { Progress } from '../../src/app/operations.ts';
 import type { VerifyReport } from '../../src/app/verify.ts';
 import { vectorIdOf } from '../../src/domain/ids.ts';
 import type { Embedder } from '../../src/domain/ports.ts';
 import type { HttpHandler } from '../../src/http/types.ts';
 import type { LambdaHttpHandler } from '../../src/observability/lambda-handler.ts';
-import { type CloudSystem, createCloudSystem } from '../../src/wiring/cloud.ts';
-import { lambdaContext } from '../lambda-context.ts';
-import { apiEvent, fixturePhotos, seededEmbedder, waitFor } from './harness.ts';
-import { type CloudStack, createCloudStack, emulatorClients } from './support.ts';
+import type { CloudSystem } from '../../src/wiring/cloud.ts';
+import { apiEvent, fixturePhotos, invokedAsLambda, startCloud, waitFor } from './harness.ts';
+import { type CloudStack, emulatorClients } from './support.ts';
 
 // Delete-all on moto + Milvus Lite through the API function's own entry, held to its 29 s timeout, with
 // a library larger than the photos: records and vectors of keys with no object, written through the real
@@ -29,24 +27,16 @@ let system: CloudSystem;
 let deleteAll: HttpHandler;
 let progress: HttpHandler;
 
-/** A function entry point called as Lambda calls it, with a context. */
-const invoked =
-  (handler: LambdaHttpHandler, name: string): HttpHandler =>
-  (event) =>
-    handler(event, lambdaContext(`pic-search-${name}`, `delete-all-${name}`));
+const invoked = (handler: LambdaHttpHandler, name: string) => invokedAsLambda(handler, name, 'delete-all');
 
 const progressNow = async () =>
   JSON.parse((await progress(apiEvent({ method: 'GET', path: '/progress' }))).body as string) as Progress;
 
 beforeAll(async () => {
-  stack = await createCloudStack(clients, {
+  ({ stack, embedder, system } = await startCloud(clients, {
     awsEndpoint: inject('awsEndpoint'),
     milvusAddress: inject('milvusAddress'),
-  });
-  embedder = await seededEmbedder();
-  system = await createCloudSystem(loadCloudConfig(stack.env), { embedder, waitMs: 1000 });
-  system.worker.start();
-  Object.assign(process.env, stack.env);
+  }));
   deleteAll = invoked((await import('../../functions/api/delete-all.ts')).handler, 'delete-all');
   progress = invoked((await import('../../functions/api/progress.ts')).handler, 'progress');
   for (const photo of photos) {

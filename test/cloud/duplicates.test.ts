@@ -2,17 +2,16 @@ import { readFile } from 'node:fs/promises';
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
-import { loadCloudConfig } from '../../src/adapters/aws/config.ts';
 import type { DuplicatesPage } from '../../src/app/duplicates.ts';
 import type { TaskView } from '../../src/app/tasks.ts';
 import { seededUnitVector } from '../../src/app/test-system.ts';
 import { vectorIdOf } from '../../src/domain/ids.ts';
 import type { Embedder } from '../../src/domain/ports.ts';
 import type { HttpHandler } from '../../src/http/types.ts';
-import { type CloudSystem, createCloudSystem } from '../../src/wiring/cloud.ts';
+import type { CloudSystem } from '../../src/wiring/cloud.ts';
 import { lambdaContext } from '../lambda-context.ts';
-import { apiEvent, fixturePhotos, seededEmbedder, transformedCopy, waitFor } from './harness.ts';
-import { type CloudStack, createCloudStack, emulatorClients } from './support.ts';
+import { apiEvent, fixturePhotos, startCloud, transformedCopy, waitFor } from './harness.ts';
+import { type CloudStack, emulatorClients } from './support.ts';
 
 // Cloud duplicates on moto + Milvus Lite: the duplicates function starts a scan, the real worker runs it
 // (a per-vector search in Milvus), and the function pages the stored groups.
@@ -72,14 +71,11 @@ async function put(key: string, body: Buffer): Promise<void> {
 }
 
 beforeAll(async () => {
-  stack = await createCloudStack(clients, {
+  ({ stack, embedder, system } = await startCloud(clients, {
     awsEndpoint: inject('awsEndpoint'),
     milvusAddress: inject('milvusAddress'),
-  });
-  embedder = await seededEmbedder();
-  system = await createCloudSystem(loadCloudConfig(stack.env), { embedder, waitMs: 1000 });
-  system.worker.start();
-  Object.assign(process.env, stack.env, { PIC_MODEL_IDENTITY: JSON.stringify(embedder.info) });
+  }));
+  process.env.PIC_MODEL_IDENTITY = JSON.stringify(embedder.info);
   const { handler } = await import('../../functions/api/duplicates.ts');
   duplicates = (event) => handler(event, lambdaContext('pic-search-duplicates', 'duplicates'));
 }, 300_000);

@@ -2,16 +2,14 @@ import { readFile } from 'node:fs/promises';
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { loadCloudConfig } from '../../src/adapters/aws/config.ts';
 import type { SearchResponse } from '../../src/app/operations.ts';
 import { vectorIdOf } from '../../src/domain/ids.ts';
 import type { Embedder } from '../../src/domain/ports.ts';
 import type { HttpHandler } from '../../src/http/types.ts';
 import type { LambdaHttpHandler } from '../../src/observability/lambda-handler.ts';
-import { type CloudSystem, createCloudSystem } from '../../src/wiring/cloud.ts';
-import { lambdaContext } from '../lambda-context.ts';
-import { apiEvent, fixturePhotos, seededEmbedder, transformedCopy, waitFor } from './harness.ts';
-import { type CloudStack, createCloudStack, emulatorClients } from './support.ts';
+import type { CloudSystem } from '../../src/wiring/cloud.ts';
+import { apiEvent, fixturePhotos, invokedAsLambda, startCloud, transformedCopy, waitFor } from './harness.ts';
+import { type CloudStack, emulatorClients } from './support.ts';
 
 // The cloud path end to end on emulators: objects put into the moto bucket produce real S3 event
 // notifications on the SQS queue (the bucket's notification configuration is the one the CDK stack
@@ -36,11 +34,7 @@ let count: HttpHandler;
 let progress: HttpHandler;
 const savedEnv = { ...process.env };
 
-/** A function entry point called as Lambda calls it, with a context. */
-const invoked =
-  (handler: LambdaHttpHandler, name: string): HttpHandler =>
-  (event) =>
-    handler(event, lambdaContext(`pic-search-${name}`, `e2e-${name}`));
+const invoked = (handler: LambdaHttpHandler, name: string) => invokedAsLambda(handler, name, 'e2e');
 
 const put = (objectKey: string, body: Buffer) =>
   clients.s3.send(new PutObjectCommand({ Bucket: stack.bucket, Key: objectKey, Body: body }));
@@ -63,14 +57,10 @@ const countNow = async () =>
   JSON.parse((await count(apiEvent({ method: 'GET', path: '/count' }))).body as string).count as number;
 
 beforeAll(async () => {
-  stack = await createCloudStack(clients, {
+  ({ stack, embedder, system } = await startCloud(clients, {
     awsEndpoint: inject('awsEndpoint'),
     milvusAddress: inject('milvusAddress'),
-  });
-  embedder = await seededEmbedder();
-  system = await createCloudSystem(loadCloudConfig(stack.env), { embedder, waitMs: 1000 });
-  system.worker.start();
-  Object.assign(process.env, stack.env);
+  }));
   search = invoked((await import('../../functions/api/search.ts')).handler, 'search');
   count = invoked((await import('../../functions/api/count.ts')).handler, 'count');
   progress = invoked((await import('../../functions/api/progress.ts')).handler, 'progress');

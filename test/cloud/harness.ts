@@ -3,10 +3,17 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import sharp from 'sharp';
+import type { AwsClients } from '../../src/adapters/aws/clients.ts';
+import { loadCloudConfig } from '../../src/adapters/aws/config.ts';
 import { FIXTURES, SEEDED_MANIFEST } from '../../src/app/test-system.ts';
 import type { Embedder } from '../../src/domain/ports.ts';
 import { OnnxEmbedder } from '../../src/embedder/onnx-embedder.ts';
+import type { HttpHandler } from '../../src/http/types.ts';
 import { loadManifest } from '../../src/model/manifest.ts';
+import type { LambdaHttpHandler } from '../../src/observability/lambda-handler.ts';
+import { type CloudSystem, createCloudSystem } from '../../src/wiring/cloud.ts';
+import { lambdaContext } from '../lambda-context.ts';
+import { type CloudStack, createCloudStack } from './support.ts';
 
 export { REPO_ROOT } from '../../src/app/test-system.ts';
 
@@ -31,6 +38,33 @@ export async function transformedCopy(path: string): Promise<Buffer> {
 
 export function seededEmbedder(): Promise<Embedder> {
   return loadManifest(SEEDED_MANIFEST).then((loaded) => OnnxEmbedder.create(loaded, { batchSize: 4 }));
+}
+
+export interface RunningCloud {
+  stack: CloudStack;
+  embedder: Embedder;
+  system: CloudSystem;
+}
+
+/**
+ * A cloud stack on the emulators and its system with the worker running; the stack's variables are put in
+ * process.env so that Lambda entries imported afterwards build against the same stack.
+ */
+export async function startCloud(
+  clients: AwsClients,
+  emulators: { awsEndpoint: string; milvusAddress: string },
+): Promise<RunningCloud> {
+  const stack = await createCloudStack(clients, emulators);
+  const embedder = await seededEmbedder();
+  const system = await createCloudSystem(loadCloudConfig(stack.env), { embedder, waitMs: 1000 });
+  system.worker.start();
+  Object.assign(process.env, stack.env);
+  return { stack, embedder, system };
+}
+
+/** A function entry point called as Lambda calls it, with a context (request ids `<prefix>-<name>`). */
+export function invokedAsLambda(handler: LambdaHttpHandler, name: string, prefix: string): HttpHandler {
+  return (event) => handler(event, lambdaContext(`pic-search-${name}`, `${prefix}-${name}`));
 }
 
 /** Polls `read` until `done` holds; the last value is returned either way, so the assertion shows it. */
