@@ -264,8 +264,9 @@ function isApiPath(router: Router, rawPath: string): boolean {
 /**
  * Reads the body, refusing it as soon as it breaks a limit: the request's (Content-Length, or bytes
  * counted while streaming) and, for multipart, the per-file size and the file count, checked as the
- * parts stream in. A refused body's bytes are dropped at once, and the rest is drained up to a bound so
- * the client gets to read the 413 instead of a reset connection; past the bound the connection is cut.
+ * parts stream in. A refused body's bytes are dropped at once, and the rest is read and discarded for a
+ * while (a lingering close) so the client gets to read the 413: cutting the connection while it still
+ * sends makes the kernel answer with a reset, which throws away the answer unread. Then it is cut.
  */
 function readBody(request: IncomingMessage, contentType: string, limits: HttpLimits): Promise<Buffer> {
   const limit = bodyLimit(limits, contentType);
@@ -273,12 +274,12 @@ function readBody(request: IncomingMessage, contentType: string, limits: HttpLim
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
-    let refusedAt = 0;
+    let lingering: NodeJS.Timeout | undefined;
     const refuse = (error: BodyRefused) => {
       if (refused) return;
       refused = true;
-      refusedAt = size;
       chunks.length = 0;
+      lingering = setTimeout(() => request.destroy(), LINGER_MS).unref();
       reject(error);
     };
     const tooLarge = () =>
@@ -300,15 +301,13 @@ function readBody(request: IncomingMessage, contentType: string, limits: HttpLim
     if (Number(request.headers['content-length']) > limit) tooLarge();
     request.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (refused) {
-        if (size > refusedAt + DRAIN_BYTES) request.destroy();
-        return;
-      }
+      if (refused) return;
       if (size > limit) return tooLarge();
       chunks.push(chunk);
       parts?.write(chunk);
     });
     request.on('end', () => {
+      clearTimeout(lingering);
       parts?.end();
       // The parser reports a limit synchronously from write/end, so `refused` is settled here.
       if (!refused) resolve(Buffer.concat(chunks));
@@ -317,8 +316,8 @@ function readBody(request: IncomingMessage, contentType: string, limits: HttpLim
   });
 }
 
-/** What is read and discarded of a refused body so the client sees the answer (else it is cut off). */
-const DRAIN_BYTES = 16 * 1024 * 1024;
+/** How long a refused body is read and discarded before the connection is cut. */
+const LINGER_MS = 2000;
 
 function sendTooLarge(response: ServerResponse, limit: number): void {
   response.setHeader('connection', 'close');
