@@ -19,7 +19,7 @@ import { OnnxEmbedder } from '../../src/embedder/onnx-embedder.ts';
 import { encodeJpeg } from '../../src/imaging/decode.ts';
 import { createLogger, type Logger } from '../../src/logger.ts';
 import { loadManifest } from '../../src/model/manifest.ts';
-import { publishWorkerMetrics } from '../../src/observability/metrics.ts';
+import { publishWorkerMetrics, verifyDriftPublisher } from '../../src/observability/metrics.ts';
 import { createCloudSystem } from '../../src/wiring/cloud.ts';
 import { createEmbeddedSystem, resolveModel } from '../../src/wiring/embedded.ts';
 
@@ -94,6 +94,8 @@ function createCloudWorker(log: Logger) {
     logger: log,
     executionProviders: ['cuda'],
     embedderThread: true,
+    // Verifications run here (the scheduled rule's, POST /verify's): their drift becomes a metric.
+    onVerified: verifyDriftPublisher(),
     ...(protection ? { onHolding: (holding: boolean) => protection.set(holding) } : {}),
   });
 }

@@ -20,6 +20,8 @@ export interface TaskDeps extends Stores {
   model: { model: string; profile: string };
   /** Where a duplicates scan keeps its pairs (cloud mode; embedded mode self-joins its index instead). */
   scannedPairs?: ScannedPairs;
+  /** Told of each finished verification (the cloud worker publishes its drift as a metric). */
+  onVerified?: (report: VerifyReport) => void;
   logger?: Logger;
 }
 
@@ -199,6 +201,7 @@ async function verify(deps: TaskDeps, task: Task): Promise<boolean> {
   const report: VerifyReport = await verifyLibrary(deps, { repair: task.options.repair === true });
   task.report = report;
   task.progress = { drift: report.driftCount };
+  deps.onVerified?.(report);
   return true;
 }
 

@@ -1,4 +1,5 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { VerifyReport } from '../app/verify.ts';
 import type { WorkerStats } from '../app/worker.ts';
 
 /**
@@ -41,10 +42,26 @@ export function publishWorkerStats(metrics: Metrics, stats: WorkerStats, since: 
   return now;
 }
 
-/** Drifts a verification found (bucket, catalogue and index disagreeing), 0 included so that a quiet run shows. */
-export function publishVerifyDrift(metrics: Metrics, count: number): void {
-  metrics.addMetric('VerifyDrift', MetricUnit.Count, count);
+/**
+ * A finished verification as one EMF line: `VerifyDrift`, the drifts it found (0 included, so that a quiet
+ * run shows), with the count of each kind and whether it repaired them as metadata (searchable in Logs
+ * Insights, not metrics).
+ */
+export function publishVerifyDrift(
+  metrics: Metrics,
+  report: Pick<VerifyReport, 'driftCount' | 'drift' | 'repaired'>,
+): void {
+  metrics.addMetric('VerifyDrift', MetricUnit.Count, report.driftCount);
+  const byKind = Object.fromEntries(Object.entries(report.drift).map(([kind, { count }]) => [kind, count]));
+  metrics.addMetadata('drift', JSON.stringify(byKind));
+  metrics.addMetadata('repaired', String(report.repaired));
   metrics.publishStoredMetrics();
+}
+
+/** The cloud worker's verify hook (TaskDeps.onVerified): each finished verification, one EMF line. */
+export function verifyDriftPublisher(): (report: VerifyReport) => void {
+  const metrics = createMetrics('worker');
+  return (report) => publishVerifyDrift(metrics, report);
 }
 
 /** Requests that ended in a 500 (an unexpected error), counted by the Lambda wrapper. */

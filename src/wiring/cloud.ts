@@ -71,6 +71,8 @@ export interface CloudOptions {
   waitMs?: number;
   /** The worker's hook for ECS task scale-in protection (functions/worker/main.ts). */
   onHolding?: WorkerOptions['onHolding'];
+  /** Told of each verification the worker finishes (functions/worker/main.ts publishes its drift). */
+  onVerified?: TaskDeps['onVerified'];
   /** Test seam for hash collisions. */
   idOf?: IdOf;
 }
@@ -113,6 +115,7 @@ export async function createCloudSystem(
     imagePrefix: config.imagePrefix,
     model: embedder.info,
     scannedPairs: duplicateStores(aws, config).scannedPairs,
+    ...(options.onVerified ? { onVerified: options.onVerified } : {}),
     ...(log ? { logger: log } : {}),
   };
   const worker = new Worker(stores, embedder, {
