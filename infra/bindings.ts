@@ -1,5 +1,7 @@
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { type CloudPart, variablesOf } from '../src/adapters/aws/config.ts';
+import { OUTAGES_PK } from '../src/adapters/aws/dynamo-outage-reports.ts';
 import type { EmbedderInfo } from '../src/domain/ports.ts';
 import { LAMBDA_PARTS, type LambdaName, type PartsOf } from '../src/wiring/lambda-parts.ts';
 import type { StackConfig } from './config.ts';
@@ -24,7 +26,8 @@ interface BucketAccess {
 type AccessOf<P extends CloudPart> = P extends 'bucket'
   ? BucketAccess
   : P extends 'table'
-    ? 'read' | 'read-write'
+    ? // 'outages': GetItem of the workers' outage item alone (dynamo-outage-reports.ts).
+      'read' | 'read-write' | 'outages'
     : P extends 'queue'
       ? 'send' | 'depth'
       : true;
@@ -42,7 +45,8 @@ export const FUNCTION_ACCESS: { [F in LambdaName]: FunctionAccess<F> } = {
   },
   count: { milvus: true },
   progress: { table: 'read', queue: 'depth' },
-  health: { milvus: true, modelIdentity: true },
+  // The index's identity; the workers' outage item, to answer "degraded" while they wait one out.
+  health: { milvus: true, modelIdentity: true, table: 'outages' },
   // Backfill lists the prefix, queues what changed and forgets what is gone (vector, thumbnail, entry).
   ingest: {
     bucket: { list: true, delete: ['thumbnails'] },
@@ -140,7 +144,15 @@ function bindPart(
       };
     }
     case 'table':
-      if (access === 'read') storage.table.grantReadData(fn);
+      if (access === 'outages')
+        fn.addToRolePolicy(
+          new iam.PolicyStatement({
+            actions: ['dynamodb:GetItem'],
+            resources: [storage.table.tableArn],
+            conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [OUTAGES_PK] } },
+          }),
+        );
+      else if (access === 'read') storage.table.grantReadData(fn);
       else storage.table.grantReadWriteData(fn);
       return { TABLE_NAME: storage.table.tableName };
     case 'queue':

@@ -6,6 +6,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertWithinLambdaLimit, directorySize, megabytes } from '../layers/build.ts';
 import { cfnLint } from '../scripts/cfn-lint.ts';
+import { OUTAGES_PK } from '../src/adapters/aws/dynamo-outage-reports.ts';
 import { IMAGE_SUFFIXES, imageQueueNotification } from '../src/adapters/aws/notifications.ts';
 import type { Operations } from '../src/app/operations.ts';
 import { createRouter } from '../src/http/router.ts';
@@ -59,7 +60,7 @@ const EXPECTED_ACTIONS = {
   search: sorted(...TABLE_READ, 's3:GetObject', ...MILVUS_TOKEN),
   count: sorted(...MILVUS_TOKEN),
   progress: sorted(...TABLE_READ, 'sqs:GetQueueAttributes'),
-  health: sorted(...MILVUS_TOKEN),
+  health: sorted('dynamodb:GetItem', ...MILVUS_TOKEN),
   ingest: sorted(...TABLE_READ, ...TABLE_WRITE, 's3:DeleteObject', 's3:ListBucket', ...MILVUS_TOKEN, ...SEND),
   uploads: ['s3:PutObject'],
   images: ['s3:GetObject'],
@@ -439,7 +440,7 @@ describe('Lambda functions', () => {
       search: sorted(...bucket, 'TABLE_NAME', ...milvus, 'PIC_MODEL_MANIFEST'),
       count: sorted(...milvus),
       progress: sorted('QUEUE_URL', 'TABLE_NAME'),
-      health: sorted(...milvus, 'PIC_MODEL_IDENTITY'),
+      health: sorted(...milvus, 'PIC_MODEL_IDENTITY', 'TABLE_NAME'),
       ingest: sorted(...bucket, 'TABLE_NAME', 'QUEUE_URL', ...milvus, 'PIC_MODEL_IDENTITY'),
       uploads: sorted(...bucket),
       images: sorted(...bucket),
@@ -502,6 +503,19 @@ describe('least privilege', () => {
     expect(actionsOf(statementsOfRole(roleOfFunction('count')))).toEqual(
       new Set(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret']),
     );
+  });
+
+  it("lets health read only the workers' outage item of the table", () => {
+    const reads = statementsOfRole(roleOfFunction('health')).filter((s) =>
+      [s.Action].flat().some((a: string) => a.startsWith('dynamodb:')),
+    );
+    expect(reads).toEqual([
+      expect.objectContaining({
+        Action: 'dynamodb:GetItem',
+        Condition: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [OUTAGES_PK] } },
+        Resource: { 'Fn::GetAtt': [logicalId(stack.storage.table), 'Arn'] },
+      }),
+    ]);
   });
 
   it('lets only ingest and the task starters (delete-all, verify, duplicates) send to the queue, and only progress read its depth', () => {

@@ -8,6 +8,7 @@ import type {
   ImageInspector,
   ImageRecord,
   IndexIdentity,
+  Outage,
   StoredObject,
 } from '../domain/ports.ts';
 import { isImageKey } from '../imaging/formats.ts';
@@ -26,7 +27,6 @@ import {
   type UploadTarget,
 } from './operations.ts';
 import { startDeleteAll, startVerify, type TaskDeps, viewOf } from './tasks.ts';
-import type { Outage } from './worker.ts';
 
 /** Links for search results and browser uploads: API routes locally, presigned S3 URLs in the cloud. */
 export interface LinkBuilders {
@@ -55,8 +55,11 @@ export interface OperationsDeps extends Stores {
   imageInspector: ImageInspector;
   /** Test seam for hash collisions. @default vectorIdOf */
   idOf?: IdOf;
-  /** The worker's outage, when it runs in this process (embedded mode). */
-  outage?: () => Outage | undefined;
+  /**
+   * The worker's outage: its breaker when it runs in this process (embedded mode), or what the workers
+   * reported (cloud: OutageReports).
+   */
+  outage?: () => Outage | undefined | Promise<Outage | undefined>;
 }
 
 const searchRequest = z.object({
@@ -89,8 +92,8 @@ export function createOperations(deps: OperationsDeps): Operations {
   };
   let identityCheckedAt = Number.NEGATIVE_INFINITY;
 
-  const outageReport = (): OutageReport | undefined => {
-    const outage = deps.outage?.();
+  const outageReport = async (): Promise<OutageReport | undefined> => {
+    const outage = await deps.outage?.();
     return (
       outage && { ...outage, message: `${outage.store} unavailable since ${outage.since.toISOString()}` }
     );
@@ -234,17 +237,17 @@ export function createOperations(deps: OperationsDeps): Operations {
 
     async progress(recentFailures = 20): Promise<Progress> {
       const wanted = Math.min(Math.max(0, Math.trunc(recentFailures)), MAX_RECENT_FAILURES);
-      const [counts, depth, deleteAll, verify] = await Promise.all([
+      const [counts, depth, deleteAll, verify, outage] = await Promise.all([
         catalogue.progress(wanted),
         queue.depth(),
         deps.tasks.latest('delete-all'),
         deps.tasks.latest('verify'),
+        outageReport(),
       ]);
       const { recentlyIndexed, windowSeconds, ...rest } = counts;
       const throughput = windowSeconds > 0 ? recentlyIndexed / windowSeconds : 0;
       const outstanding = Math.max(counts.pending, depth.visible + depth.inFlight);
       const etaSeconds = outstanding === 0 ? 0 : throughput > 0 ? Math.ceil(outstanding / throughput) : null;
-      const outage = outageReport();
       return {
         ...rest,
         throughput: round(throughput),
@@ -333,7 +336,7 @@ export function createOperations(deps: OperationsDeps): Operations {
     },
 
     async health() {
-      const outage = outageReport();
+      const outage = await outageReport();
       // While the worker waits out an outage the index may not answer: health says so instead of failing.
       const found: IndexIdentity | undefined = await index.identity().catch((error: unknown) => {
         if (outage) return undefined;

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { ImageError, NotFoundError } from '../domain/errors.ts';
 import { ownsItsId, vectorIdOf } from '../domain/ids.ts';
-import type { Embedder, Job, ObjectWithBody, ReceivedMessage } from '../domain/ports.ts';
+import type { Embedder, Job, ObjectWithBody, Outage, ReceivedMessage } from '../domain/ports.ts';
 import { claimAll, forgetImages, type IdOf, isIndexed, isKeptOut, type Stores } from './indexing.ts';
 import { isIndexableKey, THUMBNAIL_CONTENT_TYPE, thumbnailKeyOf } from './keys.ts';
 
@@ -37,6 +37,12 @@ export interface WorkerOptions {
    * is logged and never fails a batch. @default nothing
    */
   onHolding?: (holding: boolean) => Promise<void>;
+  /**
+   * Told of the breaker's state for processes that cannot ask this one (the cloud's API functions): the
+   * outage when it opens and again at each check that finds the store still down, undefined when it
+   * closes or the worker stops during one. Calls are made one after another; a failure is logged.
+   */
+  onOutage?: (outage: Outage | undefined) => Promise<void>;
   /** Test seam for hash collisions. @default vectorIdOf */
   idOf?: IdOf;
   /** Runs the next slice of a background task (src/app/tasks.ts); a message naming one is acked once it returns. */
@@ -47,13 +53,6 @@ export interface WorkerOptions {
 export interface OutageBackoff {
   firstMs: number;
   longestMs: number;
-}
-
-/** A store the worker cannot reach: it receives nothing until the store answers again. */
-export interface Outage {
-  store: 'index' | 'catalogue' | 'object store' | 'queue';
-  since: Date;
-  reason: string;
 }
 
 export interface WorkerStats {
@@ -151,8 +150,11 @@ export class Worker {
   readonly stats: WorkerStats = noWorkerStats();
   readonly #stores: Stores;
   readonly #embedder: Embedder;
-  readonly #options: Required<Omit<WorkerOptions, 'logger' | 'onHolding' | 'runTask'>>;
+  readonly #options: Required<Omit<WorkerOptions, 'logger' | 'onHolding' | 'onOutage' | 'runTask'>>;
   readonly #onHolding: WorkerOptions['onHolding'];
+  readonly #onOutage: WorkerOptions['onOutage'];
+  /** The reports to onOutage, in order: a recovery never lands before the outage it ends. */
+  #outageReported: Promise<void> = Promise.resolve();
   readonly #runTask: WorkerOptions['runTask'];
   readonly #log: Logger | undefined;
   readonly #inFlight = new Set<Promise<void>>();
@@ -167,6 +169,7 @@ export class Worker {
     this.#embedder = embedder;
     this.#log = options.logger;
     this.#onHolding = options.onHolding;
+    this.#onOutage = options.onOutage;
     this.#runTask = options.runTask;
     this.#options = {
       waitMs: 1000,
@@ -195,6 +198,8 @@ export class Worker {
   async stop(): Promise<void> {
     this.#stopSignal.abort();
     await this.#loop;
+    if (this.#outage) this.#reportOutage(undefined);
+    await this.#outageReported;
   }
 
   async #run(): Promise<void> {
@@ -277,6 +282,7 @@ export class Worker {
       const outage = await this.#checkStores(this.#outage.key);
       if (outage) {
         this.#log?.warn({ ...outage, since: this.#outage.since }, `${outage.store} still unavailable`);
+        this.#reportOutage(this.outage);
         continue;
       }
       const seconds = Math.round((Date.now() - this.#outage.since.getTime()) / 1000);
@@ -285,6 +291,7 @@ export class Worker {
         `${this.#outage.store} available again after ${seconds} s`,
       );
       this.#outage = undefined;
+      this.#reportOutage(undefined);
     }
   }
 
@@ -294,6 +301,17 @@ export class Worker {
     this.#log?.error(
       { store: outage.store, reason: outage.reason },
       `${outage.store} unavailable: receiving nothing until it answers again`,
+    );
+    this.#reportOutage(this.outage);
+  }
+
+  #reportOutage(outage: Outage | undefined): void {
+    const report = this.#onOutage;
+    if (!report) return;
+    this.#outageReported = this.#outageReported.then(() =>
+      report(outage).catch((error: unknown) =>
+        this.#log?.warn({ err: error }, 'could not report the outage state'),
+      ),
     );
   }
 

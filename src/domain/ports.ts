@@ -192,6 +192,25 @@ export interface Task {
   finishedAt?: Date;
 }
 
+/** A store the worker cannot reach: it receives nothing until the store answers again. */
+export interface Outage {
+  store: 'index' | 'catalogue' | 'object store' | 'queue';
+  since: Date;
+  reason: string;
+}
+
+/**
+ * Where workers running in other processes report the store they cannot reach, for /progress and /health
+ * (cloud mode: the worker is an ECS task, the API Lambda functions). A report stands for `freshMs` unless
+ * renewed, so a worker that died in an outage does not show it for ever.
+ */
+export interface OutageReports {
+  /** This worker's outage, or none (undefined: it recovered or stopped). */
+  report(worker: string, outage: Outage | undefined, freshMs: number): Promise<void>;
+  /** The earliest outage a worker reported that is still fresh; undefined when none. */
+  current(): Promise<Outage | undefined>;
+}
+
 /** Where background tasks and the library's last emptying are kept. */
 export interface TaskStore {
   /**

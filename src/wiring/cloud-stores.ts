@@ -2,6 +2,7 @@ import { type AwsClients, createAwsClients } from '../adapters/aws/clients.ts';
 import type { CloudConfig } from '../adapters/aws/config.ts';
 import { DynamoCatalogue } from '../adapters/aws/dynamo-catalogue.ts';
 import { DynamoDismissedPairs, DynamoScannedPairs } from '../adapters/aws/dynamo-duplicates.ts';
+import { DynamoOutageReports } from '../adapters/aws/dynamo-outage-reports.ts';
 import { DynamoTaskStore } from '../adapters/aws/dynamo-task-store.ts';
 import { S3ObjectStore } from '../adapters/aws/s3-object-store.ts';
 import { readMilvusToken } from '../adapters/aws/secrets.ts';
@@ -55,6 +56,11 @@ export function catalogueTable(aws: AwsClients, config: Pick<CloudConfig, 'table
 /** Background tasks live in the catalogue's table. */
 export function taskStore(aws: AwsClients, config: Pick<CloudConfig, 'tableName'>) {
   return new DynamoTaskStore(aws.dynamodb, config.tableName);
+}
+
+/** The workers' outages, for /progress and /health: one item of the catalogue's table. */
+export function outageReports(aws: AwsClients, config: Pick<CloudConfig, 'tableName'>) {
+  return new DynamoOutageReports(aws.dynamodb, config.tableName);
 }
 
 /** A duplicates scan's pairs and the "not duplicates" answers live in the catalogue's table too. */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { CloudConfig } from '../adapters/aws/config.ts';
 import type { DynamoCatalogue } from '../adapters/aws/dynamo-catalogue.ts';
@@ -26,6 +27,7 @@ import {
   imageStores,
   jobQueue,
   milvusIndex,
+  outageReports,
   taskStore,
 } from './cloud-stores.ts';
 
@@ -98,6 +100,7 @@ export async function createCloudSystem(
     await stores.index.ensure({ model, profile, dimension });
   }
   const idOf = options.idOf;
+  const outages = outageReports(aws, config);
   const operations = createOperations({
     ...stores,
     embedder,
@@ -108,6 +111,7 @@ export async function createCloudSystem(
     imageInspector: imageInspector({ ...DEFAULT_DECODE_LIMITS, maxPixels: config.maxPixels }),
     ...(idOf ? { idOf } : {}),
     links: cloudLinks(stores),
+    outage: () => outages.current(),
   });
   const taskDeps: TaskDeps = {
     ...stores,
@@ -118,6 +122,7 @@ export async function createCloudSystem(
     ...(options.onVerified ? { onVerified: options.onVerified } : {}),
     ...(log ? { logger: log } : {}),
   };
+  const workerId = randomUUID();
   const worker = new Worker(stores, embedder, {
     imagePrefix: config.imagePrefix,
     batchSize: config.batchSize,
@@ -127,6 +132,8 @@ export async function createCloudSystem(
     waitMs: options.waitMs ?? 10_000,
     // Delete-all's cleanup, verification and duplicates scans run here, on the worker, never in the API's Lambda (29 s).
     runTask: (taskId) => runTaskSlice(taskDeps, taskId),
+    // The API functions run elsewhere: they read the breaker's state from the table (progress, health).
+    onOutage: (outage) => outages.report(workerId, outage, outageFreshMs(config.outageBackoff.longestMs)),
     ...(idOf ? { idOf } : {}),
     ...(options.onHolding ? { onHolding: options.onHolding } : {}),
     ...(log ? { logger: log } : {}),
@@ -144,6 +151,15 @@ export async function createCloudSystem(
       aws.destroy();
     },
   };
+}
+
+/**
+ * How long a worker's outage report stands: it is renewed at each check of the stores, at most
+ * `longestMs` apart (plus the check itself), so twice that and a minute; a worker that died in an outage
+ * stops showing it after this long.
+ */
+export function outageFreshMs(longestMs: number): number {
+  return 2 * longestMs + 60_000;
 }
 
 /** The model from the manifest: on a worker thread for the worker container, on this thread for Lambda search. */

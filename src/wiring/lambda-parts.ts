@@ -10,7 +10,8 @@ export const LAMBDA_PARTS = {
   search: ['bucket', 'table', 'milvus', 'model', 'decode'],
   count: ['milvus'],
   progress: ['table', 'queue'],
-  health: ['milvus', 'modelIdentity'],
+  // The table for the workers' outage item only (infra/bindings.ts).
+  health: ['milvus', 'modelIdentity', 'table'],
   ingest: ['bucket', 'table', 'queue', 'milvus', 'modelIdentity'],
   uploads: ['bucket', 'decode'],
   images: ['bucket'],

@@ -12,6 +12,7 @@ import {
   imageStores,
   jobQueue,
   milvusIndex,
+  outageReports,
   taskStore,
 } from './cloud-stores.ts';
 import { LAMBDA_PARTS, type LambdaName, type PartsOf } from './lambda-parts.ts';
@@ -58,7 +59,7 @@ function identityOnly(info: EmbedderInfo, fn: LambdaName): Embedder {
 export function operationsOf(
   fn: LambdaName,
   given: Partial<Stores> &
-    Partial<Pick<OperationsDeps, 'embedder' | 'links' | 'imageInspector' | 'imagePrefix'>>,
+    Partial<Pick<OperationsDeps, 'embedder' | 'links' | 'imageInspector' | 'imagePrefix' | 'outage'>>,
 ): Operations {
   const { images, thumbnails, queue, catalogue, index, tasks, embedder, imageInspector, ...rest } = given;
   return createOperations({
@@ -83,23 +84,28 @@ export async function countOperations(env: Env = process.env): Promise<Operation
   return operationsOf('count', { index: await milvusIndex(awsClientsFor(config), config) });
 }
 
-/** GET /progress: catalogue counters and queue depth; no Milvus, so no token. */
+/** GET /progress: catalogue counters, queue depth and the workers' outages; no Milvus, so no token. */
 export async function progressOperations(env: Env = process.env): Promise<Operations> {
   const config = readParts('progress', env);
   const aws = awsClientsFor(config);
+  const outages = outageReports(aws, config);
   return operationsOf('progress', {
     catalogue: catalogueTable(aws, config),
     queue: jobQueue(aws, config),
     tasks: taskStore(aws, config),
+    outage: () => outages.current(),
   });
 }
 
-/** GET /health: the index's identity beside the model's, as the stack stated it. */
+/** GET /health: the index's identity beside the model's, as the stack stated it, and the workers' outages. */
 export async function healthOperations(env: Env = process.env): Promise<Operations> {
   const config = readParts('health', env);
+  const aws = awsClientsFor(config);
+  const outages = outageReports(aws, config);
   return operationsOf('health', {
-    index: await milvusIndex(awsClientsFor(config), config),
+    index: await milvusIndex(aws, config),
     embedder: identityOnly(config.modelIdentity, 'health'),
+    outage: () => outages.current(),
   });
 }
 

@@ -11,10 +11,13 @@ import { loadCloudConfig } from '../../src/adapters/aws/config.ts';
 import { MilvusVectorIndex } from '../../src/adapters/milvus/milvus-vector-index.ts';
 import { vectorIdOf } from '../../src/domain/ids.ts';
 import type { Embedder } from '../../src/domain/ports.ts';
+import { makeHealthHandler, makeProgressHandler } from '../../src/http/handlers/status.ts';
+import type { HttpHandler } from '../../src/http/types.ts';
 import { type CloudSystem, createCloudSystem } from '../../src/wiring/cloud.ts';
+import { healthOperations, progressOperations } from '../../src/wiring/lambda.ts';
 import { startMilvusLite } from '../services/emulators.ts';
 import { startProxy } from '../services/proxy.ts';
-import { fixturePhotos, REPO_ROOT, seededEmbedder, waitFor } from './harness.ts';
+import { apiEvent, fixturePhotos, REPO_ROOT, seededEmbedder, waitFor } from './harness.ts';
 import {
   type CloudStack,
   createCloudStack,
@@ -90,9 +93,20 @@ afterAll(async () => {
   clients.destroy();
 });
 
+/** GET /progress and GET /health as their Lambda functions answer them, built from the stack's variables. */
+async function statusFunctions(env: Record<string, string>) {
+  const call = async (handler: HttpHandler, path: string) =>
+    JSON.parse((await handler(apiEvent({ method: 'GET', path }))).body as string) as Record<string, unknown>;
+  const lambdaEnv = { ...env, PIC_MODEL_IDENTITY: JSON.stringify(embedder.info) };
+  const progress = makeProgressHandler(await progressOperations(lambdaEnv));
+  const health = makeHealthHandler(await healthOperations(lambdaEnv));
+  return { progress: () => call(progress, '/progress'), health: () => call(health, '/health') };
+}
+
 describe('cloud faults', () => {
-  it('waits out a Milvus outage mid-ingest: nothing dead-lettered, every image indexed once after', async () => {
+  it('waits out a Milvus outage mid-ingest: nothing dead-lettered, every image indexed once after; the progress and health functions show it meanwhile', async () => {
     const { stack, system } = await stackAndSystem({ maxReceiveCount: 2, milvusAddress: milvus.address });
+    const lambdas = await statusFunctions(stack.env);
     system.worker.start();
     await putPhotos(stack.bucket, photos);
 
@@ -100,11 +114,18 @@ describe('cloud faults', () => {
       () => system.operations.progress(0),
       (p) => p.indexed >= 2,
     );
+    expect(await lambdas.health()).toMatchObject({ status: 'ok' });
     await milvus.stop();
     await waitFor(
       async () => system.worker.outage,
       (outage) => outage?.store === 'index',
     );
+    // The worker is another process for the functions: they read what it reported to the table.
+    const since = system.worker.outage?.since.toISOString();
+    const message = `index unavailable since ${since}`;
+    const shown = await waitFor(lambdas.progress, (p) => p.outage !== undefined, 10_000);
+    expect(shown.outage).toMatchObject({ store: 'index', since, message });
+    expect(await lambdas.health()).toMatchObject({ status: 'degraded', outage: { store: 'index', message } });
     // 15 s down with the breaker's pauses capped at 2 s: a dozen closed checks, no receive meanwhile.
     await new Promise((resume) => setTimeout(resume, 15_000));
     milvus = await startMilvusLite(milvusDir, milvus.port);
@@ -130,6 +151,8 @@ describe('cloud faults', () => {
     expect(vectors).toBe(photos.length);
     expect(system.worker.stats).toMatchObject({ indexed: photos.length, retried: 0, failed: 0 });
     expect(system.worker.outage).toBeUndefined();
+    expect(await lambdas.progress()).not.toHaveProperty('outage');
+    expect(await lambdas.health()).toMatchObject({ status: 'ok' });
     expect(await visibleMessages(clients, stack.queue.deadLetterUrl)).toBe(0);
     expect(logLines.some((line) => line.includes('index unavailable: receiving nothing'))).toBe(true);
   });
