@@ -1,16 +1,24 @@
 /**
- * `npm run bench`: the embedded service's figures in one run (about 10–15 minutes on 2 cores).
- *   1. the embedding bench (scripts/bench-embed.ts --quick): pure inference throughput and the rest;
- *   2. ingest throughput of the running service over a folder of generated images, ÷ pure inference;
- *   3. vector search alone at 10k / 100k / 1M vectors, and the index's RSS at 1M (scripts/bench-index.ts);
- *   4. end-to-end POST /search latency over HTTP with 100k vectors stored, and the service's RSS.
- * Prints a table and writes bench-results/bench.json.
+ * `npm run bench`: the embedded service's figures in one run, with the CPU model and its int8 flags.
+ *   0. the model: the fp32 one `npm start` uses (or --manifest), its int8 model (made with
+ *      `npm run model:quantize` when missing, as `npm start` would) and the precision the service picks;
+ *   1. int8 ÷ fp32 pure inference, interleaved, at the best batch size (scripts/bench-int8.ts), and the
+ *      embedding bench (scripts/bench-embed.ts --quick; not with --quick);
+ *   2. ingest throughput of the running service, ÷ pure inference of the same model run as ingest runs it;
+ *   3. vector search alone per index size (scripts/bench-index.ts);
+ *   4. POST /search over HTTP at 100k vectors (upright, and orientation=any), and the service's peak RSS,
+ *      for fp32 and int8 one after the other on the same data folder.
+ * Prints the lines and a table, and writes bench-results/bench.json.
  *
- *   npm run bench -- [--images 300] [--requests 50] [--sizes 10000,100000,1000000] [--skip-embed]
+ *   npm run bench                       # about 15–20 minutes on 2 free cores
+ *   npm run bench -- --quick            # under 10 minutes (once the int8 model exists)
+ *   npm run bench -- [--images 300] [--requests 50] [--any-requests 10] [--sizes 10000,100000,1000000]
+ *                    [--search-vectors 100000] [--ingest-minutes 4] [--manifest models/x.manifest.json]
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs, promisify } from 'node:util';
@@ -27,54 +35,118 @@ import {
 } from '../local/service-process.ts';
 import { ExactVectorIndex } from '../src/adapters/embedded/exact-vector-index.ts';
 import { SqliteCatalogue } from '../src/adapters/embedded/sqlite-catalogue.ts';
+import { loadConfig } from '../src/config.ts';
 import { vectorIdOf } from '../src/domain/ids.ts';
 import type { IndexIdentity } from '../src/domain/ports.ts';
+import { OnnxEmbedder } from '../src/embedder/onnx-embedder.ts';
+import { ingestSessions } from '../src/embedder/threaded-embedder.ts';
 import { isImageKey } from '../src/imaging/formats.ts';
+import { type LoadedManifest, loadManifest } from '../src/model/manifest.ts';
+import { manifestPathFor } from '../src/model/model-files.ts';
+import { type ChosenModel, chooseModel, cpuInfo, int8ManifestPathFor } from '../src/model/precision.ts';
 import { createPrng } from '../src/model/prng.ts';
-import { dataLayout } from '../src/wiring/embedded.ts';
+import { dataLayout, resolveModel } from '../src/wiring/embedded.ts';
 import { benchIndex, type IndexBenchRow } from './bench-index.ts';
+import { compareInt8, type Int8Comparison, int8Lines } from './bench-int8.ts';
 import { percentile, round, unitVector } from './bench-support.ts';
 
-const { values: args } = parseArgs({
-  options: {
-    images: { type: 'string', default: '300' },
-    requests: { type: 'string', default: '50' },
-    sizes: { type: 'string', default: '10000,100000,1000000' },
-    'search-vectors': { type: 'string', default: '100000' },
-    'ingest-minutes': { type: 'string', default: '4' },
-    'skip-embed': { type: 'boolean', default: false },
-  },
-});
-const resultsDir = resolve(repoRoot, 'bench-results');
+export interface BenchSettings {
+  quick: boolean;
+  images: number;
+  requests: number;
+  anyRequests: number;
+  sizes: number[];
+  searchVectors: number;
+  ingestMinutes: number;
+  /** Runs of each model per setting in the int8 ÷ fp32 comparison. */
+  int8Runs: number;
+  manifest?: string;
+}
 
+/** The command line, with --quick's smaller defaults where a flag is not given. */
+export function benchSettings(argv: string[]): BenchSettings {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      images: { type: 'string' },
+      requests: { type: 'string' },
+      'any-requests': { type: 'string' },
+      sizes: { type: 'string' },
+      'search-vectors': { type: 'string', default: '100000' },
+      'ingest-minutes': { type: 'string' },
+      manifest: { type: 'string' },
+    },
+  });
+  const quick = values.quick === true;
+  const count = (flag: string, value: string | undefined, fallback: number) => {
+    const n = Number(value ?? fallback);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${flag} must be a positive number, not '${value}'`);
+    return n;
+  };
+  return {
+    quick,
+    images: count('images', values.images, quick ? 60 : 300),
+    requests: count('requests', values.requests, quick ? 30 : 50),
+    anyRequests: count('any-requests', values['any-requests'], quick ? 5 : 10),
+    sizes: (values.sizes ?? (quick ? '10000,100000' : '10000,100000,1000000'))
+      .split(',')
+      .map((size) => count('sizes', size, 0)),
+    searchVectors: count('search-vectors', values['search-vectors'], 100_000),
+    ingestMinutes: count('ingest-minutes', values['ingest-minutes'], quick ? 2 : 4),
+    int8Runs: quick ? 2 : 4,
+    ...(values.manifest ? { manifest: resolve(values.manifest) } : {}),
+  };
+}
+
+const resultsDir = resolve(repoRoot, 'bench-results');
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
-/** 1. The embedding bench, as its own process (it is a script, not a library), read back from its JSON. */
-async function embeddingBench(): Promise<{ pureImagesPerSecond: number; report: Record<string, unknown> }> {
-  const out = join(resultsDir, 'embed.json');
-  if (!args['skip-embed']) {
-    log('embedding bench (scripts/bench-embed.ts --quick) …');
-    await promisify(execFile)(
-      process.execPath,
-      ['--import', 'tsx', 'scripts/bench-embed.ts', '--quick', '--out', out],
-      {
-        cwd: repoRoot,
-        maxBuffer: 64 * 1024 * 1024,
-      },
-    );
+/** 0. The int8 model beside the fp32 one, made as `npm start` would; the reason when there is none. */
+async function ensureInt8(fp32: LoadedManifest): Promise<string | undefined> {
+  if (existsSync(int8ManifestPathFor(fp32.modelPath))) return undefined;
+  log('no int8 model yet: npm run model:quantize (several minutes) …');
+  return promisify(execFile)(
+    process.execPath,
+    ['--import', 'tsx', 'scripts/model-quantize.ts', '--manifest', manifestPathFor(fp32.modelPath)],
+    { cwd: repoRoot, maxBuffer: 1 << 26 },
+  ).then(
+    () => undefined,
+    (error: { stdout?: string; stderr?: string }) =>
+      `model:quantize refused or failed: ${(error.stderr || error.stdout || '').trim().split('\n').join(' ')}`,
+  );
+}
+
+/**
+ * Images/s of inference alone, run the way the service's ingest runs it: its sessions (one per core, one
+ * thread each, on this CPU) all busy at once, each on batches of `batch`.
+ */
+async function pureInferenceAsIngest(loaded: LoadedManifest, batch: number, runs: number) {
+  const { sessions, intraOpNumThreads } = ingestSessions(availableParallelism(), ['cpu']);
+  const embedders = await Promise.all(
+    Array.from({ length: sessions }, () => OnnxEmbedder.create(loaded, { intraOpNumThreads })),
+  );
+  try {
+    const size = loaded.manifest.input.size;
+    const tensor = new Float32Array(3 * size * size * batch).map((_, i) => ((i * 37) % 255) - 120);
+    const all = (rounds: number) =>
+      Promise.all(
+        embedders.map(async (e) => {
+          for (let r = 0; r < rounds; r++) await e.infer(tensor, batch);
+        }),
+      );
+    await all(1);
+    const started = performance.now();
+    await all(runs);
+    return {
+      sessions,
+      batch,
+      imagesPerSecond: round((sessions * runs * batch * 1000) / (performance.now() - started)),
+    };
+  } finally {
+    await Promise.all(embedders.map((e) => e.close()));
   }
-  const report = JSON.parse(await readFile(out, 'utf8')) as {
-    inference: { threads: number; batch: number; imagesPerSecond: number }[];
-    defaults: { batchSize: number };
-  };
-  const cores = availableParallelism();
-  const pure = report.inference.find((r) => r.threads === cores && r.batch === report.defaults.batchSize);
-  if (!pure)
-    throw new Error(
-      `embed.json has no pure-inference row for ${cores} threads at batch ${report.defaults.batchSize}`,
-    );
-  return { pureImagesPerSecond: pure.imagesPerSecond, report };
 }
 
 /** Random crops and resizes of the fixtures: distinct images of ordinary photo sizes. */
@@ -103,20 +175,20 @@ async function generateImages(dir: string, count: number): Promise<void> {
 }
 
 /** 2. Ingest throughput in steady state: from the first indexed batch to the last image (or the time cap). */
-async function ingestThroughput(count: number) {
+async function ingestThroughput(count: number, minutes: number, env: Record<string, string>) {
   const workDir = await makeDataDir();
   let service: Service | undefined;
   try {
     log(`generating ${count} images …`);
     await generateImages(join(workDir, 'images'), count);
-    service = await startService(join(workDir, 'data'), { PIC_LOG_LEVEL: 'warn' });
+    service = await startService(join(workDir, 'data'), { ...env, PIC_LOG_LEVEL: 'warn' });
     log(`ingesting ${count} images through ${service.url} …`);
     await fetch(`${service.url}/ingest`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ path: join(workDir, 'images'), prefix: 'bench/' }),
     });
-    const deadline = Date.now() + Number(args['ingest-minutes']) * 60_000;
+    const deadline = Date.now() + minutes * 60_000;
     let first: { at: number; indexed: number } | undefined;
     let last: { at: number; indexed: number } = { at: performance.now(), indexed: 0 };
     while (Date.now() < deadline) {
@@ -148,7 +220,7 @@ async function fillDataDir(dataDir: string, identity: IndexIdentity, vectors: nu
   for (let start = 0; start < vectors; start += 1000) {
     const items = Array.from({ length: Math.min(1000, vectors - start) }, (_, i) => {
       const key = `bench/image-${start + i}.jpg`;
-      return { id: vectorIdOf(key), key, vector: unitVector(start + i, 11) };
+      return { id: vectorIdOf(key), key, vector: unitVector(start + i, 11, identity.dimension) };
     });
     await index.upsert(items);
     await catalogue.markPending(items.map(({ id, key }) => ({ key, id })));
@@ -160,27 +232,32 @@ async function fillDataDir(dataDir: string, identity: IndexIdentity, vectors: nu
   catalogue.close();
 }
 
-async function rssMiBOf(pid: number | undefined): Promise<number> {
+/** Resident and peak resident memory of a process, MiB (Linux /proc). */
+async function memoryOf(pid: number | undefined): Promise<{ rssMiB: number; peakRssMiB: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
-  return round(kb / 1024, 0);
+  const mib = (field: string) =>
+    round(Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN) / 1024, 0);
+  return { rssMiB: mib('VmRSS'), peakRssMiB: mib('VmHWM') };
 }
 
-/** 4. End-to-end POST /search over HTTP with `vectors` stored: client latency and the server's split. */
-async function searchLatency(vectors: number, requests: number) {
-  const dataDir = await makeDataDir();
-  let service: Service | undefined;
+const stat = (values: number[]) => ({
+  p50: round(percentile(values, 50), 1),
+  p99: round(percentile(values, 99), 1),
+});
+
+/** 4. POST /search over HTTP on a filled data folder: client latency, the server's split, peak RSS. */
+async function searchLatency(
+  dataDir: string,
+  env: Record<string, string>,
+  requests: number,
+  anyRequests: number,
+) {
+  const service = await startService(dataDir, { ...env, PIC_LOG_LEVEL: 'warn', PIC_WATCH: 'false' });
   try {
-    service = await startService(dataDir, { PIC_LOG_LEVEL: 'warn', PIC_WATCH: 'false' });
-    const { index } = await getJson<{ index: IndexIdentity }>(`${service.url}/health`);
-    await service.stop();
-    log(`filling the index with ${vectors} random unit vectors and catalogue rows …`);
-    await fillDataDir(dataDir, index, vectors);
-    service = await startService(dataDir, { PIC_LOG_LEVEL: 'warn', PIC_WATCH: 'false' });
     const query = await sharp(join(fixturesDir, 'chimpanzee.jpg')).resize({ width: 300 }).jpeg().toBuffer();
-    const once = async () => {
+    const once = async (orientation: 'upright' | 'any') => {
       const started = performance.now();
-      const response = await fetch(`${service?.url}/search?topK=10`, {
+      const response = await fetch(`${service.url}/search?topK=10&orientation=${orientation}`, {
         method: 'POST',
         headers: { 'content-type': 'image/jpeg' },
         body: new Uint8Array(query),
@@ -190,91 +267,204 @@ async function searchLatency(vectors: number, requests: number) {
         throw new Error(`search failed: ${JSON.stringify(body)}`);
       return { ms: performance.now() - started, timings: body.timings };
     };
-    for (let i = 0; i < 3; i++) await once();
-    log(`${requests} searches at ${vectors} vectors …`);
+    for (let i = 0; i < 3; i++) await once('upright');
     const samples = [];
-    for (let i = 0; i < requests; i++) samples.push(await once());
-    const stat = (values: number[]) => ({
-      p50: round(percentile(values, 50), 1),
-      p99: round(percentile(values, 99), 1),
-    });
+    for (let i = 0; i < requests; i++) samples.push(await once('upright'));
+    const anySamples = [];
+    for (let i = 0; i < anyRequests; i++) anySamples.push(await once('any'));
     return {
-      vectors,
       requests,
       requestMs: stat(samples.map((s) => s.ms)),
       embedMs: stat(samples.map((s) => s.timings.embedMs ?? 0)),
       searchMs: stat(samples.map((s) => s.timings.searchMs ?? 0)),
-      serviceRssMiB: await rssMiBOf(service.process.pid),
+      any: { requests: anyRequests, requestMs: stat(anySamples.map((s) => s.ms)) },
+      ...(await memoryOf(service.process.pid)),
     };
   } finally {
-    await service?.stop();
+    await service.stop();
+  }
+}
+
+type SearchFigures = Awaited<ReturnType<typeof searchLatency>>;
+
+/** Both precisions on one data folder filled once with `vectors` vectors; int8 only when there is one. */
+async function searchBothPrecisions(settings: BenchSettings, env: Record<string, string>, int8: boolean) {
+  const dataDir = await makeDataDir();
+  try {
+    const probe = await startService(dataDir, { ...env, PIC_LOG_LEVEL: 'warn', PIC_WATCH: 'false' });
+    const { index } = await getJson<{ index: IndexIdentity }>(`${probe.url}/health`);
+    await probe.stop();
+    log(`filling the index with ${settings.searchVectors} random unit vectors and catalogue rows …`);
+    await fillDataDir(dataDir, index, settings.searchVectors);
+    const figures: Partial<Record<'fp32' | 'int8', SearchFigures>> = {};
+    for (const precision of int8 ? (['fp32', 'int8'] as const) : (['fp32'] as const)) {
+      log(`${settings.requests} + ${settings.anyRequests} (orientation=any) searches, ${precision} …`);
+      figures[precision] = await searchLatency(
+        dataDir,
+        { ...env, PIC_MODEL_PRECISION: precision },
+        settings.requests,
+        settings.anyRequests,
+      );
+    }
+    return figures;
+  } finally {
     await removeDir(dataDir);
   }
 }
 
-function table(rows: string[][]): string {
-  return ['| figure | value | target |', '|---|---:|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join(
-    '\n',
+export interface BenchReport {
+  cpu: { model: string; flags: string[]; cores: number };
+  chosen: { precision: 'fp32' | 'int8'; reason: string };
+  int8?: Int8Comparison;
+  int8Missing?: string;
+  pure: { precision: 'fp32' | 'int8'; sessions: number; batch: number; imagesPerSecond: number };
+  ingest: { images: number; measured: number; imagesPerSecond: number };
+  index: IndexBenchRow[];
+  searchVectors: number;
+  search: Partial<Record<'fp32' | 'int8', SearchFigures>>;
+  loadAverage: [number, number];
+  minutes: number;
+}
+
+const ms = (x: number | undefined) => (x === undefined ? '–' : `${x.toFixed(1)} ms`);
+
+/** The lines issue 16 asks for, then the table. */
+export function benchLines(r: BenchReport): string[] {
+  const n = r.searchVectors.toLocaleString('en');
+  const chosen = r.search[r.chosen.precision];
+  const ingestRatio = round(r.ingest.imagesPerSecond / r.pure.imagesPerSecond, 3);
+  const lines = [
+    r.int8
+      ? `int8 ÷ fp32 pure inference  ${r.int8.best.ratio}  (batch ${r.int8.best.batch}, intra-op threads ${r.int8.best.threads})`
+      : `int8 ÷ fp32 pure inference  –  (${r.int8Missing ?? 'no int8 model'})`,
+    `service precision  ${r.chosen.precision}  (${r.chosen.reason})`,
+    `service ingest ÷ ${r.pure.precision} pure inference  ${ingestRatio}  (${r.ingest.imagesPerSecond} ÷ ${r.pure.imagesPerSecond} images/s; ${r.pure.sessions} sessions, batch ${r.pure.batch})`,
+    `POST /search p50 / p99 at ${n} vectors, ${r.chosen.precision}  ${ms(chosen?.requestMs.p50)} / ${ms(chosen?.requestMs.p99)}`,
+    ...(['fp32', 'int8'] as const).map((p) => {
+      const s = r.search[p];
+      return `peak RSS of the service at ${n} vectors, ${p}  ${s ? `${s.peakRssMiB} MiB (RSS ${s.rssMiB} MiB after the searches)` : '–  (no int8 model)'}`;
+    }),
+    r.int8?.recallAt1
+      ? `recall@1 int8 vs fp32 (model:quantize's gate, eval corpus, upright)  ${r.int8.recallAt1.int8} vs ${r.int8.recallAt1.fp32} (${r.int8.recallAt1.queries} queries); per orientation: npm run eval -- --precisions fp32,int8`
+      : 'recall@1 int8 vs fp32  –  (no int8 model)',
+  ];
+  const row = (figure: string, value: string, target = '') => `| ${figure} | ${value} | ${target} |`;
+  const table = [
+    '| figure | value | target |',
+    '|---|---:|---|',
+    row(
+      `pure inference, ${r.pure.precision}, as ingest runs it (${r.pure.sessions} × batch ${r.pure.batch})`,
+      `${r.pure.imagesPerSecond} img/s`,
+    ),
+    row(
+      `service ingest (${r.ingest.measured} of ${r.ingest.images} images)`,
+      `${r.ingest.imagesPerSecond} img/s`,
+    ),
+    row(`ingest ÷ ${r.pure.precision} pure inference`, `${ingestRatio}`, '≥ 0.9'),
+    ...r.index.map((i) =>
+      row(
+        `vector search alone p50 / p99 at ${i.vectors.toLocaleString('en')}`,
+        `${ms(i.p50Ms)} / ${ms(i.p99Ms)}`,
+      ),
+    ),
+    ...(['fp32', 'int8'] as const).flatMap((p) => {
+      const s = r.search[p];
+      if (!s) return [];
+      const mark = p === r.chosen.precision ? ' (the service’s choice)' : '';
+      return [
+        row(
+          `POST /search p50 / p99 at ${n}, ${p}${mark} (HTTP, ${s.requests})`,
+          `${ms(s.requestMs.p50)} / ${ms(s.requestMs.p99)}`,
+          mark ? 'p50 ≤ 60 ms, p99 ≤ 120 ms' : '',
+        ),
+        row(`  of which embed p50 / search p50, ${p}`, `${ms(s.embedMs.p50)} / ${ms(s.searchMs.p50)}`),
+        row(
+          `POST /search?orientation=any p50 / p99, ${p} (${s.any.requests})`,
+          `${ms(s.any.requestMs.p50)} / ${ms(s.any.requestMs.p99)}`,
+        ),
+        row(`service peak RSS at ${n}, ${p}`, `${s.peakRssMiB} MiB`),
+      ];
+    }),
+  ];
+  return [...lines, '', ...table];
+}
+
+async function main(settings: BenchSettings): Promise<void> {
+  const startedAt = performance.now();
+  const loadBefore = loadavg()[0] ?? 0;
+  const cpu = await cpuInfo();
+  console.log(
+    `CPU ${cpu.model} × ${availableParallelism()} [${cpu.flags.join(' ') || 'no avx2/avx512/vnni flags'}]; load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+  const fp32 = settings.manifest
+    ? await loadManifest(settings.manifest)
+    : await resolveModel(loadConfig({ ...process.env, PIC_MODEL_FETCH: 'false' }), { info: log, warn: log });
+  // The services measure the model as it is now: no background quantization while they run.
+  const env: Record<string, string> = {
+    PIC_INT8_PREPARE: 'false',
+    PIC_MODEL_FETCH: 'false',
+    ...(settings.manifest ? { PIC_MODEL_MANIFEST: settings.manifest } : {}),
+  };
+  const int8Missing = await ensureInt8(fp32);
+  const choose = (precision: 'auto' | 'int8'): Promise<ChosenModel> =>
+    chooseModel(fp32, { precision, provider: 'cpu', log: { info: () => undefined, error: log } });
+  const chosen = await choose('auto');
+  log(`the service picks ${chosen.precision}: ${chosen.reason}`);
+  // An int8 model the service would refuse (corrupt, mismatched) is not measured as int8.
+  const int8Usable = !int8Missing && (await choose('int8')).precision === 'int8';
+  const int8 = int8Usable ? await compareInt8(fp32, { runs: settings.int8Runs, log }) : undefined;
+  if (int8) console.log(int8Lines(int8).join('\n'));
+  if (!settings.quick) {
+    log('embedding bench (scripts/bench-embed.ts --quick) …');
+    await promisify(execFile)(
+      process.execPath,
+      [
+        ...['--import', 'tsx', 'scripts/bench-embed.ts', '--quick'],
+        ...['--manifest', manifestPathFor(fp32.modelPath), '--out', join(resultsDir, 'embed.json')],
+      ],
+      { cwd: repoRoot, maxBuffer: 64 * 1024 * 1024 },
+    );
+  }
+  const batch = loadConfig({ ...process.env }).batchSize;
+  log(`pure inference of the ${chosen.precision} model as ingest runs it …`);
+  const pure = {
+    precision: chosen.precision,
+    ...(await pureInferenceAsIngest(chosen.loaded, batch, settings.quick ? 3 : 6)),
+  };
+  const ingest = await ingestThroughput(settings.images, settings.ingestMinutes, env);
+  log('vector index bench (exact-onnx, the adapter in use) …');
+  const index = await benchIndex({
+    sizes: settings.sizes,
+    candidates: ['exact-onnx'],
+    queries: 30,
+    // Not index.json: that file holds the full candidate comparison from `tsx scripts/bench-index.ts`.
+    outFile: join(resultsDir, 'bench-index.json'),
+    log,
+  });
+  const search = await searchBothPrecisions(settings, env, int8Usable);
+  const report: BenchReport = {
+    cpu: { ...cpu, cores: availableParallelism() },
+    chosen: { precision: chosen.precision, reason: chosen.reason },
+    ...(int8 ? { int8 } : {}),
+    ...(int8Missing ? { int8Missing } : {}),
+    pure,
+    ingest,
+    index,
+    searchVectors: settings.searchVectors,
+    search,
+    loadAverage: [loadBefore, loadavg()[0] ?? 0],
+    minutes: round((performance.now() - startedAt) / 60_000, 1),
+  };
+  await mkdir(resultsDir, { recursive: true });
+  await writeFile(
+    join(resultsDir, 'bench.json'),
+    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, ...report }, null, 2)}\n`,
+  );
+  console.log(
+    `\n${benchLines(report).join('\n')}\n\nload average ${report.loadAverage.map((l) => l.toFixed(1)).join(' → ')} on ${report.cpu.cores} cores; ${report.minutes} min; written to bench-results/bench.json`,
   );
 }
 
-const startedAt = performance.now();
-const loadBefore = loadavg()[0] ?? 0;
-const embed = await embeddingBench();
-const ingest = await ingestThroughput(Number(args.images));
-const ratio = round(ingest.imagesPerSecond / embed.pureImagesPerSecond, 3);
-log('vector index bench (exact-onnx, the adapter in use) …');
-const indexRows: IndexBenchRow[] = await benchIndex({
-  sizes: (args.sizes as string).split(',').map(Number),
-  candidates: ['exact-onnx'],
-  queries: 30,
-  // Not index.json: that file holds the full candidate comparison from `tsx scripts/bench-index.ts`.
-  outFile: join(resultsDir, 'bench-index.json'),
-  log,
-});
-const search = await searchLatency(Number(args['search-vectors']), Number(args.requests));
-const loadAfter = loadavg()[0] ?? 0;
-
-const rowAt = (n: number) => indexRows.find((r) => r.vectors === n);
-const ms = (x: number | undefined) => (x === undefined ? '–' : `${x.toFixed(1)} ms`);
-const rows: string[][] = [
-  ['pure inference (batch 8, all cores)', `${embed.pureImagesPerSecond} img/s`, ''],
-  [`service ingest (${ingest.measured} of ${ingest.images} images)`, `${ingest.imagesPerSecond} img/s`, ''],
-  ['ingest ÷ pure inference', `${ratio}`, '≥ 0.9'],
-  ...indexRows.map((r) => [
-    `vector search p50 / p99 at ${r.vectors.toLocaleString('en')}`,
-    `${ms(r.p50Ms)} / ${ms(r.p99Ms)}`,
-    r.vectors === 100_000 ? 'p50 ≤ 20 ms' : r.vectors === 1_000_000 ? 'p50 ≤ 200 ms' : '',
-  ]),
-  [
-    `POST /search p50 / p99 at ${search.vectors.toLocaleString('en')} (HTTP, ${search.requests} requests)`,
-    `${ms(search.requestMs.p50)} / ${ms(search.requestMs.p99)}`,
-    '',
-  ],
-  ['  of which embed p50 / search p50', `${ms(search.embedMs.p50)} / ${ms(search.searchMs.p50)}`, ''],
-  [`service RSS at ${search.vectors.toLocaleString('en')} vectors`, `${search.serviceRssMiB} MiB`, ''],
-  [
-    'index RSS at 1,000,000 vectors',
-    rowAt(1_000_000) ? `${Math.round(rowAt(1_000_000)?.rssMiB ?? 0)} MiB` : '–',
-    '',
-  ],
-];
-const result = {
-  date: new Date().toISOString(),
-  machine: {
-    cores: availableParallelism(),
-    cpu: cpus()[0]?.model,
-    node: process.version,
-    loadAverage1m: [loadBefore, loadAfter],
-  },
-  minutes: round((performance.now() - startedAt) / 60_000, 1),
-  pureInferenceImagesPerSecond: embed.pureImagesPerSecond,
-  ingest: { ...ingest, ratioToPureInference: ratio },
-  index: indexRows,
-  search,
-};
-await mkdir(resultsDir, { recursive: true });
-await writeFile(join(resultsDir, 'bench.json'), `${JSON.stringify(result, null, 2)}\n`);
-console.log(
-  `\n${table(rows)}\n\nload average ${loadBefore.toFixed(1)} → ${loadAfter.toFixed(1)} on ${availableParallelism()} cores; ${result.minutes} min; written to bench-results/bench.json`,
-);
+if (process.argv[1]?.endsWith('scripts/bench.ts')) await main(benchSettings(process.argv.slice(2)));
