@@ -21,6 +21,7 @@ import {
   type SearchRequest,
   type SearchResponse,
 } from '../src/app/operations.ts';
+import type { ReindexReport } from '../src/app/reindex.ts';
 import type { TaskView } from '../src/app/tasks.ts';
 import type { VerifyReport } from '../src/app/verify.ts';
 import { loadConfig } from '../src/config.ts';
@@ -38,6 +39,7 @@ interface Backend {
   deleteImage(key: string, keepObject: boolean): Promise<void>;
   deleteAll(deleteObjects: boolean): Promise<{ deleted: number; task: TaskView }>;
   verify(repair: boolean): Promise<TaskView>;
+  reindex(): Promise<TaskView>;
   /** Waits until the task is no longer running (over HTTP the service's worker runs it; on a data directory, this process). */
   finish(task: TaskView): Promise<TaskView>;
   duplicates(request: DuplicatesRequest): Promise<DuplicatesPage>;
@@ -120,13 +122,8 @@ function httpBackend(baseUrl: string, token: string | undefined): Backend {
     deleteAll: (deleteObjects) =>
       call('DELETE', `/images?confirm=true${deleteObjects ? '&deleteObjects=true' : ''}`),
     verify: (repair) => call('POST', `/verify${repair ? '?repair=true' : ''}`),
-    async finish(task) {
-      for (;;) {
-        const latest = (await call<Progress>('GET', '/progress?failures=0')).tasks[taskSlot(task)];
-        if (latest && (latest.id !== task.id || latest.state !== 'running')) return latest;
-        await sleep(TASK_POLL_MS);
-      }
-    },
+    reindex: () => call('POST', '/reindex'),
+    finish: (task) => followTask(() => call<Progress>('GET', '/progress?failures=0'), task),
     duplicates({ limit, threshold, cursor }) {
       const query = new URLSearchParams({ limit: String(limit) });
       if (threshold !== undefined) query.set('threshold', String(threshold));
@@ -161,7 +158,10 @@ async function directBackend(dataDir: string, logLevel: string): Promise<Backend
     deleteImage: (key, keepObject) => operations.deleteImage(key, { keepObject }),
     deleteAll: (deleteObjects) => operations.deleteAll({ deleteObjects }),
     verify: (repair) => operations.verify({ repair }),
+    reindex: () => operations.reindex(),
     async finish(task) {
+      // The worker that the re-index started runs it: it embeds the images as the slices wait for them.
+      if (task.kind === 'reindex') return followTask(() => operations.progress(0), task);
       await system.runTask(task.id);
       return (await operations.progress(0)).tasks[taskSlot(task)] ?? task;
     },
@@ -172,7 +172,27 @@ async function directBackend(dataDir: string, logLevel: string): Promise<Backend
 
 const TASK_POLL_MS = 500;
 
-const taskSlot = (task: TaskView) => (task.kind === 'delete-all' ? 'deleteAll' : 'verify');
+const taskSlot = (task: TaskView) =>
+  task.kind === 'delete-all' ? 'deleteAll' : task.kind === 'reindex' ? 'reindex' : 'verify';
+
+/** Polls the progress until the task is no longer running (or a newer one of its kind replaced it). */
+async function followTask(progress: () => Promise<Progress>, task: TaskView): Promise<TaskView> {
+  for (;;) {
+    const latest = (await progress()).tasks[taskSlot(task)];
+    if (latest && (latest.id !== task.id || latest.state !== 'running')) return latest;
+    await sleep(TASK_POLL_MS);
+  }
+}
+
+function reindexLines(task: TaskView, seconds: number): string[] {
+  const { indexed = 0, failed = 0 } = task.progress;
+  const to = (task.report as ReindexReport | undefined)?.to.identity.model ?? 'the configured model';
+  if (task.state !== 'done') return [`re-index ${task.state}: ${task.error ?? ''}`];
+  return [
+    `re-indexed ${indexed} images with ${to} in ${seconds.toFixed(1)} s${failed > 0 ? `; ${failed} failed (see progress)` : ''}`,
+    'the new index is live; the old one is dropped',
+  ];
+}
 
 function reportLines(report: VerifyReport): string[] {
   const lines = [`checked   ${report.objects} objects, ${report.records} records, ${report.vectors} vectors`];
@@ -189,8 +209,12 @@ function reportLines(report: VerifyReport): string[] {
   return lines;
 }
 
-function taskLines({ deleteAll, verify }: Progress['tasks']): string[] {
+function taskLines({ deleteAll, verify, reindex }: Progress['tasks']): string[] {
   const lines: string[] = [];
+  if (reindex?.state === 'running') {
+    const { indexed = 0, failed = 0, total = 0 } = reindex.progress;
+    lines.push(`re-index  ${indexed + failed} of ${total} images done (${failed} failed)`);
+  }
   if (deleteAll?.state === 'running') {
     const { records = 0, recordsRemoved = 0 } = deleteAll.progress;
     lines.push(`delete-all cleaning up: ${recordsRemoved} of ${records} records removed`);
@@ -477,6 +501,23 @@ function buildProgram(): Command {
       if (!opts.all && !key) usage('give the key of the image to delete, or --all --yes');
       return deleteImages(key, opts);
     });
+
+  program
+    .command('reindex')
+    .description(
+      'rebuild the index with the configured model from the bucket; the old index answers until the new one is complete',
+    )
+    .action(
+      act(async (backend) => {
+        const startedAt = Date.now();
+        const task = await backend.finish(await backend.reindex());
+        return {
+          json: task,
+          lines: reindexLines(task, (Date.now() - startedAt) / 1000),
+          failed: task.state !== 'done',
+        };
+      }),
+    );
 
   program
     .command('verify')

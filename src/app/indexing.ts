@@ -123,6 +123,8 @@ export interface QueueOutcome {
 export interface QueueOptions {
   /** Leave out the photos a delete-all kept (isKeptOut): the automatic reconciles do; an ingest asked for does not. */
   skipKept?: boolean;
+  /** Queue every object, as a forced job, whatever its record says (a re-index embeds them all with the new model). */
+  force?: boolean;
 }
 
 /**
@@ -151,12 +153,12 @@ export async function queueObjects(
         outcome.keptOut++;
         continue;
       }
-      if (isIndexed(record, object.etag, model, clearedAt)) {
+      if (!options.force && isIndexed(record, object.etag, model, clearedAt)) {
         outcome.unchanged++;
         continue;
       }
       outcome.queued++;
-      if (!isQueued(record, object.etag, now)) toClaim.push(object);
+      if (options.force || !isQueued(record, object.etag, now)) toClaim.push(object);
     }
     const claimed = await claimAll(
       stores.catalogue,
@@ -165,7 +167,13 @@ export async function queueObjects(
     );
     const jobs = toClaim
       .filter((_, i) => claimed[i])
-      .map(({ key, etag, size }) => ({ kind: 'upsert' as const, key, etag, size }));
+      .map(({ key, etag, size }) => ({
+        kind: 'upsert' as const,
+        key,
+        etag,
+        size,
+        ...(options.force ? { force: true } : {}),
+      }));
     outcome.queued -= toClaim.length - jobs.length;
     if (jobs.length > 0) await stores.queue.send(jobs);
   }

@@ -52,8 +52,11 @@ export interface Progress extends Omit<ProgressCounts, 'recentlyIndexed' | 'wind
   etaSeconds: number | null;
   queue: { visible: number; inFlight: number };
   outage?: OutageReport;
-  /** The newest background tasks: a delete-all's cleanup and the last verification (its report when done). */
-  tasks: { deleteAll: TaskView | null; verify: TaskView | null };
+  /**
+   * The newest background tasks: a delete-all's cleanup, the last verification (its report when done) and
+   * the last re-index (its step and the generations it goes from and to).
+   */
+  tasks: { deleteAll: TaskView | null; verify: TaskView | null; reindex: TaskView | null };
 }
 
 export interface UploadReport {
@@ -153,6 +156,12 @@ export interface Operations {
   deleteAll(options: { deleteObjects: boolean }): Promise<{ deleted: number; task: TaskView }>;
   /** Starts a verification of bucket, catalogue and index (with `repair`, fixing what it finds) in the background. */
   verify(options: { repair: boolean }): Promise<TaskView>;
+  /**
+   * Starts re-indexing the bucket with the configured model into a new index generation (docs/models.md);
+   * the live one answers meanwhile. Returns the running one when it was started already; ConflictError when
+   * the index is built by the configured model already.
+   */
+  reindex(): Promise<TaskView>;
   getImage(key: string): Promise<{ body: Buffer; contentType: string }>;
   getThumbnail(key: string): Promise<{ body: Buffer; contentType: string }>;
   health(): Promise<Health>;

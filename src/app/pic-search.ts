@@ -7,11 +7,14 @@ import type {
   EmbedTimings,
   ImageInspector,
   ImageRecord,
+  IndexGeneration,
   IndexIdentity,
   Outage,
   StoredObject,
+  VectorIndex,
 } from '../domain/ports.ts';
 import { isImageKey } from '../imaging/formats.ts';
+import { describeIdentity, type GenerationalIndex, REINDEX_HINT, sameIdentity } from './index-generations.ts';
 import { forgetImages, type IdOf, queueObjects, type Stores } from './indexing.ts';
 import { contentTypeOf, keyUnder, normalisePrefix, THUMBNAIL_CONTENT_TYPE, thumbnailKeyOf } from './keys.ts';
 import { matchLabel, mergeVariantHits } from './matching.ts';
@@ -26,7 +29,8 @@ import {
   type UploadReport,
   type UploadTarget,
 } from './operations.ts';
-import { startDeleteAll, startVerify, type TaskDeps, viewOf } from './tasks.ts';
+import type { ReindexProgress } from './reindex.ts';
+import { startDeleteAll, startReindex, startVerify, type TaskDeps, viewOf } from './tasks.ts';
 
 /** Links for search results and browser uploads: API routes locally, presigned S3 URLs in the cloud. */
 export interface LinkBuilders {
@@ -60,6 +64,13 @@ export interface OperationsDeps extends Stores {
    * reported (cloud: OutageReports).
    */
   outage?: () => Outage | undefined | Promise<Outage | undefined>;
+  /** The index generations (the same object as `index`), where a re-index can build the next one. */
+  generations?: GenerationalIndex;
+  /**
+   * The model of a live generation that the configured model did not build (searches embed with it while
+   * a re-index builds the configured model's generation); undefined when it is not at hand.
+   */
+  embedderFor?: (generation: IndexGeneration) => Promise<Embedder | undefined>;
 }
 
 const searchRequest = z.object({
@@ -83,6 +94,7 @@ export function createOperations(deps: OperationsDeps): Operations {
   };
   const taskDeps: TaskDeps = {
     ...deps,
+    ...(deps.generations ? { generations: deps.generations } : {}),
     idOf,
     imagePrefix,
     // Read when a task uses it: the Lambda functions that only start tasks have no model to ask.
@@ -102,23 +114,51 @@ export function createOperations(deps: OperationsDeps): Operations {
   const scoped = (prefix: string | undefined): string =>
     !prefix ? imagePrefix : prefix.startsWith(imagePrefix) ? prefix : imagePrefix + prefix;
 
-  /** Refuses to search vectors another model made: their similarities would be meaningless. */
+  /**
+   * The index searches read and the model that built it, taken together: the configured model, or while a
+   * re-index builds its generation, the live generation's model when it is at hand. Refuses to search
+   * vectors another model made: their similarities would be meaningless.
+   */
+  async function searchable(): Promise<{ embedder: Embedder; index: VectorIndex }> {
+    if (!deps.generations) {
+      await assertIndexMatches();
+      return { embedder, index };
+    }
+    const live = await deps.generations.live();
+    if (sameIdentity(live.generation.identity, embedder.info)) return { embedder, index: live.index };
+    const previous = await deps.embedderFor?.(live.generation);
+    if (previous) return { embedder: previous, index: live.index };
+    throw await mismatch(live.generation.identity);
+  }
+
   async function assertIndexMatches(): Promise<void> {
     if (performance.now() - identityCheckedAt < IDENTITY_TTL_MS) return;
     const found = await index.identity();
-    const { model, profile, dimension } = embedder.info;
-    if (found && (found.model !== model || found.profile !== profile || found.dimension !== dimension)) {
-      throw new IndexMismatchError(
-        `The vector index was built by model '${found.model}' (profile ${found.profile}, ${found.dimension} dimensions), ` +
-          `but this service embeds with model '${model}' (profile ${profile}, ${dimension} dimensions). ` +
-          'Configure the model that built the index, or delete everything and ingest again.',
+    if (found && !sameIdentity(found, embedder.info)) throw await mismatch(found);
+    identityCheckedAt = performance.now();
+  }
+
+  async function mismatch(live: IndexIdentity): Promise<IndexMismatchError> {
+    const configured = describeIdentity(embedder.info);
+    const reindex = deps.generations && (await deps.tasks.latest('reindex'));
+    if (reindex?.state === 'running') {
+      const { indexed, failed, total } = reindex.progress as ReindexProgress;
+      return new IndexMismatchError(
+        `A re-index for ${configured} is running (${indexed + failed} of ${total} images done). Until it ` +
+          `switches, searches need the live index's ${describeIdentity(live)}, which this service has not ` +
+          'got (docs/models.md); they answer again once the new index is live.',
       );
     }
-    identityCheckedAt = performance.now();
+    return new IndexMismatchError(
+      `The vector index was built by ${describeIdentity(live)}, but this service embeds with ${configured}. ` +
+        (deps.generations ? `${REINDEX_HINT} ` : '') +
+        'Or configure the model that built the index.',
+    );
   }
 
   /** `vectors`: the query, or its orientation variants with the upright one first. */
   async function search(
+    { embedder, index }: { embedder: Embedder; index: VectorIndex },
     vectors: Float32Array[],
     request: SearchRequest,
     embedTimings: EmbedTimings,
@@ -213,36 +253,37 @@ export function createOperations(deps: OperationsDeps): Operations {
     async searchByImage(image, request) {
       const startedAt = performance.now();
       const valid = parseSearchRequest(request);
-      await assertIndexMatches();
+      const target = await searchable();
       if (valid.orientation === 'any') {
-        const { vectors, timings } = await embedder.embedOrientations(image);
-        return search(vectors, valid, roundTimings(timings), startedAt);
+        const { vectors, timings } = await target.embedder.embedOrientations(image);
+        return search(target, vectors, valid, roundTimings(timings), startedAt);
       }
-      const { vector, timings } = await embedder.embedOne(image);
-      return search([vector], valid, roundTimings(timings), startedAt);
+      const { vector, timings } = await target.embedder.embedOne(image);
+      return search(target, [vector], valid, roundTimings(timings), startedAt);
     },
 
     async searchByKey(key, request) {
       const startedAt = performance.now();
       const valid = parseSearchRequest(request);
-      await assertIndexMatches();
+      const target = await searchable();
       // Through the catalogue: a key that lost a hash collision must not borrow the owner's vector.
       const record = await catalogue.get(key);
-      const vector = record?.state === 'indexed' ? await index.get(record.id) : undefined;
+      const vector = record?.state === 'indexed' ? await target.index.get(record.id) : undefined;
       if (!vector) throw new NotFoundError(`No indexed image has the key '${key}'.`);
-      return search([vector], valid, { decodeMs: 0, embedMs: 0 }, startedAt);
+      return search(target, [vector], valid, { decodeMs: 0, embedMs: 0 }, startedAt);
     },
 
     count: () => index.count(),
 
     async progress(recentFailures = 20): Promise<Progress> {
       const wanted = Math.min(Math.max(0, Math.trunc(recentFailures)), MAX_RECENT_FAILURES);
-      const [counts, depth, deleteAll, verify, outage] = await Promise.all([
+      const [counts, depth, deleteAll, verify, outage, reindex] = await Promise.all([
         catalogue.progress(wanted),
         queue.depth(),
         deps.tasks.latest('delete-all'),
         deps.tasks.latest('verify'),
         outageReport(),
+        deps.tasks.latest('reindex'),
       ]);
       const { recentlyIndexed, windowSeconds, ...rest } = counts;
       const throughput = windowSeconds > 0 ? recentlyIndexed / windowSeconds : 0;
@@ -254,7 +295,11 @@ export function createOperations(deps: OperationsDeps): Operations {
         etaSeconds,
         queue: depth,
         ...(outage ? { outage } : {}),
-        tasks: { deleteAll: deleteAll ? viewOf(deleteAll) : null, verify: verify ? viewOf(verify) : null },
+        tasks: {
+          deleteAll: deleteAll ? viewOf(deleteAll) : null,
+          verify: verify ? viewOf(verify) : null,
+          reindex: reindex ? viewOf(reindex) : null,
+        },
       };
     },
 
@@ -317,6 +362,10 @@ export function createOperations(deps: OperationsDeps): Operations {
 
     async verify({ repair }) {
       return viewOf(await startVerify(taskDeps, repair));
+    },
+
+    async reindex() {
+      return viewOf(await startReindex(taskDeps));
     },
 
     async getImage(key) {

@@ -1,5 +1,5 @@
 /**
- * Background tasks: delete-all's cleanup, verification and the cloud duplicates scan. A task is started by the API or the CLI (a
+ * Background tasks: delete-all's cleanup, verification, the cloud duplicates scan and re-index (reindex.ts). A task is started by the API or the CLI (a
  * record in the TaskStore and one queue message) and run by the worker in slices: each slice does a
  * bounded amount of work, saves its progress and queues the next slice, so a crash or a restart loses at
  * most one slice, which runs again from what the stores hold, and no slice outlives a queue visibility or
@@ -10,7 +10,9 @@ import type { Logger } from 'pino';
 import type { ObjectStore, ScannedPairs, Task, TaskKind, VectorPair } from '../domain/ports.ts';
 import { isImageKey } from '../imaging/formats.ts';
 import type { DuplicateScanner } from './duplicates.ts';
+import type { GenerationalIndex } from './index-generations.ts';
 import { forgetImages, type IdOf, type Stores, storedBefore } from './indexing.ts';
+import { reindexSlice, reindexToStart } from './reindex.ts';
 import { type VerifyReport, verifyLibrary } from './verify.ts';
 
 export interface TaskDeps extends Stores {
@@ -22,6 +24,8 @@ export interface TaskDeps extends Stores {
   scannedPairs?: ScannedPairs;
   /** Told of each finished verification (the cloud worker publishes its drift as a metric). */
   onVerified?: (report: VerifyReport) => void;
+  /** The index generations a re-index builds and switches (the same object as `index`, where they are set up). */
+  generations?: GenerationalIndex;
   logger?: Logger;
 }
 
@@ -30,6 +34,13 @@ export interface TaskOptions {
   sliceMs?: number;
   /** Records, thumbnails or objects removed in one step; vectors searched in one step of a scan. @default 500 */
   batchSize?: number;
+  /** How long a re-index slice waiting for the worker pauses before it counts again. @default 2000 */
+  pollMs?: number;
+  /**
+   * How long after a re-index's switch the old generation is kept for searches that took it before the
+   * switch (beyond the processes' copies of the record, GenerationalIndex.ttlMs). @default 30000
+   */
+  dropGraceMs?: number;
 }
 
 /** Neighbours a duplicates scan asks for per vector: a bigger group is still linked through its members. */
@@ -62,9 +73,23 @@ export function viewOf(task: Task): TaskView {
   };
 }
 
-function newTask(kind: TaskKind, options: Task['options'], progress: Record<string, number>): Task {
+function newTask(
+  kind: TaskKind,
+  options: Task['options'],
+  progress: Record<string, number>,
+  report?: unknown,
+): Task {
   const now = new Date();
-  return { id: randomUUID(), kind, state: 'running', options, progress, startedAt: now, updatedAt: now };
+  return {
+    id: randomUUID(),
+    kind,
+    state: 'running',
+    options,
+    progress,
+    ...(report === undefined ? {} : { report }),
+    startedAt: now,
+    updatedAt: now,
+  };
 }
 
 /**
@@ -91,6 +116,27 @@ export async function startVerify(deps: TaskDeps, repair: boolean): Promise<Task
   await deps.tasks.start(task);
   await deps.queue.sendTask(task.id);
   return task;
+}
+
+/**
+ * Starts a re-index to the configured model (reindex.ts), or returns the one running for it already.
+ * ConflictError when there is nothing to re-index or a re-index to another model runs.
+ */
+export async function startReindex(deps: TaskDeps): Promise<Task> {
+  const generations = requireGenerations(deps);
+  const { task, running } = await reindexToStart(
+    { generations, tasks: deps.tasks },
+    (options, progress, report) => newTask('reindex', options, progress, report),
+  );
+  if (running) return task;
+  await deps.tasks.start(task);
+  await deps.queue.sendTask(task.id);
+  return task;
+}
+
+function requireGenerations(deps: TaskDeps): GenerationalIndex {
+  if (!deps.generations) throw new Error('this process has no index generations to re-index');
+  return deps.generations;
 }
 
 /** Starts a duplicates scan: the worker searches each vector's neighbours (cloud mode's /duplicates). */
@@ -130,7 +176,9 @@ export async function runTaskSlice(deps: TaskDeps, taskId: string, options: Task
       ? await cleanUp(deps, task, options)
       : task.kind === 'duplicates'
         ? await scanForDuplicates(deps, task, options)
-        : await verify(deps, task);
+        : task.kind === 'reindex'
+          ? await reindexSlice({ ...deps, generations: requireGenerations(deps) }, task, options)
+          : await verify(deps, task);
   task.updatedAt = new Date();
   if (finished) {
     task.state = 'done';

@@ -169,7 +169,7 @@ export interface Catalogue {
   recount(): Promise<Record<ImageState, number>>;
 }
 
-export type TaskKind = 'delete-all' | 'verify' | 'duplicates';
+export type TaskKind = 'delete-all' | 'verify' | 'duplicates' | 'reindex';
 
 /**
  * A long piece of maintenance that the worker runs in the background (src/app/tasks.ts), in slices, one
@@ -179,8 +179,11 @@ export interface Task {
   id: string;
   kind: TaskKind;
   state: 'running' | 'done' | 'failed';
-  /** What was asked: delete-all `deleteObjects`, verify `repair`, a duplicates scan `threshold`. */
-  options: { deleteObjects?: boolean; repair?: boolean; threshold?: number };
+  /**
+   * What was asked: delete-all `deleteObjects`, verify `repair`, a duplicates scan `threshold`, a re-index
+   * the identity it builds (`target`).
+   */
+  options: { deleteObjects?: boolean; repair?: boolean; threshold?: number; target?: IndexIdentity };
   /** Counts of work done so far, by name (e.g. recordsRemoved), for /progress. */
   progress: Record<string, number>;
   /** A verification's findings (src/app/verify.ts), set when it is done. */
@@ -224,6 +227,36 @@ export interface TaskStore {
   get(id: string): Promise<Task | undefined>;
   /** The newest task of this kind. */
   latest(kind: TaskKind): Promise<Task | undefined>;
+  /** Which vector index generation is live and which one a re-index builds; undefined before any is recorded. */
+  indexGenerations(): Promise<IndexGenerations | undefined>;
+  /** Replaces the record in one write: a re-index's switch is this one write. */
+  saveIndexGenerations(generations: IndexGenerations): Promise<void>;
+}
+
+/**
+ * One vector index of the library, built by one identity. `name` says where it lives (its own local index
+ * file, its own Milvus collection); the empty name is the index the library had before generations.
+ */
+export interface IndexGeneration {
+  name: string;
+  identity: IndexIdentity;
+  /** Embedded mode: the model manifest of the identity, so searches can embed with it while a re-index builds the next generation. */
+  manifest?: string;
+}
+
+/** The live generation answers searches; `building`, while a re-index runs, receives the new model's vectors. */
+export interface IndexGenerations {
+  live: IndexGeneration;
+  building?: IndexGeneration;
+}
+
+/** Opens and drops the vector index of each generation (one adapter per backend). */
+export interface IndexShelf<I extends VectorIndex = VectorIndex> {
+  open(name: string): I;
+  /** Removes the generation's index and everything in it; a missing one is not an error. */
+  drop(name: string): Promise<void>;
+  /** Lets go of every index opened. */
+  close(): Promise<void>;
 }
 
 export interface IndexIdentity {

@@ -20,6 +20,7 @@ import {
   makeCountHandler,
   makeHealthHandler,
   makeProgressHandler,
+  makeReindexHandler,
   makeVerifyHandler,
 } from './handlers/status.ts';
 import { openApiDocument } from './openapi.ts';
@@ -80,6 +81,7 @@ const ROUTES: { key: string; embeddedOnly?: true; make: (c: RouteContext) => Htt
   { key: 'DELETE /images/{key+}', make: (c) => makeDeleteImageHandler(c.operations) },
   { key: 'DELETE /images', make: (c) => makeDeleteAllHandler(c.operations) },
   { key: 'POST /verify', make: (c) => makeVerifyHandler(c.operations) },
+  { key: 'POST /reindex', embeddedOnly: true, make: (c) => makeReindexHandler(c.operations) },
   { key: 'GET /duplicates', make: (c) => makeDuplicatesHandler(requireDuplicates(c)) },
   { key: 'POST /duplicates/dismissals', make: (c) => makeDismissDuplicatesHandler(requireDuplicates(c)) },
   { key: 'POST /duplicates/scan', make: (c) => makeScanDuplicatesHandler(requireDuplicates(c)) },

@@ -168,18 +168,24 @@ const outageReport = z
 export const taskResponse = z
   .object({
     id: z.string(),
-    kind: z.enum(['delete-all', 'verify', 'duplicates']),
+    kind: z.enum(['delete-all', 'verify', 'duplicates', 'reindex']),
     state: z.enum(['running', 'done', 'failed']),
     options: z.object({
       deleteObjects: z.boolean().optional(),
       repair: z.boolean().optional(),
       threshold: z.number().optional(),
+      target: z
+        .object({ model: z.string(), profile: z.string(), dimension: z.number().int() })
+        .optional()
+        .describe('A re-index: the identity it builds.'),
     }),
     progress: z.record(z.string(), z.number()).describe('Work done so far, e.g. recordsRemoved.'),
     report: z
       .unknown()
       .optional()
-      .describe('A verification: what drifted, by kind, and whether it was repaired.'),
+      .describe(
+        'A verification: what drifted, by kind, and whether it was repaired. A re-index: its step (prepare, queue, build, switched) and the generations it goes from and to.',
+      ),
     error: z.string().optional(),
     startedAt: z.string(),
     updatedAt: z.string(),
@@ -207,8 +213,14 @@ export const progressResponse = z.object({
   recentFailures: z.array(z.object({ key: z.string(), reason: z.string(), at: z.string() })),
   outage: outageReport.optional(),
   tasks: z
-    .object({ deleteAll: taskResponse.nullable(), verify: taskResponse.nullable() })
-    .describe("The newest delete-all cleanup and verification (its report under 'report' once done)."),
+    .object({
+      deleteAll: taskResponse.nullable(),
+      verify: taskResponse.nullable(),
+      reindex: taskResponse.nullable(),
+    })
+    .describe(
+      "The newest delete-all cleanup, verification (its report under 'report' once done) and re-index (progress: queued, indexed, failed of total).",
+    ),
 });
 
 export const ingestResponse = z.object({

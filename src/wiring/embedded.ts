@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ExactVectorIndex } from '../adapters/embedded/exact-vector-index.ts';
 import { FolderObjectStore } from '../adapters/embedded/folder-object-store.ts';
+import { IndexFiles } from '../adapters/embedded/index-files.ts';
 import { SqliteCatalogue } from '../adapters/embedded/sqlite-catalogue.ts';
 import { SqliteDismissedPairs } from '../adapters/embedded/sqlite-dismissed-pairs.ts';
 import { SqliteIngestLedger } from '../adapters/embedded/sqlite-ingest-ledger.ts';
@@ -11,19 +12,23 @@ import { SqliteTaskStore } from '../adapters/embedded/sqlite-task-store.ts';
 import { BucketWatcher } from '../app/bucket-watcher.ts';
 import { createDuplicates, type Duplicates } from '../app/duplicates.ts';
 import { type FolderIngestOptions, ingestFolder } from '../app/folder-sync.ts';
+import { GenerationalIndex, sameIdentity } from '../app/index-generations.ts';
 import { type IdOf, queueChangedKeys, type Stores } from '../app/indexing.ts';
 import { encodeKeyPath } from '../app/keys.ts';
 import type { IngestReport, Operations } from '../app/operations.ts';
 import { createOperations } from '../app/pic-search.ts';
-import { runTaskSlice, type TaskDeps } from '../app/tasks.ts';
+import { runTaskSlice, type TaskDeps, type TaskOptions } from '../app/tasks.ts';
 import { Worker } from '../app/worker.ts';
 import { type Config, DEFAULT_DUPLICATE_THRESHOLD } from '../config.ts';
 import { IndexMismatchError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
+import type { Embedder, IndexGeneration } from '../domain/ports.ts';
 import { AdmittingEmbedder } from '../embedder/admission.ts';
 import { ingestSessions, restartOrExit, ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
-import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
+import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../imaging/decode.ts';
 import { imageInspector } from '../imaging/image-processor.ts';
+import { loadManifest } from '../model/manifest.ts';
+import { manifestPathFor } from '../model/model-files.ts';
 import { type ChosenModel, chooseModel, type PrecisionLog } from '../model/precision.ts';
 import { type ModelLog, type ResolvedModel, resolveModel as resolveModelFiles } from '../model/resolve.ts';
 
@@ -61,7 +66,8 @@ export interface EmbeddedSystem {
   embedder: AdmittingEmbedder;
   /** The worker's embedder, its sessions on worker threads. */
   ingestEmbedder: ThreadedEmbedder;
-  stores: Stores & { queue: SqliteJobQueue; index: ExactVectorIndex };
+  /** `index`: the live index generation for reads, the configured model's for writes (src/app/index-generations.ts). */
+  stores: Stores & { queue: SqliteJobQueue; index: GenerationalIndex };
   /** The model file the embedders opened (fp32 or int8) and why. */
   modelChoice: ChosenModel;
   /**
@@ -69,12 +75,16 @@ export interface EmbeddedSystem {
    * be running); slices it also queued are no-ops when a worker receives them later.
    */
   runTask(taskId: string): Promise<void>;
-  /** Set when the index on disk was built by another model: searching is refused, the worker stays off. */
+  /**
+   * Set when the live index was built by another model and no re-index builds the configured model's:
+   * searching is refused with a message naming the re-index, the worker stays off until one starts.
+   */
   indexMismatch: IndexMismatchError | undefined;
   /**
    * Starts the background work: the worker and, with PIC_WATCH on, the bucket folder watcher, followed
    * by one reconcile of the whole bucket so files dropped or deleted while stopped are not missed.
-   * Nothing starts when the index belongs to another model. Resolves once started; never rejects.
+   * Nothing starts while the index belongs to another model and no re-index runs (a re-index starts it).
+   * Resolves once started; never rejects.
    */
   startWorker(): Promise<void>;
   /** Stops the worker (finishing its batches), then closes the model and the databases. */
@@ -87,6 +97,8 @@ export interface EmbeddedOptions {
   idOf?: IdOf;
   /** Tests shorten it to see redelivery quickly. @default 60 */
   visibilitySeconds?: number;
+  /** Tests shorten a re-index's pauses. @default the tasks' defaults (src/app/tasks.ts) */
+  taskOptions?: TaskOptions;
 }
 
 const SILENT: ModelLog & PrecisionLog = {
@@ -150,7 +162,8 @@ export async function createEmbeddedSystem(
     running: config.threads,
     queued: config.searchQueue,
   });
-  const stores = {
+  const tasksStore = new SqliteTaskStore(paths.tasks);
+  const storesWithoutIndex = {
     images: new FolderObjectStore(paths.bucket, { urlBase: '/images' }),
     thumbnails: new FolderObjectStore(paths.thumbnails, { urlBase: '/thumbnails' }),
     queue: new SqliteJobQueue(paths.queue, {
@@ -158,19 +171,36 @@ export async function createEmbeddedSystem(
       maxReceiveCount: config.maxReceiveCount,
     }),
     catalogue: new SqliteCatalogue(paths.catalogue),
-    index: new ExactVectorIndex(paths.index),
-    tasks: new SqliteTaskStore(paths.tasks),
+    tasks: tasksStore,
   };
+  const { model, profile, dimension } = embedder.info;
+  const index = new GenerationalIndex(
+    new IndexFiles(paths.index, (path) => new ExactVectorIndex(path)),
+    tasksStore,
+    {
+      writer: { model, profile, dimension },
+      writerManifest: config.modelManifest ?? manifestPathFor(chosen.loaded.modelPath),
+    },
+  );
+  const stores = { ...storesWithoutIndex, index };
   const ledger = new SqliteIngestLedger(paths.ingests);
+  const generations = await index.init();
   let indexMismatch: IndexMismatchError | undefined;
+  const building = generations.building && sameIdentity(generations.building.identity, index.writer);
   try {
-    const { model, profile, dimension } = embedder.info;
-    await stores.index.ensure({ model, profile, dimension });
+    await index.ensure(index.writer);
   } catch (error) {
     if (!(error instanceof IndexMismatchError)) throw error;
-    indexMismatch = error;
-    log?.error(error.message);
+    if (!building) {
+      indexMismatch = error;
+      log?.error(error.message);
+    }
   }
+  const liveModels = liveModelEmbedders({
+    limits: { ...limits, maxPixels: config.maxQueryPixels },
+    threads: Math.max(1, config.threads - 1),
+    ...(log ? { log } : {}),
+  });
   const links = {
     image: async (key: string) => `/images/${encodeKeyPath(key)}`,
     thumbnail: async (key: string) => `/thumbnails/${encodeKeyPath(key)}`,
@@ -194,6 +224,8 @@ export async function createEmbeddedSystem(
     imageInspector: imageInspector(limits),
     idOf,
     outage: () => worker.outage,
+    generations: index,
+    embedderFor: liveModels.embedderFor,
     links: {
       ...links,
       // The local route does not expire; the figure only tells clients the link is good for an hour at least.
@@ -211,6 +243,7 @@ export async function createEmbeddedSystem(
     idOf,
     imagePrefix: '',
     model: embedder.info,
+    generations: index,
     ...(log ? { logger: log } : {}),
   };
   const worker = new Worker(stores, ingestEmbedder, {
@@ -219,7 +252,7 @@ export async function createEmbeddedSystem(
     outageBackoff: config.outageBackoff,
     visibilitySeconds,
     idOf,
-    runTask: (taskId) => runTaskSlice(taskDeps, taskId),
+    runTask: (taskId) => runTaskSlice(taskDeps, taskId, options.taskOptions),
     ...(log ? { logger: log } : {}),
   });
   const watcher = config.watch
@@ -232,9 +265,41 @@ export async function createEmbeddedSystem(
         ...(log ? { logger: log } : {}),
       })
     : undefined;
+  let started = false;
+  async function startWorker(): Promise<void> {
+    if (indexMismatch) {
+      log?.error('the worker is not started: the vector index belongs to another model and no re-index runs');
+      return;
+    }
+    if (started) return;
+    started = true;
+    worker.start();
+    if (!watcher) return;
+    try {
+      await watcher.start();
+      // Photos a delete-all kept stay out: they come back only when the user ingests them again.
+      const report = await operations.backfill('', { skipKept: true });
+      log?.info({ ...report }, 'bucket folder reconciled with the catalogue');
+    } catch (error) {
+      log?.error(
+        { err: error },
+        'the bucket folder watcher could not start; drops are picked up by ingest only',
+      );
+    }
+  }
   return {
     config,
-    operations,
+    operations: {
+      ...operations,
+      // A re-index is the worker's work: it starts the worker that a mismatched index kept off (and the
+      // CLI's, which runs none otherwise).
+      async reindex() {
+        const task = await operations.reindex();
+        indexMismatch = undefined;
+        await startWorker();
+        return task;
+      },
+    },
     duplicates,
     ingestFolder: (path, prefix, options) =>
       ingestFolder(
@@ -247,40 +312,70 @@ export async function createEmbeddedSystem(
     embedder,
     ingestEmbedder,
     stores,
-    indexMismatch,
+    get indexMismatch() {
+      return indexMismatch;
+    },
     modelChoice: chosen,
     async runTask(taskId) {
-      while ((await stores.tasks.get(taskId))?.state === 'running') await runTaskSlice(taskDeps, taskId);
-    },
-    async startWorker() {
-      if (indexMismatch) {
-        log?.error('the worker is not started: the vector index belongs to another model');
-        return;
-      }
-      worker.start();
-      if (!watcher) return;
-      try {
-        await watcher.start();
-        // Photos a delete-all kept stay out: they come back only when the user ingests them again.
-        const report = await operations.backfill('', { skipKept: true });
-        log?.info({ ...report }, 'bucket folder reconciled with the catalogue');
-      } catch (error) {
-        log?.error(
-          { err: error },
-          'the bucket folder watcher could not start; drops are picked up by ingest only',
-        );
+      while ((await stores.tasks.get(taskId))?.state === 'running') {
+        await runTaskSlice(taskDeps, taskId, options.taskOptions);
       }
     },
+    startWorker,
     async close() {
       await watcher?.close();
       await worker.stop();
-      await Promise.all([embedder.close(), ingestEmbedder.close()]);
+      await Promise.all([embedder.close(), ingestEmbedder.close(), liveModels.close()]);
       stores.queue.close();
       stores.catalogue.close();
       stores.tasks.close();
       dismissed.close();
       ledger.close();
       await stores.index.close();
+    },
+  };
+}
+
+/**
+ * Searches' embedders for a live index generation another model built (while a re-index builds the
+ * configured model's): the model its record names, opened on first use when its manifest is still there
+ * and still describes that identity; undefined otherwise (searches are then refused with the reason).
+ */
+function liveModelEmbedders(options: { limits: DecodeLimits; threads: number; log?: Logger }): {
+  embedderFor(generation: IndexGeneration): Promise<Embedder | undefined>;
+  close(): Promise<void>;
+} {
+  const opened = new Map<string, Promise<Embedder | undefined>>();
+  const open = async (manifestPath: string, generation: IndexGeneration) => {
+    try {
+      const loaded = await loadManifest(manifestPath);
+      const embedder = await ThreadedEmbedder.create(loaded, {
+        intraOpNumThreads: options.threads,
+        limits: options.limits,
+        niceIncrement: 10,
+      });
+      if (sameIdentity(embedder.info, generation.identity)) return embedder;
+      await embedder.close();
+    } catch (error) {
+      options.log?.warn({ err: error, manifestPath }, "the live index's model could not be opened");
+    }
+    return undefined;
+  };
+  return {
+    embedderFor(generation) {
+      const manifest = generation.manifest;
+      if (!manifest) return Promise.resolve(undefined);
+      const key = `${generation.name}:${manifest}`;
+      let embedder = opened.get(key);
+      if (!embedder) {
+        embedder = open(manifest, generation);
+        opened.set(key, embedder);
+      }
+      return embedder;
+    },
+    async close() {
+      const all = await Promise.all(opened.values());
+      await Promise.all(all.map((embedder) => embedder?.close()));
     },
   };
 }

@@ -13,7 +13,7 @@ function progress(finished: number, total: number): ProgressView {
     etaSeconds: null,
     queue: { visible: total - finished, inFlight: 0 },
     recentFailures: [],
-    tasks: { deleteAll: null, verify: null },
+    tasks: { deleteAll: null, verify: null, reindex: null },
   };
 }
 

@@ -4,7 +4,7 @@ import {
   PutItemCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import type { Task, TaskKind, TaskStore } from '../../domain/ports.ts';
+import type { IndexGenerations, Task, TaskKind, TaskStore } from '../../domain/ports.ts';
 import { decodeTask, encodeTask } from '../../domain/tasks.ts';
 
 const LIBRARY = 'library';
@@ -12,7 +12,8 @@ const taskPk = (id: string) => `task#${id}`;
 
 /**
  * Background tasks in the catalogue's table (catalogue-table.ts): `task#<id>` holds a task as JSON;
- * `library` holds the last emptying (`clearedAt`) and the newest task id of each kind. Two writes, not a
+ * `library` holds the last emptying (`clearedAt`), the newest task id of each kind and which vector index
+ * generation is live (`indexGenerations`, so a re-index's switch is one item write). Two writes, not a
  * transaction (moto copies the whole table for each transaction item: see dynamo-catalogue.ts): the task
  * first, so a crash between them leaves only a task nobody points at.
  */
@@ -63,6 +64,22 @@ export class DynamoTaskStore implements TaskStore {
   async latest(kind: TaskKind): Promise<Task | undefined> {
     const id = (await this.#get(LIBRARY))?.[`latest_${kind}`]?.S;
     return id === undefined ? undefined : this.get(id);
+  }
+
+  async indexGenerations(): Promise<IndexGenerations | undefined> {
+    const body = (await this.#get(LIBRARY))?.indexGenerations?.S;
+    return body === undefined ? undefined : (JSON.parse(body) as IndexGenerations);
+  }
+
+  async saveIndexGenerations(generations: IndexGenerations): Promise<void> {
+    await this.#db.send(
+      new UpdateItemCommand({
+        TableName: this.#table,
+        Key: { pk: { S: LIBRARY } },
+        UpdateExpression: 'SET indexGenerations = :generations',
+        ExpressionAttributeValues: { ':generations': { S: JSON.stringify(generations) } },
+      }),
+    );
   }
 
   async #get(pk: string) {

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { Task, TaskKind, TaskStore } from '../../domain/ports.ts';
+import type { IndexGenerations, Task, TaskKind, TaskStore } from '../../domain/ports.ts';
 import { decodeTask, encodeTask } from '../../domain/tasks.ts';
 import { openSqlite } from './sqlite.ts';
 
@@ -18,7 +18,8 @@ export class SqliteTaskStore implements TaskStore {
         body TEXT NOT NULL
       );
       CREATE INDEX IF NOT EXISTS tasks_by_kind ON tasks (kind, started_at);
-      CREATE TABLE IF NOT EXISTS library (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;`);
+      CREATE TABLE IF NOT EXISTS library (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS index_generations (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL);`);
     this.#stmt = {
       clearedAt: this.#db.prepare<[], { value: number }>(
         "SELECT value FROM library WHERE name = 'cleared_at'",
@@ -29,6 +30,8 @@ export class SqliteTaskStore implements TaskStore {
          ON CONFLICT (id) DO UPDATE SET body = excluded.body`,
       ),
       get: this.#db.prepare<[string], { body: string }>('SELECT body FROM tasks WHERE id = ?'),
+      generations: this.#db.prepare<[], { body: string }>('SELECT body FROM index_generations WHERE id = 1'),
+      saveGenerations: this.#db.prepare('INSERT OR REPLACE INTO index_generations (id, body) VALUES (1, ?)'),
       latest: this.#db.prepare<[string], { body: string }>(
         'SELECT body FROM tasks WHERE kind = ? ORDER BY started_at DESC, rowid DESC LIMIT 1',
       ),
@@ -59,6 +62,15 @@ export class SqliteTaskStore implements TaskStore {
   async latest(kind: TaskKind): Promise<Task | undefined> {
     const row = this.#stmt.latest.get(kind);
     return row && decodeTask(row.body);
+  }
+
+  async indexGenerations(): Promise<IndexGenerations | undefined> {
+    const row = this.#stmt.generations.get();
+    return row && (JSON.parse(row.body) as IndexGenerations);
+  }
+
+  async saveIndexGenerations(generations: IndexGenerations): Promise<void> {
+    this.#stmt.saveGenerations.run(JSON.stringify(generations));
   }
 
   close(): void {

@@ -29,3 +29,8 @@ export function makeVerifyHandler(operations: Operations): HttpHandler {
     verifyQuery,
   );
 }
+
+/** POST /reindex — starts re-indexing with the configured model in the background; 202 with its task. */
+export function makeReindexHandler(operations: Operations): HttpHandler {
+  return handler(async () => json(202, await operations.reindex()));
+}

@@ -1,0 +1,137 @@
+import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../config.ts';
+import { ConflictError, IndexMismatchError } from '../domain/errors.ts';
+import { writeSeededModel } from '../model/seeded.ts';
+import { createEmbeddedSystem, dataLayout, type EmbeddedSystem } from '../wiring/embedded.ts';
+import { generationName } from './index-generations.ts';
+import type { SearchResponse } from './operations.ts';
+import { waitUntilSettled } from './settle.ts';
+import { FIXTURES, photoFolder, SEEDED_MANIFEST } from './test-system.ts';
+
+const PHOTOS = {
+  'pizza.jpg': 'pizza.jpg',
+  'chimpanzee.jpg': 'chimpanzee.jpg',
+  'orange-rose.jpg': 'orange-rose.jpg',
+  'sheep-on-pasture.jpg': 'sheep-on-pasture.jpg',
+};
+const MAC_MODEL = 'vgg16-seeded-42';
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+describe('re-index on a model change (embedded)', () => {
+  let dataDir: string;
+  let modelDir: string;
+  let folder: string;
+  let macManifest: string;
+  let system: EmbeddedSystem | undefined;
+
+  const open = (manifest: string) =>
+    createEmbeddedSystem(
+      loadConfig({
+        PIC_DATA_DIR: dataDir,
+        PIC_BATCH_SIZE: '4',
+        PIC_WATCH: 'false',
+        PIC_MODEL_MANIFEST: manifest,
+      }),
+      { taskOptions: { pollMs: 200, dropGraceMs: 2000 } },
+    );
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'pic-reindex-'));
+    modelDir = await mkdtemp(join(tmpdir(), 'pic-reindex-model-'));
+    folder = await photoFolder(PHOTOS);
+    // The classic recipe: a library built before the default became GeM + whitening.
+    macManifest = (await writeSeededModel({ modelDir, descriptor: 'mac', whitening: 0 })).manifestPath;
+    system = await open(macManifest);
+    await system.ingestFolder(folder, 'old');
+    await system.startWorker();
+    await waitUntilSettled(system.operations, { timeoutMs: 120_000 });
+    await system.close();
+    system = undefined;
+  });
+
+  afterAll(async () => {
+    await system?.close();
+    await Promise.all([dataDir, modelDir, folder].map((dir) => rm(dir, { recursive: true, force: true })));
+  });
+
+  it('serves the old index with the old model while the new one is built, switches, and drops the old', async () => {
+    // Prepare: the default model configured on the classic library.
+    system = await open(SEEDED_MANIFEST);
+    const { operations } = system;
+    const query = await readFile(join(FIXTURES, 'pizza.jpg'));
+    const newModel = system.embedder.info.model;
+    expect(newModel).not.toBe(MAC_MODEL);
+    expect(system.indexMismatch).toBeInstanceOf(IndexMismatchError);
+    expect(system.indexMismatch?.message).toMatch(/re-index/i);
+    const before = await operations.searchByImage(query, { topK: 10 });
+    expect(before.model).toBe(MAC_MODEL);
+    expect(before.results[0]).toMatchObject({ key: 'old/pizza.jpg' });
+
+    // Act: start the re-index, upload a photo during the build, and search all along.
+    const task = await operations.reindex();
+    expect(task).toMatchObject({
+      kind: 'reindex',
+      state: 'running',
+      options: { target: { model: newModel } },
+    });
+    expect((await operations.reindex()).id).toBe(task.id);
+    await operations.upload(
+      [{ name: 'lighthouse.jpg', body: await readFile(join(FIXTURES, 'brick-lighthouse.jpg')) }],
+      'new',
+    );
+    const answers: SearchResponse[] = [];
+    for (;;) {
+      answers.push(await operations.searchByImage(query, { topK: 10 }));
+      const reindex = (await operations.progress(0)).tasks.reindex;
+      if (reindex?.state !== 'running') {
+        expect(reindex).toMatchObject({ state: 'done', progress: { indexed: 5, failed: 0, total: 5 } });
+        break;
+      }
+      await new Promise((resume) => setTimeout(resume, 200));
+    }
+    const after = await operations.searchByImage(query, { topK: 10 });
+
+    // Assess: every answer came whole from one generation, the old model's until the switch.
+    const models = answers.map((answer) => answer.model);
+    const switchedAt = models.indexOf(newModel);
+    expect(models.slice(0, Math.max(1, switchedAt)).every((model) => model === MAC_MODEL)).toBe(true);
+    expect(models.slice(switchedAt < 0 ? models.length : switchedAt).every((m) => m === newModel)).toBe(true);
+    for (const answer of answers.filter((a) => a.model === MAC_MODEL)) {
+      expect(answer.results.map((r) => r.key)).toEqual(before.results.map((r) => r.key));
+    }
+    expect(after.model).toBe(newModel);
+    expect(after.results[0]).toMatchObject({ key: 'old/pizza.jpg' });
+    expect(after.results[0]?.score).toBeGreaterThan(0.99);
+    expect(await operations.count()).toBe(5);
+    const lighthouse = await operations.searchByImage(
+      await readFile(join(FIXTURES, 'brick-lighthouse.jpg')),
+      {
+        topK: 1,
+      },
+    );
+    expect(lighthouse.results[0]).toMatchObject({ key: 'new/lighthouse.jpg' });
+    const paths = dataLayout(dataDir);
+    expect(await exists(paths.index)).toBe(false);
+    expect(
+      await exists(paths.index.replace(/\.db$/, `-${generationName(system.stores.index.writer)}.db`)),
+    ).toBe(true);
+    expect((await operations.health()).index).toMatchObject({ model: newModel });
+    await expect(operations.reindex()).rejects.toThrow(ConflictError);
+  });
+
+  it('keeps the switch after a restart: the live generation is recorded', async () => {
+    await system?.close();
+    system = await open(SEEDED_MANIFEST);
+    expect(system.indexMismatch).toBeUndefined();
+    expect(await system.operations.count()).toBe(5);
+  });
+});
