@@ -9,6 +9,7 @@ import type {
   TaskStore,
   VectorIndex,
 } from '../domain/ports.ts';
+import { type Version, versionNow } from '../domain/versions.ts';
 import { thumbnailKeyOf } from './keys.ts';
 
 /** The ports that hold the system's state; operations, worker and watcher all work through them. */
@@ -181,21 +182,32 @@ export async function queueObjects(
 }
 
 /**
- * Forgets images: their vectors, thumbnails and catalogue entries (the objects themselves are the
- * caller's business). A key that lost a hash collision shares its id with another key, whose vector
- * must stay: only ids this key owns, or nobody does, are deleted.
+ * Forgets images: their vectors, thumbnails and catalogue entries, leaving tombstones of `version` (the
+ * look that found the objects gone; by default now, for a caller that has just deleted them or empties
+ * the library). The objects themselves are the caller's business. A key that lost a hash collision
+ * shares its id with another key, whose vector must stay: only ids this key owns, or nobody does, are
+ * deleted. A key that keeps a newer version than `version` is left alone (the newer write stands); one
+ * refused by the catalogue after its vector was deleted (a newer write landed in between) is returned:
+ * it must be indexed again.
  */
-export async function forgetImages(stores: Omit<Stores, 'queue' | 'images'>, idOf: IdOf, keys: string[]) {
-  if (keys.length === 0) return;
-  const ids = keys.map(idOf);
+export async function forgetImages(
+  stores: Omit<Stores, 'queue' | 'images'>,
+  idOf: IdOf,
+  keys: string[],
+  version: Version = versionNow(),
+): Promise<string[]> {
+  if (keys.length === 0) return [];
+  const kept = await stores.catalogue.versions(keys);
+  const older = keys.filter((key) => (kept.get(key) ?? 0) <= version);
+  const ids = older.map(idOf);
   const owners = await stores.catalogue.getByIds(ids);
   const ownIds = ids.filter((id, i) => {
     const owner = owners.get(id)?.key;
-    return owner === undefined || owner === keys[i];
+    return owner === undefined || owner === older[i];
   });
   await stores.index.delete(ownIds);
-  await Promise.all(keys.map((key) => stores.thumbnails.delete(thumbnailKeyOf(key))));
-  await stores.catalogue.remove(keys);
+  await Promise.all(older.map((key) => stores.thumbnails.delete(thumbnailKeyOf(key))));
+  return stores.catalogue.remove(older, version);
 }
 
 /**

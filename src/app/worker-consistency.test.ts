@@ -195,6 +195,34 @@ describe('worker: the index agrees with the bucket', () => {
     expect(await system.operations.count()).toBe(1);
   });
 
+  it('writes nothing for a slow first version once another worker recorded a newer one, and redoes nothing', async () => {
+    const [v1, v2] = await Promise.all([photo('billiards-game.jpg'), photo('snowy-airport.jpg')]);
+    // One batch at a time, so the second version's job goes to the second worker.
+    const slow = new Worker(system.stores, slowFor(system.embedder, new Set([v1]), 1500), {
+      ...options,
+      batchesInFlight: 1,
+    });
+    workers.push(slow);
+    slow.start();
+    await system.operations.upload([{ name: 'superseded/photo.jpg', body: v1 }]);
+    while ((await system.stores.queue.depth()).inFlight === 0) await sleep(20);
+    const fast = startWorker();
+    await system.operations.upload([{ name: 'superseded/photo.jpg', body: v2 }]);
+    await waitUntilSettled(system.operations, SETTLE);
+    await stopWorkers();
+
+    const hit = await topHit(v2);
+    expect(hit?.key).toBe('superseded/photo.jpg');
+    expect(hit?.score).toBeGreaterThanOrEqual(0.999);
+    expect(await system.stores.catalogue.get('superseded/photo.jpg')).toMatchObject({
+      state: 'indexed',
+      etag: (await system.stores.images.head('superseded/photo.jpg'))?.etag,
+    });
+    expect(fast.stats.indexed).toBe(1);
+    expect(slow.stats).toMatchObject({ indexed: 0, superseded: 1, requeued: 0 });
+    expect(await system.operations.count()).toBe(1);
+  });
+
   it('queues again a key put back while a backfill forgot it, so it ends indexed', async () => {
     const rose = await photo('orange-rose.jpg');
     await system.operations.upload([{ name: 'back/rose.jpg', body: rose }]);

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { ImageError, NotFoundError } from '../domain/errors.ts';
 import { ownsItsId, vectorIdOf } from '../domain/ids.ts';
 import type { Embedder, Job, ObjectWithBody, Outage, ReceivedMessage } from '../domain/ports.ts';
+import { type Version, versionNow } from '../domain/versions.ts';
 import { claimAll, forgetImages, type IdOf, isIndexed, isKeptOut, type Stores } from './indexing.ts';
 import { isIndexableKey, THUMBNAIL_CONTENT_TYPE, thumbnailKeyOf } from './keys.ts';
 
@@ -68,8 +69,10 @@ export interface WorkerStats {
   retried: number;
   /** Messages handed back, uncounted where the queue can, because a store was unreachable. */
   handedBack: number;
-  /** Keys queued again because the bucket changed while the worker wrote them. */
+  /** Keys queued again because the bucket changed while the worker worked on them. */
   requeued: number;
+  /** Images not written because the catalogue already holds a newer version of the key. */
+  superseded: number;
   /** Messages that could not be understood. */
   malformed: number;
   /** Messages left on their last delivery (maxReceiveCount), which the queue then dead-letters. */
@@ -88,6 +91,7 @@ export function noWorkerStats(): WorkerStats {
     retried: 0,
     handedBack: 0,
     requeued: 0,
+    superseded: 0,
     malformed: 0,
     deadLettered: 0,
     keptOut: 0,
@@ -127,8 +131,13 @@ const PROBE_KEY = 'pic-search-health-check.jpg';
  * acked only after the vector and the catalogue entry are written, so a crash anywhere before the ack
  * only means the same work is done again.
  *
- * Last write wins: after writing a key (its vector, its failure or its removal) the worker looks at the
- * object once more. When it is no longer the content written (overwritten, deleted or put back while the
+ * Last write wins, by version: the worker takes a version (src/domain/versions.ts) just before it looks
+ * at a batch's objects, and every catalogue write carries it, so the catalogue refuses a write older than
+ * what the key holds, a deletion's tombstone included. Before committing anything the worker checks that
+ * each image it embedded is still current: the catalogue holds no newer version (else nothing is written,
+ * the newer write stands) and the object is unchanged (else nothing is written and the key is queued
+ * again). Vector writes themselves are not conditional, so after writing a key (its vector, its failure
+ * or its removal) the worker still looks at the object once more. When it is no longer the content written (overwritten, deleted or put back while the
  * worker worked, by a user or beside another worker's write), the key is queued again with `force`, so
  * whatever the writes' order, the last word on a key is from a look at the bucket taken after every
  * change to it (docs/consistency.md).
@@ -493,7 +502,9 @@ export class Worker {
     const retryAll = (list: string[], error: unknown) => {
       for (const key of list) outcomes.set(key, { retry: asError(error) });
     };
-    const { claimed, gone, refused } = await this.#downloadAndClaim(keys, forced, retryAll).catch(
+    // Taken before the objects are read: whatever they are found to be is at least this new.
+    const version = versionNow();
+    const { claimed, gone, refused } = await this.#downloadAndClaim(keys, forced, retryAll, version).catch(
       (error: unknown) => {
         retryAll(keys, error);
         return { claimed: [] as Claimed[], gone: [] as string[], refused: [] as Written[] };
@@ -501,16 +512,18 @@ export class Worker {
     );
     const written: Written[] = [...refused];
     try {
-      await forgetImages(this.#stores, this.#options.idOf, gone);
-      this.stats.removed += gone.length;
-      written.push(...gone.map((key) => ({ key, etag: undefined })));
+      // Keys refused after their vector was deleted: a newer write came in between, and may have lost its vector.
+      const redo = await forgetImages(this.#stores, this.#options.idOf, gone, version);
+      await this.#requeue(redo, 'a newer write came while these were removed');
+      this.stats.removed += gone.length - redo.length;
+      written.push(...gone.filter((key) => !redo.includes(key)).map((key) => ({ key, etag: undefined })));
     } catch (error) {
       retryAll(gone, error);
     }
     if (claimed.length > 0) {
       try {
-        await this.#index(claimed);
-        written.push(...claimed.map((item) => ({ key: item.key, etag: item.object.etag })));
+        const current = await this.#index(claimed, version);
+        written.push(...current.map((item) => ({ key: item.key, etag: item.object.etag })));
       } catch (error) {
         retryAll(
           claimed.map((item) => item.key),
@@ -535,13 +548,43 @@ export class Worker {
    * index; the forced job embeds what the bucket holds at its time and checks again.
    */
   async #recheck(written: Written[]): Promise<void> {
-    const { images, queue } = this.#stores;
+    const { images } = this.#stores;
     const current = await Promise.all(written.map(({ key }) => images.head(key)));
     const moved = written.filter((w, i) => current[i]?.etag !== w.etag).map((w) => w.key);
-    if (moved.length === 0) return;
-    await queue.send(moved.map((key): Job => ({ kind: 'upsert', key, force: true })));
-    this.stats.requeued += moved.length;
-    this.#log?.info({ keys: moved }, 'the bucket changed while these were written: queued again');
+    await this.#requeue(moved, 'the bucket changed while these were written');
+  }
+
+  /** Queues the keys again with `force`: the forced job embeds what the bucket holds at its time. */
+  async #requeue(keys: string[], why: string): Promise<void> {
+    if (keys.length === 0) return;
+    await this.#stores.queue.send(keys.map((key): Job => ({ kind: 'upsert', key, force: true })));
+    this.stats.requeued += keys.length;
+    this.#log?.info({ keys }, `${why}: queued again`);
+  }
+
+  /**
+   * The images of the batch that are still current after embedding, checked before anything is
+   * committed: an image whose key holds a newer version in the catalogue is left to that write (it
+   * looks again after its own write); one whose object changed meanwhile is queued again. Neither is
+   * written, so no stale vector replaces a newer one.
+   */
+  async #stillCurrent(batch: Claimed[], version: Version): Promise<Claimed[]> {
+    const { images, catalogue } = this.#stores;
+    const keys = batch.map((item) => item.key);
+    const [versions, objects] = await Promise.all([
+      catalogue.versions(keys),
+      Promise.all(keys.map((key) => images.head(key))),
+    ]);
+    const superseded = batch.filter((item) => (versions.get(item.key) ?? 0) > version);
+    const moved = batch.filter(
+      (item, i) => !superseded.includes(item) && objects[i]?.etag !== item.object.etag,
+    );
+    this.stats.superseded += superseded.length;
+    await this.#requeue(
+      moved.map((item) => item.key),
+      'the bucket changed while these were embedded',
+    );
+    return batch.filter((item) => !superseded.includes(item) && !moved.includes(item));
   }
 
   /**
@@ -557,6 +600,7 @@ export class Worker {
     keys: string[],
     forced: Set<string>,
     retry: (keys: string[], error: unknown) => void,
+    version: Version,
   ): Promise<{ claimed: Claimed[]; gone: string[]; refused: Written[] }> {
     const { images, catalogue } = this.#stores;
     const found: ObjectWithBody[] = [];
@@ -582,7 +626,7 @@ export class Worker {
     const refusedVersions = await Promise.all(
       failed.map(async ({ key }): Promise<Written> => ({ key, etag: (await images.head(key))?.etag })),
     );
-    await this.#fail(failed);
+    await this.#fail(failed, version);
     const [records, clearedAt] = await Promise.all([
       catalogue.getMany(found.map((object) => object.key)),
       this.#stores.tasks.clearedAt(),
@@ -618,12 +662,13 @@ export class Worker {
   }
 
   /**
-   * Embeds the batch and writes vectors, thumbnails and catalogue entries. Each image that fails on its
+   * Embeds the batch and writes vectors, thumbnails and catalogue entries of the images still current
+   * (#stillCurrent), which it returns. Each image that fails on its
    * own (decode, thumbnail, vector or record write) is recorded failed with its reason and its old vector
    * and thumbnail removed: the index never serves content the bucket no longer holds. Throws when a store
    * is down (the whole batch is then handed back).
    */
-  async #index(batch: Claimed[]): Promise<void> {
+  async #index(batch: Claimed[], version: Version): Promise<Claimed[]> {
     const { index, catalogue, thumbnails } = this.#stores;
     const { model, profile } = this.#embedder.info;
     // Each image is decoded once, for its vector and its thumbnail together.
@@ -631,10 +676,12 @@ export class Worker {
       batch.map((item) => item.object.body),
       { thumbnails: true },
     );
+    const current = new Set(await this.#stillCurrent(batch, version));
     const failed: { item: Claimed; reason: string }[] = [];
     const embedded: Embedded[] = [];
     for (const [i, outcome] of outcomes.entries()) {
       const item = batch[i] as Claimed;
+      if (!current.has(item)) continue;
       if (outcome.ok) embedded.push({ item, vector: outcome.vector, thumbnail: outcome.thumbnail });
       else failed.push({ item, reason: outcome.reason });
     }
@@ -654,18 +701,35 @@ export class Worker {
       },
       1,
     );
-    const indexed = await this.#writeEachAlone(
+    // A record refused as stale is left to the newer write; the look again (#recheck) sees what it did.
+    const stale = new Set<string>();
+    const recorded = await this.#writeEachAlone(
       withThumbnail,
       failed,
       'Its record could not be written',
-      (part) =>
-        catalogue.markIndexed(
-          part.map(({ item }) => ({ key: item.key, id: item.id, etag: item.object.etag, model, profile })),
-        ),
+      async (part) => {
+        const refused = await catalogue.markIndexed(
+          part.map(({ item }) => ({
+            key: item.key,
+            id: item.id,
+            etag: item.object.etag,
+            model,
+            profile,
+            version,
+          })),
+        );
+        for (const key of refused) stale.add(key);
+      },
     );
+    const indexed = recorded.filter(({ item }) => !stale.has(item.key));
     this.stats.indexed += indexed.length;
+    this.stats.superseded += stale.size;
     if (indexed.length > 0) this.#log?.debug({ keys: indexed.map(({ item }) => item.key) }, 'indexed');
-    await this.#fail(failed.map(({ item, reason }) => ({ key: item.key, id: item.id, reason })));
+    await this.#fail(
+      failed.map(({ item, reason }) => ({ key: item.key, id: item.id, reason })),
+      version,
+    );
+    return [...current];
   }
 
   /**
@@ -701,18 +765,24 @@ export class Worker {
 
   /**
    * Records each image failed with its reason, after removing what it had in the index and thumbnails.
-   * Each key owns its id (claimed), so no other key's vector is removed.
+   * Each key owns its id (claimed), so no other key's vector is removed. A failure refused as stale
+   * (a newer write came in between, whose vector this may have removed) is queued again.
    */
-  async #fail(failed: { key: string; id: string; reason: string }[]): Promise<void> {
+  async #fail(failed: { key: string; id: string; reason: string }[], version: Version): Promise<void> {
     if (failed.length === 0) return;
     const { index, catalogue, thumbnails } = this.#stores;
     await index.delete(failed.map(({ id }) => id));
     await Promise.all(failed.map(({ key }) => thumbnails.delete(thumbnailKeyOf(key))));
+    const stale: string[] = [];
     for (const entry of failed) {
-      await catalogue.markFailed(entry);
+      if (!(await catalogue.markFailed({ ...entry, version }))) {
+        stale.push(entry.key);
+        continue;
+      }
       this.stats.failed++;
       this.#log?.info({ key: entry.key, reason: entry.reason }, 'image failed');
     }
+    await this.#requeue(stale, 'a newer write came while these were recorded failed');
   }
 }
 

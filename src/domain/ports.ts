@@ -1,3 +1,5 @@
+import type { Version } from './versions.ts';
+
 /**
  * The domain's only view of the outside world. Each port has one embedded adapter
  * (src/adapters/embedded) and one cloud adapter (src/adapters/aws, src/adapters/milvus);
@@ -94,6 +96,8 @@ export interface ImageRecord {
   profile?: string;
   updatedAt: Date;
   indexedAt?: Date;
+  /** The version (src/domain/versions.ts) of the look its last versioned write came from. */
+  version?: Version;
 }
 
 export interface Failure {
@@ -129,6 +133,16 @@ export interface IndexedEntry {
   etag?: string;
   model: string;
   profile: string;
+  /** The look the vector's bytes came from; refused when the key records a newer one. */
+  version?: Version;
+}
+
+export interface FailedEntry {
+  key: string;
+  id: string;
+  reason: string;
+  /** The look the failure came from; refused when the key records a newer one. */
+  version?: Version;
 }
 
 /**
@@ -139,6 +153,11 @@ export interface IndexedEntry {
  * Ids are claimed before any record that uses them is written, so a pending or indexed record always
  * owns its id; a failed one may not (the loser of a hash collision is recorded failed under an id that
  * another key owns).
+ *
+ * Last write wins, by version: a key keeps the version of its last versioned write, and a removal leaves
+ * a tombstone with its version (kept TOMBSTONE_RETENTION_MS; never a record: not listed, counted, read
+ * or shown). A versioned write older than what the key keeps is refused, atomically with the check, and
+ * the counters move in the same atomic write as the records they count.
  */
 export interface Catalogue {
   /** Records each id ↔ key mapping (or reports a collision) and marks the images pending: one result per entry. */
@@ -149,9 +168,13 @@ export interface Catalogue {
    * the bucket's notifications, images that failed before); their next record is the outcome.
    */
   claimIds(entries: { key: string; id: string }[]): Promise<ClaimResult[]>;
-  /** Marks the images indexed; ConflictError when an id has come to belong to another key meanwhile. */
-  markIndexed(entries: IndexedEntry[]): Promise<void>;
-  markFailed(entry: { key: string; id: string; reason: string }): Promise<void>;
+  /**
+   * Marks the images indexed; returns the keys refused because they keep a newer version (stale).
+   * ConflictError when an id has come to belong to another key meanwhile.
+   */
+  markIndexed(entries: IndexedEntry[]): Promise<string[]>;
+  /** Records the failure; false when refused because the key keeps a newer version. */
+  markFailed(entry: FailedEntry): Promise<boolean>;
   get(key: string): Promise<ImageRecord | undefined>;
   /** The records of many keys in one lookup; keys without a record are absent from the map. */
   getMany(keys: string[]): Promise<Map<string, ImageRecord>>;
@@ -159,7 +182,13 @@ export interface Catalogue {
   getByIds(ids: string[]): Promise<Map<string, ImageRecord>>;
   /** Every record whose key starts with `prefix`: re-ingest compares them with the bucket. */
   list(prefix?: string): AsyncIterable<ImageRecord>;
-  remove(keys: string[]): Promise<void>;
+  /**
+   * Removes the records and id claims, leaving a tombstone with `version` (the look that found the
+   * objects gone, or the delete's); returns the keys refused because they keep a newer version.
+   */
+  remove(keys: string[], version: Version): Promise<string[]>;
+  /** The version each key keeps, its tombstone's included; keys that keep none are absent. */
+  versions(keys: string[]): Promise<Map<string, Version>>;
   clear(): Promise<void>;
   progress(recentFailures: number): Promise<ProgressCounts>;
   /**

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConflictError } from '../../src/domain/errors.ts';
 import { vectorIdOf } from '../../src/domain/ids.ts';
 import type { Catalogue, ImageRecord } from '../../src/domain/ports.ts';
+import { versionNow } from '../../src/domain/versions.ts';
 
 export interface CatalogueFixture {
   catalogue: Catalogue;
@@ -119,7 +120,7 @@ export function describeCatalogueContract(name: string, make: () => Promise<Cata
       await catalogue.markIndexed([{ ...entry('a'), model: 'm', profile: 'p' }]);
       await catalogue.markPending([entry('b')]);
 
-      await catalogue.remove(['b']);
+      await catalogue.remove(['b'], versionNow());
       const progress = await catalogue.progress(5);
 
       expect(progress).toMatchObject({ total: 1, pending: 0, indexed: 1, failed: 0 });
@@ -200,7 +201,7 @@ export function describeCatalogueContract(name: string, make: () => Promise<Cata
       await catalogue.claimIds([created]);
       // Meanwhile another process queues one image and removes the other.
       await fixture.otherProcess.markPending([created]);
-      await fixture.otherProcess.remove([removed.key]);
+      await fixture.otherProcess.remove([removed.key], versionNow());
 
       await catalogue.markIndexed([created, removed].map((e) => ({ ...e, model: 'm', profile: 'p' })));
 
@@ -261,12 +262,140 @@ export function describeCatalogueContract(name: string, make: () => Promise<Cata
       await catalogue.markPending([{ key: 'old.jpg', id: '99' }]);
       await catalogue.markPending([entry('keep.jpg')]);
 
-      await catalogue.remove(['old.jpg', 'never-there.jpg']);
+      await catalogue.remove(['old.jpg', 'never-there.jpg'], versionNow());
       const [reclaim] = await catalogue.markPending([{ key: 'new.jpg', id: '99' }]);
 
       expect(await catalogue.get('old.jpg')).toBeUndefined();
       expect(reclaim).toEqual({ ok: true });
       expect(await keysOf(catalogue.list())).toEqual(['keep.jpg', 'new.jpg']);
+    });
+
+    it('refuses a late write of an older version after a newer one, also from another process', async () => {
+      const image = entry('v/late.jpg');
+      const [older, newer] = [versionNow(), versionNow()];
+      // This process read the key (and claimed its id) before the other process wrote the newer version:
+      // what it remembers of the key is out of date when its older write comes.
+      await catalogue.getMany([image.key]);
+      await catalogue.claimIds([image]);
+      await fixture.otherProcess.markIndexed([
+        { ...image, etag: 'new', model: 'm', profile: 'p', version: newer },
+      ]);
+
+      const staleIndexed = await catalogue.markIndexed([
+        { ...image, etag: 'old', model: 'm', profile: 'p', version: older },
+      ]);
+      const staleFailed = await catalogue.markFailed({
+        ...image,
+        reason: 'old bytes corrupt',
+        version: older,
+      });
+      const sameAgain = await catalogue.markIndexed([
+        { ...image, etag: 'new', model: 'm', profile: 'p', version: newer },
+      ]);
+
+      expect(staleIndexed).toEqual([image.key]);
+      expect(staleFailed).toBe(false);
+      expect(sameAgain).toEqual([]);
+      expect(await catalogue.get(image.key)).toMatchObject({ state: 'indexed', etag: 'new', version: newer });
+      expect(await catalogue.progress(5)).toMatchObject({
+        total: 1,
+        indexed: 1,
+        failed: 0,
+        recentFailures: [],
+      });
+    });
+
+    it("refuses a late upsert older than a delete's tombstone, and takes a newer one", async () => {
+      const image = entry('v/deleted.jpg');
+      const [lookBeforeDelete, deleted, lookAfter] = [versionNow(), versionNow(), versionNow()];
+      await catalogue.markIndexed([
+        { ...image, etag: 'e1', model: 'm', profile: 'p', version: lookBeforeDelete },
+      ]);
+      await fixture.otherProcess.remove([image.key], deleted);
+
+      const resurrected = await catalogue.markIndexed([
+        { ...image, etag: 'e1', model: 'm', profile: 'p', version: lookBeforeDelete },
+      ]);
+      const failedLate = await catalogue.markFailed({ ...image, reason: 'late', version: lookBeforeDelete });
+      const afterTombstone = {
+        record: await catalogue.get(image.key),
+        many: await catalogue.getMany([image.key]),
+        byId: await catalogue.getByIds([image.id]),
+        listed: await keysOf(catalogue.list('v/')),
+        progress: await catalogue.progress(5),
+        versions: await catalogue.versions([image.key]),
+      };
+      const putBack = await catalogue.markIndexed([
+        { ...image, etag: 'e2', model: 'm', profile: 'p', version: lookAfter },
+      ]);
+
+      expect(resurrected).toEqual([image.key]);
+      expect(failedLate).toBe(false);
+      expect(afterTombstone).toEqual({
+        record: undefined,
+        many: new Map(),
+        byId: new Map(),
+        listed: [],
+        progress: expect.objectContaining({
+          total: 0,
+          pending: 0,
+          indexed: 0,
+          failed: 0,
+          recentFailures: [],
+        }),
+        versions: new Map([[image.key, deleted]]),
+      });
+      expect(putBack).toEqual([]);
+      expect(await catalogue.get(image.key)).toMatchObject({
+        state: 'indexed',
+        etag: 'e2',
+        version: lookAfter,
+      });
+      expect(await catalogue.progress(0)).toMatchObject({ total: 1, indexed: 1 });
+    });
+
+    it('leaves a tombstone for a key it never recorded, and refuses a removal older than the record', async () => {
+      const [never, kept] = [entry('v/never.jpg'), entry('v/kept.jpg')];
+      const [lookBefore, deleted, olderRemoval, newerLook] = [
+        versionNow(),
+        versionNow(),
+        versionNow(),
+        versionNow(),
+      ];
+      await catalogue.markIndexed([{ ...kept, etag: 'k', model: 'm', profile: 'p', version: newerLook }]);
+
+      const refused = await catalogue.remove([never.key, kept.key], deleted);
+      const refusedAgain = await catalogue.remove([kept.key], olderRemoval);
+      const late = await catalogue.markIndexed([
+        { ...never, etag: 'n', model: 'm', profile: 'p', version: lookBefore },
+      ]);
+
+      expect(refused).toEqual([kept.key]);
+      expect(refusedAgain).toEqual([kept.key]);
+      expect(late).toEqual([never.key]);
+      expect(await catalogue.get(never.key)).toBeUndefined();
+      expect(await catalogue.get(kept.key)).toMatchObject({ state: 'indexed', version: newerLook });
+      expect(await catalogue.versions([never.key, kept.key, 'v/unknown.jpg'])).toEqual(
+        new Map([
+          [never.key, deleted],
+          [kept.key, newerLook],
+        ]),
+      );
+      expect(await catalogue.progress(0)).toMatchObject({ total: 1, indexed: 1 });
+    });
+
+    it('marks a removed key pending again without forgetting its tombstone version', async () => {
+      const image = entry('v/again.jpg');
+      const [lookBefore, deleted] = [versionNow(), versionNow()];
+      await catalogue.remove([image.key], deleted);
+
+      const [claim] = await catalogue.markPending([{ ...image, etag: 'again' }]);
+      const late = await catalogue.markIndexed([{ ...image, model: 'm', profile: 'p', version: lookBefore }]);
+
+      expect(claim).toEqual({ ok: true });
+      expect(late).toEqual([image.key]);
+      expect(await catalogue.get(image.key)).toMatchObject({ state: 'pending', etag: 'again' });
+      expect(await catalogue.progress(0)).toMatchObject({ total: 1, pending: 1 });
     });
 
     it('clears everything', async () => {

@@ -16,6 +16,7 @@ import { ownsItsId } from '../../domain/ids.ts';
 import type {
   Catalogue,
   ClaimResult,
+  FailedEntry,
   Failure,
   ImageRecord,
   ImageState,
@@ -23,9 +24,11 @@ import type {
   PendingEntry,
   ProgressCounts,
 } from '../../domain/ports.ts';
+import { TOMBSTONE_RETENTION_MS, type Version } from '../../domain/versions.ts';
 
 type Item = Record<string, AttributeValue>;
-type ChangeResult = { ok: true; moved?: Move } | { ok: false; ownerKey: string };
+/** `stale`: refused, the key keeps a newer version. */
+type ChangeResult = { ok: true; moved?: Move; stale?: boolean } | { ok: false; ownerKey: string };
 
 const COUNTERS = 'counters';
 const STATES: ImageState[] = ['pending', 'indexed', 'failed'];
@@ -58,8 +61,8 @@ interface Move {
 
 type Change =
   | { kind: 'pending'; etag?: string; size?: number }
-  | { kind: 'indexed'; etag?: string; model: string; profile: string }
-  | { kind: 'failed'; reason: string };
+  | { kind: 'indexed'; etag?: string; model: string; profile: string; version?: Version }
+  | { kind: 'failed'; reason: string; version?: Version };
 
 /**
  * The catalogue on one DynamoDB table (schema and item kinds: catalogue-table.ts). A state change is a
@@ -105,26 +108,30 @@ export class DynamoCatalogue implements Catalogue {
     );
   }
 
-  async markIndexed(entries: IndexedEntry[]): Promise<void> {
-    const changes = await this.#changeAll(entries, ({ key, id, etag, model, profile }) =>
-      this.#change(key, id, { kind: 'indexed', etag, model, profile }, 'report'),
+  async markIndexed(entries: IndexedEntry[]): Promise<string[]> {
+    const changes = await this.#changeAll(entries, ({ key, id, etag, model, profile, version }) =>
+      this.#change(key, id, { kind: 'indexed', etag, model, profile, version }, 'report'),
     );
+    const stale: string[] = [];
     for (const [i, change] of changes.entries()) {
       const { key, id } = entries[i] as IndexedEntry;
       if (!change.ok)
         throw new ConflictError(`vector id ${id} of '${key}' already belongs to '${change.ownerKey}'`);
+      if (change.stale) stale.push(key);
     }
+    return stale;
   }
 
-  async markFailed(entry: { key: string; id: string; reason: string }): Promise<void> {
-    await this.#changeAll([entry], () =>
-      this.#change(entry.key, entry.id, { kind: 'failed', reason: entry.reason }, 'skip'),
+  async markFailed({ key, id, reason, version }: FailedEntry): Promise<boolean> {
+    const [change] = await this.#changeAll([key], () =>
+      this.#change(key, id, { kind: 'failed', reason, version }, 'skip'),
     );
+    return change?.ok === true && !change.stale;
   }
 
   async get(key: string): Promise<ImageRecord | undefined> {
     const item = await this.#getImageItem(key);
-    return item && toRecord(item);
+    return item && !isTombstone(item) ? toRecord(item) : undefined;
   }
 
   /**
@@ -135,9 +142,14 @@ export class DynamoCatalogue implements Catalogue {
     const unique = [...new Set(keys)];
     const out = new Map<string, ImageRecord>();
     for (const item of await this.#batchGet(unique.map(imagePk))) {
+      const key = str(item.objectKey);
+      if (isTombstone(item)) {
+        remember(this.#seen, key, { item, ownedId: undefined });
+        continue;
+      }
       const record = toRecord(item);
-      out.set(record.key, record);
-      remember(this.#seen, record.key, { item, ownedId: ownsItsId(record) ? record.id : undefined });
+      out.set(key, record);
+      remember(this.#seen, key, { item, ownedId: ownsItsId(record) ? record.id : undefined });
     }
     for (const key of unique) {
       if (!out.has(key)) remember(this.#seen, key, { item: undefined, ownedId: undefined });
@@ -149,6 +161,7 @@ export class DynamoCatalogue implements Catalogue {
     const out = new Map<string, ImageRecord>();
     const claims = await this.#batchGet([...new Set(ids)].map(idPk));
     for (const item of await this.#batchGet(claims.map((claim) => imagePk(str(claim.objectKey))))) {
+      if (isTombstone(item)) continue;
       const record = toRecord(item);
       out.set(record.id, record);
     }
@@ -168,22 +181,39 @@ export class DynamoCatalogue implements Catalogue {
     for await (const page of pages) for (const item of page.Items ?? []) yield toRecord(item);
   }
 
-  async remove(keys: string[]): Promise<void> {
+  /**
+   * Replaces each record (or nothing) by a tombstone of `version`, unless the key keeps a newer version:
+   * a conditional put on the item's `ver`, as every change here. A tombstone has no `kp` (so it is never
+   * listed), no state (never counted) and expires through TTL after TOMBSTONE_RETENTION_MS.
+   */
+  async remove(keys: string[], version: Version): Promise<string[]> {
+    const stale: string[] = [];
     for (const key of new Set(keys)) {
+      this.#seen.delete(key);
       await this.#retrying(async () => {
         const old = await this.#getImageItem(key);
-        if (!old) return true;
-        const record = toRecord(old);
-        this.#seen.delete(key);
-        const deleted = await this.#conditional(
-          new DeleteItemCommand({
+        if (num(old?.version) > version) {
+          stale.push(key);
+          return true;
+        }
+        const now = Date.now();
+        const buried = await this.#conditional(
+          new PutItemCommand({
             TableName: this.#table,
-            Key: { pk: { S: imagePk(key) } },
-            ConditionExpression: 'ver = :ver',
-            ExpressionAttributeValues: { ':ver': { N: String(num(old.ver)) } },
+            Item: {
+              pk: { S: imagePk(key) },
+              objectKey: { S: key },
+              version: { N: String(version) },
+              ver: { N: String(num(old?.ver) + 1) },
+              deletedAt: { N: String(now) },
+              expiresAt: { N: String(Math.ceil((now + TOMBSTONE_RETENTION_MS) / 1000)) },
+            },
+            ...versionCondition(old),
           }),
         );
-        if (!deleted) return false;
+        if (!buried) return false;
+        if (!old || isTombstone(old)) return true;
+        const record = toRecord(old);
         await this.#conditional(
           new DeleteItemCommand({
             TableName: this.#table,
@@ -196,6 +226,15 @@ export class DynamoCatalogue implements Catalogue {
         return true;
       });
     }
+    return stale;
+  }
+
+  async versions(keys: string[]): Promise<Map<string, Version>> {
+    const out = new Map<string, Version>();
+    for (const item of await this.#batchGet([...new Set(keys)].map(imagePk))) {
+      if (num(item.version) > 0) out.set(str(item.objectKey), num(item.version));
+    }
+    return out;
   }
 
   /** Deletes every record, id claim, counter and rate bucket (paged through the byKey index, no scan). */
@@ -307,6 +346,7 @@ export class DynamoCatalogue implements Catalogue {
     const fast = seen?.ownedId === id;
     if (fast) {
       const moved = await this.#put(key, id, change, seen.item, true);
+      if (moved === 'stale') return { ok: true, stale: true };
       if (moved) return { ok: true, moved };
     }
     const owner = await this.#claim(key, id);
@@ -316,37 +356,42 @@ export class DynamoCatalogue implements Catalogue {
     let guess: { item: Item | undefined } | undefined;
     if (seen && !fast) guess = { item: seen.item };
     else if (!seen && change.kind === 'pending') guess = { item: undefined };
-    let moved: Move | undefined;
+    let moved: Move | 'stale' | undefined;
     await this.#retrying(async () => {
       const old = guess ? guess.item : await this.#getImageItem(key);
       guess = undefined;
       moved = await this.#put(key, id, change, old, owner === undefined);
       return moved !== undefined;
     });
-    return { ok: true, moved };
+    return moved === 'stale' ? { ok: true, stale: true } : { ok: true, moved };
   }
 
-  /** The conditional put of the next record over `old` (version check); undefined on a conflict. */
+  /**
+   * The conditional put of the next record over `old` (a record, a tombstone or nothing); undefined on
+   * a conflict (`old` is not what the table holds), 'stale' when `old` keeps a newer version than the
+   * change's. The version is compared with `old`, and the put is conditional on `old`'s `ver`: the
+   * check and the write are one atomic step, and a conflict reads again and compares again.
+   */
   async #put(
     key: string,
     id: string,
     change: Change,
     old: Item | undefined,
     claimed: boolean,
-  ): Promise<Move | undefined> {
-    const previous = old && toRecord(old);
+  ): Promise<Move | 'stale' | undefined> {
+    const oldVersion = num(old?.version);
+    if (change.kind !== 'pending' && change.version !== undefined && oldVersion > change.version) {
+      return 'stale';
+    }
+    const previous = old && !isTombstone(old) ? toRecord(old) : undefined;
     const next = applyChange(previous, key, id, change);
-    const item = toItem(next, num(old?.ver) + 1);
+    const version = (change.kind !== 'pending' && change.version) || oldVersion;
+    const item = toItem({ ...next, ...(version > 0 ? { version } : {}) }, num(old?.ver) + 1);
     const written = await this.#conditional(
       new PutItemCommand({
         TableName: this.#table,
         Item: { ...item, pk: { S: imagePk(key) }, kp: { S: 'img' }, ...failureIndexOf(next) },
-        ...(old
-          ? {
-              ConditionExpression: 'ver = :ver',
-              ExpressionAttributeValues: { ':ver': { N: String(num(old.ver)) } },
-            }
-          : { ConditionExpression: 'attribute_not_exists(pk)' }),
+        ...versionCondition(old),
       }),
     );
     if (!written) {
@@ -502,6 +547,19 @@ function applyChange(
   }
 }
 
+/** The condition that the item is still `old` (its `ver`), or still absent. */
+function versionCondition(old: Item | undefined) {
+  return old
+    ? {
+        ConditionExpression: 'ver = :ver',
+        ExpressionAttributeValues: { ':ver': { N: String(num(old.ver)) } },
+      }
+    : { ConditionExpression: 'attribute_not_exists(pk)' };
+}
+
+/** A removed key's tombstone: its version and when it was removed, no record. */
+const isTombstone = (item: Item) => item.deletedAt !== undefined;
+
 function toItem(record: ImageRecord, ver: number): Item {
   const item: Item = {
     objectKey: { S: record.key },
@@ -516,6 +574,7 @@ function toItem(record: ImageRecord, ver: number): Item {
   if (record.model !== undefined) item.model = { S: record.model };
   if (record.profile !== undefined) item.profile = { S: record.profile };
   if (record.indexedAt !== undefined) item.indexedAt = { N: String(record.indexedAt.getTime()) };
+  if (record.version !== undefined) item.version = { N: String(record.version) };
   return item;
 }
 
@@ -539,6 +598,7 @@ function toRecord(item: Item): ImageRecord {
   if (item.model?.S !== undefined) record.model = item.model.S;
   if (item.profile?.S !== undefined) record.profile = item.profile.S;
   if (item.indexedAt?.N !== undefined) record.indexedAt = new Date(Number(item.indexedAt.N));
+  if (item.version?.N !== undefined) record.version = Number(item.version.N);
   return record;
 }
 

@@ -3,12 +3,14 @@ import { ConflictError } from '../../domain/errors.ts';
 import type {
   Catalogue,
   ClaimResult,
+  FailedEntry,
   ImageRecord,
   ImageState,
   IndexedEntry,
   PendingEntry,
   ProgressCounts,
 } from '../../domain/ports.ts';
+import { TOMBSTONE_RETENTION_MS, type Version } from '../../domain/versions.ts';
 import { openSqlite } from './sqlite.ts';
 
 export interface SqliteCatalogueOptions {
@@ -27,6 +29,7 @@ interface ImageRow {
   profile: string | null;
   updated_at: number;
   indexed_at: number | null;
+  version: number | null;
 }
 
 const PAGE = 500;
@@ -35,7 +38,12 @@ const PAGE = 500;
  * The catalogue in SQLite. `ids` is the id → key mapping (one owner per id, so a hash collision is seen,
  * not merged); `images` is the per-key state, and a key that lost a collision still gets its failed row.
  * Progress must stay cheap at a million rows while the page polls it every second: per-state counts
- * live in `state_counts`, kept by triggers; recent work and failures are read through indexes.
+ * live in `state_counts`, kept by triggers in the same transaction as the rows they count, so they
+ * cannot drift; recent work and failures are read through indexes.
+ *
+ * Versions: `images.version` is the version of a key's last versioned write and `tombstones` the
+ * version of its last removal (a table apart, so a tombstone is never a record, a count or a failure).
+ * A versioned write checks both and writes in one IMMEDIATE transaction, so nothing slips in between.
  */
 export class SqliteCatalogue implements Catalogue {
   readonly #db: Database.Database;
@@ -59,6 +67,12 @@ export class SqliteCatalogue implements Catalogue {
         updated_at INTEGER NOT NULL,
         indexed_at INTEGER
       );
+      CREATE TABLE IF NOT EXISTS tombstones (
+        key TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        deleted_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS tombstones_by_time ON tombstones (deleted_at);
       CREATE INDEX IF NOT EXISTS images_by_indexed_at ON images (indexed_at) WHERE indexed_at IS NOT NULL;
       CREATE INDEX IF NOT EXISTS failures_by_time ON images (updated_at) WHERE state = 'failed';
       CREATE TABLE IF NOT EXISTS state_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
@@ -74,6 +88,11 @@ export class SqliteCatalogue implements Catalogue {
         UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
         UPDATE state_counts SET n = n + 1 WHERE state = NEW.state;
       END;`);
+    // Catalogues written before versions existed gain the column; their records keep no version.
+    const columns = this.#db.prepare<[], { name: string }>('PRAGMA table_info(images)').all();
+    if (!columns.some((column) => column.name === 'version')) {
+      this.#db.exec('ALTER TABLE images ADD COLUMN version INTEGER');
+    }
     this.#stmt = {
       owner: this.#db.prepare<[string], { key: string }>('SELECT key FROM ids WHERE id = ?'),
       claim: this.#db.prepare('INSERT OR IGNORE INTO ids (id, key) VALUES (?, ?)'),
@@ -83,17 +102,28 @@ export class SqliteCatalogue implements Catalogue {
            size = excluded.size, reason = NULL, updated_at = excluded.updated_at`,
       ),
       indexed: this.#db.prepare(
-        `INSERT INTO images (key, id, state, etag, model, profile, updated_at, indexed_at)
-         VALUES (@key, @id, 'indexed', @etag, @model, @profile, @now, @now)
+        `INSERT INTO images (key, id, state, etag, model, profile, updated_at, indexed_at, version)
+         VALUES (@key, @id, 'indexed', @etag, @model, @profile, @now, @now, @version)
          ON CONFLICT (key) DO UPDATE SET id = excluded.id, state = 'indexed',
            etag = coalesce(excluded.etag, etag), reason = NULL, model = excluded.model,
-           profile = excluded.profile, updated_at = excluded.updated_at, indexed_at = excluded.indexed_at`,
+           profile = excluded.profile, updated_at = excluded.updated_at, indexed_at = excluded.indexed_at,
+           version = coalesce(excluded.version, version)`,
       ),
       failed: this.#db.prepare(
-        `INSERT INTO images (key, id, state, reason, updated_at) VALUES (@key, @id, 'failed', @reason, @now)
+        `INSERT INTO images (key, id, state, reason, updated_at, version)
+         VALUES (@key, @id, 'failed', @reason, @now, @version)
          ON CONFLICT (key) DO UPDATE SET state = 'failed', reason = excluded.reason,
-           updated_at = excluded.updated_at`,
+           updated_at = excluded.updated_at, version = coalesce(excluded.version, version)`,
       ),
+      kept: this.#db.prepare<[{ key: string }], { version: number | null }>(
+        `SELECT max(coalesce((SELECT version FROM images WHERE key = @key), 0),
+                    coalesce((SELECT version FROM tombstones WHERE key = @key), 0)) AS version`,
+      ),
+      bury: this.#db.prepare(
+        `INSERT INTO tombstones (key, version, deleted_at) VALUES (?, ?, ?)
+         ON CONFLICT (key) DO UPDATE SET version = excluded.version, deleted_at = excluded.deleted_at`,
+      ),
+      pruneTombstones: this.#db.prepare('DELETE FROM tombstones WHERE deleted_at < ?'),
       get: this.#db.prepare<[string], ImageRow>('SELECT * FROM images WHERE key = ?'),
       byIds: this.#db.prepare<[string], ImageRow>(
         `SELECT images.* FROM json_each(?) AS wanted
@@ -135,23 +165,49 @@ export class SqliteCatalogue implements Catalogue {
   }
 
   /** All or nothing: a conflict on one entry rolls the batch back. */
-  async markIndexed(entries: IndexedEntry[]): Promise<void> {
-    this.#db
+  async markIndexed(entries: IndexedEntry[]): Promise<string[]> {
+    return this.#db
       .transaction(() => {
+        const stale: string[] = [];
         for (const entry of entries) {
+          if (this.#keepsNewer(entry.key, entry.version)) {
+            stale.push(entry.key);
+            continue;
+          }
           const owner = this.#stmt.owner.get(entry.id)?.key;
           if (owner !== undefined && owner !== entry.key) {
             throw new ConflictError(`vector id ${entry.id} of '${entry.key}' already belongs to '${owner}'`);
           }
           if (owner === undefined) this.#claimId(entry.key, entry.id);
-          this.#stmt.indexed.run({ ...entry, etag: entry.etag ?? null, now: Date.now() });
+          this.#stmt.indexed.run({
+            ...entry,
+            etag: entry.etag ?? null,
+            version: entry.version ?? null,
+            now: Date.now(),
+          });
         }
+        return stale;
       })
       .immediate();
   }
 
-  async markFailed(entry: { key: string; id: string; reason: string }): Promise<void> {
-    this.#stmt.failed.run({ ...entry, now: Date.now() });
+  async markFailed(entry: FailedEntry): Promise<boolean> {
+    return this.#db
+      .transaction(() => {
+        if (this.#keepsNewer(entry.key, entry.version)) return false;
+        this.#stmt.failed.run({ ...entry, version: entry.version ?? null, now: Date.now() });
+        return true;
+      })
+      .immediate();
+  }
+
+  async versions(keys: string[]): Promise<Map<string, Version>> {
+    const out = new Map<string, Version>();
+    for (const key of keys) {
+      const version = this.#stmt.kept.get({ key })?.version;
+      if (version) out.set(key, version);
+    }
+    return out;
   }
 
   async get(key: string): Promise<ImageRecord | undefined> {
@@ -191,13 +247,25 @@ export class SqliteCatalogue implements Catalogue {
     }
   }
 
-  async remove(keys: string[]): Promise<void> {
-    this.#db.transaction(() => {
-      for (const key of keys) {
-        this.#stmt.removeImage.run(key);
-        this.#stmt.removeId.run(key);
-      }
-    })();
+  /** Tombstones older than TOMBSTONE_RETENTION_MS go with the next removal. */
+  async remove(keys: string[], version: Version): Promise<string[]> {
+    return this.#db
+      .transaction(() => {
+        const now = Date.now();
+        const stale: string[] = [];
+        for (const key of keys) {
+          if (this.#keepsNewer(key, version)) {
+            stale.push(key);
+            continue;
+          }
+          this.#stmt.removeImage.run(key);
+          this.#stmt.removeId.run(key);
+          this.#stmt.bury.run(key, version, now);
+        }
+        this.#stmt.pruneTombstones.run(now - TOMBSTONE_RETENTION_MS);
+        return stale;
+      })
+      .immediate();
   }
 
   async clear(): Promise<void> {
@@ -243,6 +311,11 @@ export class SqliteCatalogue implements Catalogue {
     this.#db.close();
   }
 
+  /** True when a versioned write of `key` at `version` is older than what the key keeps. */
+  #keepsNewer(key: string, version: Version | undefined): boolean {
+    return version !== undefined && (this.#stmt.kept.get({ key })?.version ?? 0) > version;
+  }
+
   /** Claims each entry's id in one transaction and runs `then` for those claimed; a collision names the owner. */
   #claimEach<E extends { key: string; id: string }>(entries: E[], then: (entry: E) => void): ClaimResult[] {
     return this.#db
@@ -278,5 +351,6 @@ function toRecord(row: ImageRow): ImageRecord {
   if (row.model !== null) record.model = row.model;
   if (row.profile !== null) record.profile = row.profile;
   if (row.indexed_at !== null) record.indexedAt = new Date(row.indexed_at);
+  if (row.version !== null) record.version = row.version;
   return record;
 }
