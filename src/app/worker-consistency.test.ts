@@ -197,17 +197,29 @@ describe('worker: the index agrees with the bucket', () => {
 
   it('writes nothing for a slow first version once another worker recorded a newer one, and redoes nothing', async () => {
     const [v1, v2] = await Promise.all([photo('billiards-game.jpg'), photo('snowy-airport.jpg')]);
-    // One batch at a time, so the second version's job goes to the second worker.
-    const slow = new Worker(system.stores, slowFor(system.embedder, new Set([v1]), 1500), {
-      ...options,
-      batchesInFlight: 1,
+    const countBefore = await system.operations.count();
+    // The real embedder, holding the first version's batch until the second worker has indexed the second.
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
     });
+    const holding: Embedder = {
+      ...slowFor(system.embedder, new Set(), 0),
+      async embed(images, embedOptions) {
+        if (images.some((bytes) => Buffer.compare(v1, bytes) === 0)) await held;
+        return system.embedder.embed(images, embedOptions);
+      },
+    };
+    // One batch at a time, so the second version's job goes to the second worker.
+    const slow = new Worker(system.stores, holding, { ...options, batchesInFlight: 1 });
     workers.push(slow);
     slow.start();
     await system.operations.upload([{ name: 'superseded/photo.jpg', body: v1 }]);
     while ((await system.stores.queue.depth()).inFlight === 0) await sleep(20);
     const fast = startWorker();
     await system.operations.upload([{ name: 'superseded/photo.jpg', body: v2 }]);
+    while (fast.stats.indexed === 0) await sleep(20);
+    release();
     await waitUntilSettled(system.operations, SETTLE);
     await stopWorkers();
 
@@ -220,7 +232,7 @@ describe('worker: the index agrees with the bucket', () => {
     });
     expect(fast.stats.indexed).toBe(1);
     expect(slow.stats).toMatchObject({ indexed: 0, superseded: 1, requeued: 0 });
-    expect(await system.operations.count()).toBe(1);
+    expect(await system.operations.count()).toBe(countBefore + 1);
   });
 
   it('queues again a key put back while a backfill forgot it, so it ends indexed', async () => {
