@@ -49,15 +49,20 @@ describeCatalogueContract('SqliteCatalogue', async () => {
   };
 });
 
-describeVectorIndexContract('ExactVectorIndex', async () => {
-  const { dir, removeDir } = await tempDir();
-  // Small blocks, so the contract also crosses block boundaries.
-  const index = new ExactVectorIndex(join(dir, 'vectors.db'), { blockRows: 64 });
-  return {
-    index,
-    cleanup: async () => {
-      await index.close();
-      await removeDir();
-    },
-  };
-});
+for (const [name, int8From] of [
+  ['ExactVectorIndex', undefined],
+  ['ExactVectorIndex, int8 scan from the first vector', 1],
+] as const) {
+  describeVectorIndexContract(name, async () => {
+    const { dir, removeDir } = await tempDir();
+    // Small blocks, so the contract also crosses block boundaries.
+    const index = new ExactVectorIndex(join(dir, 'vectors.db'), { blockRows: 64, int8From });
+    return {
+      index,
+      cleanup: async () => {
+        await index.close();
+        await removeDir();
+      },
+    };
+  });
+}

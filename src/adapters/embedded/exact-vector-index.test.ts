@@ -49,8 +49,8 @@ describe('ExactVectorIndex', () => {
   let dir: string;
   let path: string;
   const opened: ExactVectorIndex[] = [];
-  const open = (blockRows = 1000) => {
-    const index = new ExactVectorIndex(path, { blockRows });
+  const open = (blockRows = 1000, int8From?: number) => {
+    const index = new ExactVectorIndex(path, { blockRows, int8From });
     opened.push(index);
     return index;
   };
@@ -285,5 +285,100 @@ describe('ExactVectorIndex', () => {
     expect(await join).toEqual([]);
     expect(finished).toEqual(['search', 'join']);
     expect(await index.count()).toBe(3999);
+  });
+
+  describe('from int8From vectors on, an int8 scan with float32 re-scoring', () => {
+    /** Fraction of the brute force's top-k ids found, over `queries` stored-set queries. */
+    async function recallAt(
+      index: ExactVectorIndex,
+      stored: Map<string, { key: string; vector: Float32Array }>,
+      topK: number,
+      options: { prefix?: string } = {},
+    ) {
+      let found = 0;
+      let wanted = 0;
+      for (let q = 0; q < 30; q++) {
+        const query = randomUnit(70_000 + q);
+        const expected = bruteForce(stored, query, { topK, ...options });
+        const hits = await index.search(query, { topK, ...options });
+        const scores = new Map(expected.map((hit) => [hit.id, hit.score]));
+        for (const hit of hits) {
+          expect(hit.key.startsWith(options.prefix ?? '')).toBe(true);
+          if (scores.has(hit.id)) expect(hit.score).toBeCloseTo(scores.get(hit.id) as number, 5);
+        }
+        found += hits.filter((hit) => scores.has(hit.id)).length;
+        wanted += expected.length;
+      }
+      return found / wanted;
+    }
+
+    it('finds ≥ 99 % of the exact top-10 of seeded random vectors, with exact scores, filters applied while scanning', async () => {
+      // Prepare: 20k random 512-d vectors (the hardest case for a scan by estimates: no clusters), 1 % under a rare prefix.
+      const index = open(4096, 1);
+      await index.ensure(identity);
+      const stored = new Map<string, { key: string; vector: Float32Array }>();
+      for (let start = 0; start < 20_000; start += 5000) {
+        const items = Array.from({ length: 5000 }, (_, j) => ({
+          id: String(start + j),
+          key: `${(start + j) % 100 === 0 ? 'rare' : 'common'}/${start + j}.jpg`,
+          vector: randomUnit(start + j),
+        }));
+        await index.upsert(items);
+        for (const item of items) stored.set(item.id, item);
+      }
+
+      expect(await recallAt(index, stored, 10)).toBeGreaterThanOrEqual(0.99);
+      // A prefix that keeps 1 % of the rows: candidates are picked among them, so none is lost to the others.
+      expect(await recallAt(index, stored, 10, { prefix: 'rare/' })).toBeGreaterThanOrEqual(0.99);
+      const query = randomUnit(70_000);
+      const ranked = bruteForce(stored, query, { topK: 8 });
+      const minScore = ((ranked[6]?.score as number) + (ranked[7]?.score as number)) / 2;
+      expectSameHits(await index.search(query, { topK: 100, minScore }), ranked.slice(0, 7));
+    });
+
+    it("reflects overwrites and deletes at once, its own and another process's", async () => {
+      const index = open(1000, 1);
+      await index.ensure(identity);
+      await index.upsert(
+        Array.from({ length: 3000 }, (_, i) => ({ id: String(i), key: `k/${i}`, vector: randomUnit(i) })),
+      );
+      const query = randomUnit(5);
+      expect((await index.search(query, { topK: 1 }))[0]).toMatchObject({ id: '5', key: 'k/5' });
+
+      await index.delete(['5']);
+      expect((await index.search(query, { topK: 10 })).map((hit) => hit.id)).not.toContain('5');
+      await index.upsert([{ id: '2999', key: 'moved/2999', vector: query }]);
+      expect((await index.search(query, { topK: 1 }))[0]).toMatchObject({ id: '2999', key: 'moved/2999' });
+      const cli = open(1000, 1);
+      await cli.delete(['2999']);
+      await cli.upsert([{ id: '7', key: 'k/7', vector: query }]);
+      const hits = await index.search(query, { topK: 10 });
+      expect(hits[0]).toMatchObject({ id: '7', key: 'k/7' });
+      expect(hits.map((hit) => hit.id)).not.toContain('2999');
+    });
+
+    it('switches from the exact scan at int8From vectors', async () => {
+      // Prepare: 200 vectors whose int8 codes equal the best one's: the int8 scan ties them all and keeps
+      // the earlier rows as its 100 candidates, so only the exact scan finds the best, stored last.
+      const decoy = new Float32Array(D);
+      decoy[0] = 1;
+      const best = new Float32Array(D);
+      best[0] = 1;
+      best[1] = 0.001; // × 127 rounds to 0: the same code as the decoys
+      const query = new Float32Array(D);
+      query[0] = 1;
+      query[1] = 1;
+      const items = [
+        ...Array.from({ length: 200 }, (_, i) => ({ id: String(i), key: `decoy/${i}`, vector: decoy })),
+        { id: '200', key: 'best', vector: best },
+      ];
+      const exact = open(1000, 202);
+      await exact.ensure(identity);
+      await exact.upsert(items);
+      const int8 = open(1000, 201);
+
+      expect((await exact.search(query, { topK: 1 }))[0]?.key).toBe('best');
+      expect((await int8.search(query, { topK: 1 }))[0]?.key).toMatch(/^decoy\//);
+    });
   });
 });
