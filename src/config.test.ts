@@ -57,4 +57,10 @@ describe('configuration from the environment', () => {
     expect(config.apiToken).toBeUndefined();
     expect(() => loadConfig({ PIC_API_TOKEN: 'short' })).toThrow(/PIC_API_TOKEN.*16 characters/);
   });
+
+  it('leaves the int8 scan threshold to the index unless set, and takes a positive count of vectors', () => {
+    expect(loadConfig({}).indexInt8From).toBeUndefined();
+    expect(loadConfig({ PIC_INDEX_INT8_FROM: '500000' }).indexInt8From).toBe(500_000);
+    expect(() => loadConfig({ PIC_INDEX_INT8_FROM: '0' })).toThrow(/PIC_INDEX_INT8_FROM="0"/);
+  });
 });

@@ -54,6 +54,8 @@ export const ConfigEnv = z.object({
   PIC_LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   /** Unset: the model's calibrated duplicate threshold, else DEFAULT_DUPLICATE_THRESHOLD. */
   PIC_DUPLICATE_THRESHOLD: z.coerce.number().gt(0).max(1).optional(),
+  /** Unset: the index's default (DEFAULT_INT8_FROM in src/adapters/embedded/exact-vector-index.ts). */
+  PIC_INDEX_INT8_FROM: z.coerce.number().int().positive().optional(),
 });
 
 export interface Config {
@@ -93,6 +95,8 @@ export interface Config {
   logLevel: (typeof LOG_LEVELS)[number];
   /** Cosine similarity from which two images count as duplicates (GET /duplicates' default); undefined: the model's. */
   duplicateThreshold: number | undefined;
+  /** Vectors from which a search scans int8 codes and re-scores the best in float32; undefined: the index's default. */
+  indexInt8From: number | undefined;
 }
 
 /** Every invalid variable, named, in one message (CONVENTIONS rule 5). */
@@ -155,6 +159,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     watch: flag(e.PIC_WATCH),
     logLevel: e.PIC_LOG_LEVEL,
     duplicateThreshold: e.PIC_DUPLICATE_THRESHOLD,
+    indexInt8From: e.PIC_INDEX_INT8_FROM,
   };
 }
 

@@ -175,7 +175,7 @@ export async function createEmbeddedSystem(
   };
   const { model, profile, dimension } = embedder.info;
   const index = new GenerationalIndex(
-    new IndexFiles(paths.index, (path) => new ExactVectorIndex(path)),
+    new IndexFiles(paths.index, (path) => new ExactVectorIndex(path, { int8From: config.indexInt8From })),
     tasksStore,
     {
       writer: { model, profile, dimension },
