@@ -376,8 +376,9 @@ export class ExactVectorIndex implements VectorIndex, PairFinder {
     }
     const gemv = this.#int8Gemv;
     const codes = this.#codes ?? this.#encodeAll(dimension);
-    const queryCode = new Int8Array(dimension);
-    const queryScale = encodeInt8(query, queryCode, 0);
+    const stored = new Uint8Array(dimension);
+    const queryScale = encodeInt8(query, stored, 0);
+    const queryCode = Int8Array.from(stored, (code) => code - INT8_ZERO_POINT);
     return async (block: number, rows: number) => {
       const { codes: blockCodes, inverseLengths } = codes[block] as CodeBlock;
       const dots = await gemv.scores(blockCodes, rows, queryCode);
@@ -414,11 +415,7 @@ export class ExactVectorIndex implements VectorIndex, PairFinder {
     if (this.#codes === undefined) return;
     const block = this.#codes[Math.floor(row / this.#blockRows)] as CodeBlock;
     const at = row % this.#blockRows;
-    block.inverseLengths[at] = encodeInt8(
-      this.#rowView(row, dimension),
-      block.codes.subarray(at * dimension, (at + 1) * dimension),
-      INT8_ZERO_POINT,
-    );
+    block.inverseLengths[at] = encodeInt8(this.#rowView(row, dimension), block.codes, at * dimension);
   }
 
   #put(id: string, key: string, unit: Float32Array): void {
@@ -496,18 +493,24 @@ function grown<T extends Float32Array | Uint8Array>(current: T | undefined, larg
 }
 
 /**
- * Writes `unit`'s int8 code (each value × 127 / the largest magnitude, rounded, plus `zero`) into `into`
- * and returns 1 / the code's length. Scaling each vector to its own range keeps the most precision;
- * cosine does not see the scale.
+ * Writes `unit`'s int8 code (each value × 127 / the largest magnitude, rounded) + INT8_ZERO_POINT into
+ * `into` from `at` on, and returns 1 / the code's length. Scaling each vector to its own range keeps the
+ * most precision; cosine does not see the scale.
  */
-function encodeInt8(unit: Float32Array, into: Uint8Array | Int8Array, zero: number): number {
+function encodeInt8(unit: Float32Array, into: Uint8Array, at: number): number {
   let largest = 0;
-  for (let d = 0; d < unit.length; d++) largest = Math.max(largest, Math.abs(unit[d] as number));
+  for (let d = 0; d < unit.length; d++) {
+    const value = unit[d] as number;
+    if (value > largest) largest = value;
+    else if (-value > largest) largest = -value;
+  }
   const scale = 127 / largest;
   let sum = 0;
   for (let d = 0; d < unit.length; d++) {
-    const code = Math.round((unit[d] as number) * scale);
-    into[d] = code + zero;
+    // Rounds half up; the value + 128.5 is positive, so truncation is floor.
+    const stored = ((unit[d] as number) * scale + INT8_ZERO_POINT + 0.5) | 0;
+    into[at + d] = stored;
+    const code = stored - INT8_ZERO_POINT;
     sum += code * code;
   }
   return 1 / Math.sqrt(sum);
