@@ -184,13 +184,15 @@ async function followTask(progress: () => Promise<Progress>, task: TaskView): Pr
   }
 }
 
-function reindexLines(task: TaskView, seconds: number): string[] {
-  const { indexed = 0, failed = 0 } = task.progress;
-  const to = (task.report as ReindexReport | undefined)?.to.identity.model ?? 'the configured model';
+function reindexLines(task: TaskView): string[] {
   if (task.state !== 'done') return [`re-index ${task.state}: ${task.error ?? ''}`];
+  const { indexed = 0, failed = 0, switchedAt = 0 } = task.progress;
+  const to = (task.report as ReindexReport | undefined)?.to.identity.model ?? 'the configured model';
+  const started = Date.parse(task.startedAt);
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
   return [
-    `re-indexed ${indexed} images with ${to} in ${seconds.toFixed(1)} s${failed > 0 ? `; ${failed} failed (see progress)` : ''}`,
-    'the new index is live; the old one is dropped',
+    `re-indexed ${indexed} images with ${to}${failed > 0 ? `; ${failed} failed (see progress)` : ''}`,
+    `switched to the new index after ${seconds(switchedAt - started)}; the old one was dropped ${seconds(Date.parse(task.finishedAt ?? task.updatedAt) - switchedAt)} later`,
   ];
 }
 
@@ -509,11 +511,10 @@ function buildProgram(): Command {
     )
     .action(
       act(async (backend) => {
-        const startedAt = Date.now();
         const task = await backend.finish(await backend.reindex());
         return {
           json: task,
-          lines: reindexLines(task, (Date.now() - startedAt) / 1000),
+          lines: reindexLines(task),
           failed: task.state !== 'done',
         };
       }),

@@ -1,6 +1,8 @@
-import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { access, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../config.ts';
 import { ConflictError, IndexMismatchError } from '../domain/errors.ts';
@@ -9,7 +11,7 @@ import { createEmbeddedSystem, dataLayout, type EmbeddedSystem } from '../wiring
 import { generationName } from './index-generations.ts';
 import type { SearchResponse } from './operations.ts';
 import { waitUntilSettled } from './settle.ts';
-import { FIXTURES, photoFolder, SEEDED_MANIFEST } from './test-system.ts';
+import { FIXTURES, photoFolder, REPO_ROOT, SEEDED_MANIFEST } from './test-system.ts';
 
 const PHOTOS = {
   'pizza.jpg': 'pizza.jpg',
@@ -63,27 +65,48 @@ describe('re-index on a model change (embedded)', () => {
     await Promise.all([dataDir, modelDir, folder].map((dir) => rm(dir, { recursive: true, force: true })));
   });
 
+  it('refuses searches with a 409 naming the re-index while the old model is gone, and resumes after a restart', async () => {
+    // Prepare: the default model configured on the classic library, whose model file is gone.
+    await rename(macManifest, `${macManifest}.away`);
+    system = await open(SEEDED_MANIFEST);
+    const query = await readFile(join(FIXTURES, 'pizza.jpg'));
+    expect(system.indexMismatch).toBeInstanceOf(IndexMismatchError);
+    expect(system.indexMismatch?.message).toMatch(/re-index/i);
+    await expect(system.operations.searchByImage(query, { topK: 3 })).rejects.toThrow(/re-index/i);
+
+    // Act: start it, then stop the service before the worker got far.
+    const task = await system.operations.reindex();
+    const refused = await system.operations.searchByImage(query, { topK: 3 }).catch((error: Error) => error);
+    await system.close();
+    system = undefined;
+
+    // Assess
+    expect(refused).toBeInstanceOf(IndexMismatchError);
+    expect((refused as Error).message).toMatch(/A re-index for .* is running \(\d+ of \d+ images done\)/);
+    await rename(`${macManifest}.away`, macManifest);
+    expect(task).toMatchObject({ kind: 'reindex', state: 'running' });
+  });
+
   it('serves the old index with the old model while the new one is built, switches, and drops the old', async () => {
-    // Prepare: the default model configured on the classic library.
+    // Prepare: the service started again with the re-index under way; the old model is back.
     system = await open(SEEDED_MANIFEST);
     const { operations } = system;
     const query = await readFile(join(FIXTURES, 'pizza.jpg'));
     const newModel = system.embedder.info.model;
     expect(newModel).not.toBe(MAC_MODEL);
-    expect(system.indexMismatch).toBeInstanceOf(IndexMismatchError);
-    expect(system.indexMismatch?.message).toMatch(/re-index/i);
+    expect(system.indexMismatch).toBeUndefined();
     const before = await operations.searchByImage(query, { topK: 10 });
     expect(before.model).toBe(MAC_MODEL);
     expect(before.results[0]).toMatchObject({ key: 'old/pizza.jpg' });
+    const running = (await operations.progress(0)).tasks.reindex;
+    expect(running?.state).toBe('running');
 
-    // Act: start the re-index, upload a photo during the build, and search all along.
+    // Act: the worker resumes the re-index; a photo is uploaded and one deleted during the build, and
+    // searches run all along.
+    await system.startWorker();
     const task = await operations.reindex();
-    expect(task).toMatchObject({
-      kind: 'reindex',
-      state: 'running',
-      options: { target: { model: newModel } },
-    });
-    expect((await operations.reindex()).id).toBe(task.id);
+    expect(task).toMatchObject({ id: running?.id, options: { target: { model: newModel } } });
+    await operations.deleteImage('old/orange-rose.jpg');
     await operations.upload(
       [{ name: 'lighthouse.jpg', body: await readFile(join(FIXTURES, 'brick-lighthouse.jpg')) }],
       'new',
@@ -93,7 +116,7 @@ describe('re-index on a model change (embedded)', () => {
       answers.push(await operations.searchByImage(query, { topK: 10 }));
       const reindex = (await operations.progress(0)).tasks.reindex;
       if (reindex?.state !== 'running') {
-        expect(reindex).toMatchObject({ state: 'done', progress: { indexed: 5, failed: 0, total: 5 } });
+        expect(reindex).toMatchObject({ state: 'done', progress: { indexed: 4, failed: 0, total: 4 } });
         break;
       }
       await new Promise((resume) => setTimeout(resume, 200));
@@ -105,13 +128,17 @@ describe('re-index on a model change (embedded)', () => {
     const switchedAt = models.indexOf(newModel);
     expect(models.slice(0, Math.max(1, switchedAt)).every((model) => model === MAC_MODEL)).toBe(true);
     expect(models.slice(switchedAt < 0 ? models.length : switchedAt).every((m) => m === newModel)).toBe(true);
+    const oldKeys = before.results.map((r) => r.key).filter((key) => key !== 'old/orange-rose.jpg');
     for (const answer of answers.filter((a) => a.model === MAC_MODEL)) {
-      expect(answer.results.map((r) => r.key)).toEqual(before.results.map((r) => r.key));
+      expect(answer.results.map((r) => r.key)).toEqual(oldKeys);
     }
     expect(after.model).toBe(newModel);
     expect(after.results[0]).toMatchObject({ key: 'old/pizza.jpg' });
     expect(after.results[0]?.score).toBeGreaterThan(0.99);
-    expect(await operations.count()).toBe(5);
+    expect(await operations.count()).toBe(4);
+    expect(after.results.map((r) => r.key).sort()).toEqual(
+      ['new/lighthouse.jpg', 'old/chimpanzee.jpg', 'old/pizza.jpg', 'old/sheep-on-pasture.jpg'].sort(),
+    );
     const lighthouse = await operations.searchByImage(
       await readFile(join(FIXTURES, 'brick-lighthouse.jpg')),
       {
@@ -128,10 +155,20 @@ describe('re-index on a model change (embedded)', () => {
     await expect(operations.reindex()).rejects.toThrow(ConflictError);
   });
 
-  it('keeps the switch after a restart: the live generation is recorded', async () => {
+  it('keeps the switch after a restart, and the CLI says there is nothing more to re-index', async () => {
     await system?.close();
     system = await open(SEEDED_MANIFEST);
     expect(system.indexMismatch).toBeUndefined();
-    expect(await system.operations.count()).toBe(5);
+    expect(await system.operations.count()).toBe(4);
+    await system.close();
+    system = undefined;
+
+    const refused = await promisify(execFile)(
+      process.execPath,
+      [join(REPO_ROOT, 'local/pic-search.mjs'), '--data-dir', dataDir, 'reindex'],
+      { env: { ...process.env, PIC_URL: '', PIC_MODEL_MANIFEST: SEEDED_MANIFEST, NO_COLOR: '1' } },
+    ).catch((error: { code: number; stdout: string; stderr: string }) => error);
+    expect(refused).toMatchObject({ code: 1 });
+    expect(`${refused.stdout}${refused.stderr}`).toMatch(/nothing to re-index/);
   });
 });

@@ -132,7 +132,7 @@ async function queueBucket(deps: ReindexDeps): Promise<number> {
 
 /**
  * True when every image of the catalogue is indexed by the new model since the re-index started, or
- * failed (with its reason). Then, the last catch-up before the switch: vectors in the new generation
+ * failed (with its reason), and no other job waits in the queue. Then, the last catch-up before the switch: vectors in the new generation
  * whose image is no longer indexed (deleted during the build by a process that did not yet know of the
  * new generation) are removed. Images neither done nor waiting for the worker (a record whose object left
  * the bucket unseen) are queued again once nothing else is waiting.
@@ -159,6 +159,10 @@ async function isBuilt(deps: ReindexDeps, task: Task, progress: ReindexProgress)
   }
   Object.assign(progress, { indexed, failed, total: indexed + failed + waiting + stragglers.length });
   if (waiting > 0) return false;
+  // Jobs still queued may change what is built (a photo deleted while the worker embedded it is queued again
+  // to be forgotten): the switch waits until the queue holds nothing but this slice's own message.
+  const depth = await deps.queue.depth();
+  if (depth.visible + depth.inFlight > 1) return false;
   if (stragglers.length > 0) {
     await deps.queue.send(stragglers.map((key) => ({ kind: 'upsert', key, force: true })));
     return false;

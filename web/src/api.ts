@@ -123,6 +123,11 @@ export class Api {
     return this.json('GET', `/duplicates?${query}`);
   }
 
+  /** Starts re-indexing with the configured model (embedded mode); follow it in progress().tasks.reindex. */
+  async reindex(): Promise<void> {
+    await this.send('POST', '/reindex');
+  }
+
   /** Cloud mode: the worker looks for duplicates in the background; GET /duplicates shows them after. */
   async scanDuplicates(threshold?: number): Promise<void> {
     await this.send('POST', `/duplicates/scan${threshold === undefined ? '' : `?threshold=${threshold}`}`);

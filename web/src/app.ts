@@ -103,14 +103,18 @@ export class App {
 
   async start(): Promise<void> {
     const url = readUrl(window.location.search);
-    const health = this.api.health().then(
-      (health) => this.set({ health, healthError: undefined }),
-      (error: unknown) => this.set({ healthError: describe(error) }),
-    );
+    const health = this.refreshHealth();
     if (url.key) void this.searchKey(url.key, url.crop);
     if (url.view === 'duplicates') void this.loadDuplicates();
     await health;
     await this.poll();
+  }
+
+  async refreshHealth(): Promise<void> {
+    await this.api.health().then(
+      (health) => this.set({ health, healthError: undefined }),
+      (error: unknown) => this.set({ healthError: describe(error) }),
+    );
   }
 
   set(patch: Partial<State>): void {
@@ -400,6 +404,17 @@ export class App {
     await this.poll();
   }
 
+  /** Starts the re-index the banner offers; the banner follows its progress. */
+  async reindex(): Promise<void> {
+    try {
+      await this.api.reindex();
+      this.notify('info', 'Re-index started: searches use the current index until the new one is complete.');
+    } catch (error) {
+      this.notify('error', `Could not start the re-index: ${describe(error)}`);
+    }
+    this.watchProgress();
+  }
+
   async loadDuplicates(cursor?: string, previous: (string | undefined)[] = []): Promise<void> {
     const { threshold } = this.state.duplicates;
     this.set({ duplicates: { ...this.state.duplicates, loading: true, error: undefined } });
@@ -502,6 +517,9 @@ export class App {
     try {
       const [count, progress] = await Promise.all([this.api.count(), this.api.progress()]);
       const now = Date.now();
+      // A re-index that just finished switched the index: the model and identity shown change with it.
+      const wasReindexing = this.state.progress?.tasks.reindex?.state === 'running';
+      if (wasReindexing && progress.tasks.reindex?.state !== 'running') void this.refreshHealth();
       this.set({
         count,
         progress,
@@ -512,7 +530,9 @@ export class App {
       this.set({ pollError: describe(error) });
     }
     const progress = this.state.progress;
-    const busy = (progress !== undefined && !isSettled(progress)) || Date.now() < this.fastPollUntil;
+    const busy =
+      (progress !== undefined && (!isSettled(progress) || progress.tasks.reindex?.state === 'running')) ||
+      Date.now() < this.fastPollUntil;
     this.pollTimer = setTimeout(() => void this.poll(), busy ? POLL_FAST_MS : POLL_IDLE_MS);
   }
 }

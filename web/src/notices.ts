@@ -24,7 +24,7 @@ export function adviceFor(error: unknown, activity: Activity): string | undefine
   if (error.code === 'network') return 'Check that the server is running (npm start), then try again.';
   if (error.status === 401) return 'The API token was refused: enter it again when asked.';
   if (error.status === 409)
-    return 'Start the server with the model that built the index, or delete everything and load the library again.';
+    return 'The index was built by another model: re-index it ("Re-index now" above), or start the server with the model that built it.';
   if (error.status === 413) return 'The file is larger than this server accepts: try a smaller one.';
   if (error.status === 429) return 'The server is busy: try again in a moment.';
   if (error.status >= 500) return 'The server failed: its log has the details. Try again in a moment.';

@@ -9,6 +9,7 @@ import { duplicatesView } from './duplicates-view.ts';
 import { formatMs, formatScore, plural } from './format.ts';
 import { libraryView } from './library-view.ts';
 import { SEEDED_WARNING } from './messages.ts';
+import { reindexState } from './reindex-banner.ts';
 import { type Crop, TOP_K_MAX, type View } from './url-state.ts';
 
 const VIEWS: { view: View; label: string }[] = [
@@ -36,7 +37,7 @@ export function page(app: App): TemplateResult {
         <span class="muted">· ${app.mode === 'cloud' ? 'cloud' : 'embedded'}</span>
       </p>
     </header>
-    ${banners(s)} ${notices(app)}
+    ${banners(s)} ${reindexBanner(app)} ${notices(app)}
     <main>
       ${s.view === 'search' ? html`${searchBar(app)} ${results(app)}` : nothing}
       ${s.view === 'library' ? libraryView(app) : nothing} ${s.view === 'duplicates' ? duplicatesView(app) : nothing}
@@ -66,6 +67,38 @@ function banners(s: State): TemplateResult {
         : nothing
     }
   `;
+}
+
+/**
+ * While the index was built by another model than the one configured: what serves searches meanwhile and,
+ * in embedded mode, a button that starts the re-index; while one runs, its progress.
+ */
+function reindexBanner(app: App): TemplateResult | typeof nothing {
+  const state = reindexState(app.state.health, app.state.progress);
+  if (!state) return nothing;
+  if (state.kind === 'running') {
+    return html`<div class="banner warn" id="reindex-banner" role="status">
+      <p>
+        Re-indexing with model ${state.model}: ${state.done} of ${plural(state.total, 'image')} done${
+          state.failed > 0 ? ` (${state.failed} failed)` : ''
+        }. Searches use the current index until the new one is complete.
+      </p>
+      <progress max=${Math.max(state.total, 1)} value=${state.done}></progress>
+    </div>`;
+  }
+  const { index, model } = state;
+  return html`<div class="banner warn" id="reindex-banner" role="note">
+    <p>
+      The index was built by model ${index.model} (${index.dimension} dimensions), but this server embeds with
+      ${model.model} (${model.dimension} dimensions). Re-index to rebuild it from the library with the new model;
+      the current index keeps answering until the new one is complete.
+    </p>
+    ${
+      app.mode === 'embedded'
+        ? html`<button type="button" id="reindex-now" @click=${() => void app.reindex()}>Re-index now</button>`
+        : html`<p class="muted">Cloud mode has no re-index yet (docs/models.md).</p>`
+    }
+  </div>`;
 }
 
 /** Toasts in one corner: over nothing that matters, each message once, gone by itself. */
