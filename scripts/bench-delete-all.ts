@@ -34,6 +34,12 @@ const savedEnv = { ...process.env };
 const emulators = await startEmulators((line) => console.log(line));
 const clients = emulatorClients(emulators.awsEndpoint);
 const { stack, embedder, system } = await startCloud(clients, emulators);
+// Loaded now, with the stack's variables, as a Lambda container loads it before its first request.
+const deleteAll = invokedAsLambda(
+  (await import('../functions/api/delete-all.ts')).handler,
+  'delete-all',
+  'bench',
+);
 try {
   const { catalogue, index, tasks } = system.stores;
   const { model, profile } = embedder.info;
@@ -74,11 +80,6 @@ try {
   console.log(`seeded ${records} records and vectors in ${seconds(performance.now() - seeding)}`);
   console.log(`library before: count ${await system.operations.count()} (expected ${total})`);
 
-  const deleteAll = invokedAsLambda(
-    (await import('../functions/api/delete-all.ts')).handler,
-    'delete-all',
-    'bench',
-  );
   const started = performance.now();
   const response = await deleteAll(
     apiEvent({ method: 'DELETE', path: '/images', query: { confirm: 'true' } }),

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../config.ts';
+import type { VectorIndex } from '../domain/ports.ts';
 import { SAMPLE_PHOTOS_DIR } from '../sample-photos.ts';
 import { createEmbeddedSystem, type EmbeddedOptions, type EmbeddedSystem } from '../wiring/embedded.ts';
 import type { Operations } from './operations.ts';
@@ -81,4 +82,27 @@ export function seededUnitVector(seed: number, dimension: number): Float32Array 
   }
   const norm = Math.hypot(...v);
   return v.map((x) => x / norm);
+}
+
+/** The real index, with a switch that makes every call fail as an unreachable server does. */
+export function switchableIndex(index: VectorIndex): VectorIndex & { down: boolean } {
+  const guard =
+    <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      if (wrapper.down) throw new Error('connect ECONNREFUSED 127.0.0.1:19530 (index switched off)');
+      return call(...args);
+    };
+  const wrapper = {
+    down: false,
+    ensure: guard((identity) => index.ensure(identity)),
+    identity: guard(() => index.identity()),
+    upsert: guard((items) => index.upsert(items)),
+    delete: guard((ids) => index.delete(ids)),
+    search: guard((vector, options) => index.search(vector, options)),
+    get: guard((id) => index.get(id)),
+    count: guard(() => index.count()),
+    clear: guard(() => index.clear()),
+    entries: () => index.entries(),
+  } satisfies VectorIndex & { down: boolean };
+  return wrapper;
 }

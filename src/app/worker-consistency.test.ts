@@ -4,14 +4,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImageError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
-import type { Embedder, ObjectStore, VectorIndex } from '../domain/ports.ts';
+import type { Embedder, ObjectStore } from '../domain/ports.ts';
 import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
 import { imageInspector } from '../imaging/image-processor.ts';
 import type { Stores } from './indexing.ts';
 import { thumbnailKeyOf } from './keys.ts';
 import { createOperations } from './pic-search.ts';
 import { waitUntilSettled } from './settle.ts';
-import { FIXTURES, type TempSystem, tempSystem } from './test-system.ts';
+import { FIXTURES, switchableIndex, type TempSystem, tempSystem } from './test-system.ts';
 import { Worker, type WorkerOptions } from './worker.ts';
 
 // The index agrees with the bucket whatever the order of events (docs/consistency.md). Each case here was
@@ -34,29 +34,6 @@ function slowFor(embedder: Embedder, slow: Set<Buffer>, ms: number): Embedder {
       return embedder.embed(images, options);
     },
   };
-}
-
-/** The real index, with a switch that makes every call fail as an unreachable server does. */
-function switchableIndex(index: VectorIndex): VectorIndex & { down: boolean } {
-  const guard =
-    <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
-    async (...args: A): Promise<R> => {
-      if (wrapper.down) throw new Error('connect ECONNREFUSED 127.0.0.1:19530 (index switched off)');
-      return call(...args);
-    };
-  const wrapper = {
-    down: false,
-    ensure: guard((identity) => index.ensure(identity)),
-    identity: guard(() => index.identity()),
-    upsert: guard((items) => index.upsert(items)),
-    delete: guard((ids) => index.delete(ids)),
-    search: guard((vector, options) => index.search(vector, options)),
-    get: guard((id) => index.get(id)),
-    count: guard(() => index.count()),
-    clear: guard(() => index.clear()),
-    entries: () => index.entries(),
-  } satisfies VectorIndex & { down: boolean };
-  return wrapper;
 }
 
 /** The real object store, refusing writes (or reads) of the keys `refuses` picks as a full disk would. */

@@ -51,7 +51,7 @@ export interface RaceReport {
 }
 
 /** What each key holds: the content's number in the pool, or corrupt bytes. */
-type Content = { kind: 'valid'; content: number } | { kind: 'corrupt' };
+export type Content = { kind: 'valid'; content: number } | { kind: 'corrupt' };
 
 /** mulberry32: a small seeded generator, so a run is repeated exactly by its seed. */
 export function seeded(seed: number): () => number {
@@ -159,8 +159,9 @@ export async function runRace(target: RaceTarget, pool: Buffer[], options: RaceO
   };
 }
 
-async function divergences(
-  target: RaceTarget,
+/** Every way the settled system disagrees with the bucket, which holds `state` (pool contents by key). */
+export async function divergences(
+  target: Pick<RaceTarget, 'count' | 'progress' | 'search' | 'records' | 'etagOf'>,
   state: Map<string, Content>,
   pool: Buffer[],
 ): Promise<string[]> {
