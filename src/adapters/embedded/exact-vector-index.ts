@@ -8,7 +8,7 @@ import type {
   VectorIndex,
   VectorPair,
 } from '../../domain/ports.ts';
-import { INT8_ZERO_POINT, Int8Gemv, OnnxGemv } from './onnx-gemv.ts';
+import { INT8_ZERO_POINT, OnnxGemv } from './onnx-gemv.ts';
 import { openSqlite } from './sqlite.ts';
 
 export interface ExactVectorIndexOptions {
@@ -70,7 +70,7 @@ export class ExactVectorIndex implements VectorIndex, PairFinder {
   #queue: Promise<unknown> = Promise.resolve();
   #identity: IndexIdentity | undefined;
   #gemv: OnnxGemv | undefined;
-  #int8Gemv: Int8Gemv | undefined;
+  #int8Gemv: OnnxGemv<'int8'> | undefined;
   #dataVersion = -1;
   /** Writes by this connection: PRAGMA data_version counts only other connections' writes. */
   #ownWrites = 0;
@@ -372,7 +372,7 @@ export class ExactVectorIndex implements VectorIndex, PairFinder {
     const dimension = this.#requireIdentity().dimension;
     if (this.#int8Gemv?.dimension !== dimension) {
       await this.#int8Gemv?.close();
-      this.#int8Gemv = await Int8Gemv.create(dimension, this.#threads);
+      this.#int8Gemv = await OnnxGemv.create(dimension, this.#threads, 'int8');
     }
     const gemv = this.#int8Gemv;
     const codes = this.#codes ?? this.#encodeAll(dimension);

@@ -8,28 +8,53 @@ const INT8 = 3;
 const INT32 = 6;
 const VARINT = 0;
 const BYTES = 2;
-/** The zero point of Int8Gemv's matrix: codes are stored as uint8 = int8 + 128 (MLAS's fast U8S8 path). */
+/** The zero point of the int8 matrix: codes are stored as uint8 = int8 + 128 (MLAS's fast U8S8 path). */
 export const INT8_ZERO_POINT = 128;
+
+/** The arrays of each precision: float32 rows, or int8 codes (+ INT8_ZERO_POINT) scored in int32. */
+interface Precisions {
+  float32: { matrix: Float32Array; query: Float32Array; scores: Float32Array };
+  int8: { matrix: Uint8Array; query: Int8Array; scores: Int32Array };
+}
+export type GemvPrecision = keyof Precisions;
+
+const ELEMENT_TYPES = {
+  float32: { matrix: 'float32', query: 'float32', onnx: [FLOAT, FLOAT, FLOAT] },
+  int8: { matrix: 'uint8', query: 'int8', onnx: [UINT8, INT8, INT32] },
+} as const;
 
 /**
  * Scores every row of a matrix against queries: `scores = matrix · queries`, a [rows, dim] × [dim, n]
  * MatMul run by onnxruntime's MLAS kernels (SIMD, on all cores). Measured on the 2-core dev machine it
- * is ~6× faster than a JS loop over the same Float32Array (scripts/bench-index.ts). The one-node ONNX
- * graph is written here with protobufjs's wire writer rather than shipped as a file; field numbers are
- * from onnx.proto (https://github.com/onnx/onnx/blob/main/onnx/onnx.proto).
+ * is ~6× faster than a JS loop over the same Float32Array (scripts/bench-index.ts). In `int8` precision
+ * the matrix holds int8 codes, a quarter of the memory traffic, multiplied by an ONNX MatMulInteger
+ * (`(matrix - 128) · query` in int32; MLAS uses VNNI where the CPU has it). The one-node ONNX graph is
+ * written here with protobufjs's wire writer rather than shipped as a file; field numbers are from
+ * onnx.proto (https://github.com/onnx/onnx/blob/main/onnx/onnx.proto).
  */
-export class OnnxGemv {
+export class OnnxGemv<P extends GemvPrecision = 'float32'> {
   private constructor(
     private readonly session: ort.InferenceSession,
     readonly dimension: number,
+    private readonly precision: P,
   ) {}
 
-  static async create(dimension: number, threads?: number): Promise<OnnxGemv> {
-    return new OnnxGemv(await gemvSession(matMulModel(dimension, 'float'), threads), dimension);
+  static async create(dimension: number, threads?: number): Promise<OnnxGemv<'float32'>>;
+  static async create<P extends GemvPrecision>(
+    dimension: number,
+    threads: number | undefined,
+    precision: P,
+  ): Promise<OnnxGemv<P>>;
+  static async create(
+    dimension: number,
+    threads?: number,
+    precision: GemvPrecision = 'float32',
+  ): Promise<OnnxGemv<GemvPrecision>> {
+    return new OnnxGemv(await gemvSession(matMulModel(dimension, precision), threads), dimension, precision);
   }
 
-  /** `matrix` holds `rows` row-major vectors (its first rows × dimension floats are read, not copied). */
-  scores(matrix: Float32Array, rows: number, query: Float32Array): Promise<Float32Array> {
+  /** `matrix` holds `rows` row-major vectors (its first rows × dimension values are read, not copied). */
+  scores(matrix: Precisions[P]['matrix'], rows: number, query: Precisions[P]['query']) {
     return this.scoresMany(matrix, rows, query, 1);
   }
 
@@ -38,46 +63,18 @@ export class OnnxGemv {
    * query j) and the result [rows, columns], row-major.
    */
   async scoresMany(
-    matrix: Float32Array,
+    matrix: Precisions[P]['matrix'],
     rows: number,
-    queries: Float32Array,
+    queries: Precisions[P]['query'],
     columns: number,
-  ): Promise<Float32Array> {
+  ): Promise<Precisions[P]['scores']> {
     const data = matrix.length === rows * this.dimension ? matrix : matrix.subarray(0, rows * this.dimension);
+    const types = ELEMENT_TYPES[this.precision];
     const out = await this.session.run({
-      matrix: new ort.Tensor('float32', data, [rows, this.dimension]),
-      query: new ort.Tensor('float32', queries, [this.dimension, columns]),
+      matrix: new ort.Tensor(types.matrix, data, [rows, this.dimension]),
+      query: new ort.Tensor(types.query, queries, [this.dimension, columns]),
     });
-    return out.scores?.data as Float32Array;
-  }
-
-  async close(): Promise<void> {
-    await this.session.release();
-  }
-}
-
-/**
- * The same product on int8 codes, a quarter of the memory traffic of float32: `scores = (matrix - 128) ·
- * query` in int32 by an ONNX MatMulInteger, whose MLAS kernels use VNNI where the CPU has it.
- */
-export class Int8Gemv {
-  private constructor(
-    private readonly session: ort.InferenceSession,
-    readonly dimension: number,
-  ) {}
-
-  static async create(dimension: number, threads?: number): Promise<Int8Gemv> {
-    return new Int8Gemv(await gemvSession(matMulModel(dimension, 'int8'), threads), dimension);
-  }
-
-  /** `codes` holds `rows` row-major uint8 codes (read, not copied); `query` the int8 code of the query. */
-  async scores(codes: Uint8Array, rows: number, query: Int8Array): Promise<Int32Array> {
-    const data = codes.length === rows * this.dimension ? codes : codes.subarray(0, rows * this.dimension);
-    const out = await this.session.run({
-      matrix: new ort.Tensor('uint8', data, [rows, this.dimension]),
-      query: new ort.Tensor('int8', query, [this.dimension, 1]),
-    });
-    return out.scores?.data as Int32Array;
+    return out.scores?.data as Precisions[P]['scores'];
   }
 
   async close(): Promise<void> {
@@ -96,8 +93,8 @@ function gemvSession(model: Uint8Array, threads = availableParallelism()): Promi
   });
 }
 
-function matMulModel(dimension: number, kind: 'float' | 'int8'): Uint8Array {
-  const [matrixType, queryType, scoresType] = kind === 'float' ? [FLOAT, FLOAT, FLOAT] : [UINT8, INT8, INT32];
+function matMulModel(dimension: number, precision: GemvPrecision): Uint8Array {
+  const [matrixType, queryType, scoresType] = ELEMENT_TYPES[precision].onnx;
   const w = protobuf.Writer.create();
   const field = (no: number, wire: number) => w.uint32((no << 3) | wire);
   const str = (no: number, value: string) => field(no, BYTES).string(value);
@@ -126,12 +123,12 @@ function matMulModel(dimension: number, kind: 'float' | 'int8'): Uint8Array {
   field(1, BYTES).fork(); // node
   str(1, 'matrix');
   str(1, 'query');
-  if (kind === 'int8') str(1, 'zero');
+  if (precision === 'int8') str(1, 'zero');
   str(2, 'scores');
-  str(4, kind === 'float' ? 'MatMul' : 'MatMulInteger');
+  str(4, precision === 'float32' ? 'MatMul' : 'MatMulInteger');
   w.ldelim();
   str(2, 'gemv');
-  if (kind === 'int8') {
+  if (precision === 'int8') {
     field(5, BYTES).fork(); // initializer: the matrix's zero point, a uint8 scalar
     field(2, VARINT).int32(UINT8);
     str(8, 'zero');
