@@ -34,8 +34,11 @@ export interface GenerationalIndexOptions {
 
 /** What a user does about an index another model built. */
 export const REINDEX_HINT =
-  'Re-index to rebuild it with this model from the bucket (POST /reindex, `npm run cli -- reindex`, or ' +
-  '"Re-index now" on the page); the current index answers until the new one is complete.';
+  'Re-index to rebuild it with this model from the bucket (docs/models.md); the current index answers until the new one is complete.';
+
+/** Where embedded mode starts a re-index. */
+export const EMBEDDED_REINDEX_HOW =
+  'Start it with POST /reindex, `npm run cli -- reindex`, or "Re-index now" on the page.';
 
 export function sameIdentity(a: IndexIdentity, b: IndexIdentity): boolean {
   return a.model === b.model && a.profile === b.profile && a.dimension === b.dimension;

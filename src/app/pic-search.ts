@@ -14,7 +14,13 @@ import type {
   VectorIndex,
 } from '../domain/ports.ts';
 import { isImageKey } from '../imaging/formats.ts';
-import { describeIdentity, type GenerationalIndex, REINDEX_HINT, sameIdentity } from './index-generations.ts';
+import {
+  describeIdentity,
+  EMBEDDED_REINDEX_HOW,
+  type GenerationalIndex,
+  REINDEX_HINT,
+  sameIdentity,
+} from './index-generations.ts';
 import { forgetImages, type IdOf, queueObjects, type Stores } from './indexing.ts';
 import { contentTypeOf, keyUnder, normalisePrefix, THUMBNAIL_CONTENT_TYPE, thumbnailKeyOf } from './keys.ts';
 import { matchLabel, mergeVariantHits } from './matching.ts';
@@ -152,6 +158,7 @@ export function createOperations(deps: OperationsDeps): Operations {
     return new IndexMismatchError(
       `The vector index was built by ${describeIdentity(live)}, but this service embeds with ${configured}. ` +
         (deps.generations ? `${REINDEX_HINT} ` : '') +
+        (deps.generations && deps.mode === 'embedded' ? `${EMBEDDED_REINDEX_HOW} ` : '') +
         'Or configure the model that built the index.',
     );
   }

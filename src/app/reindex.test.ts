@@ -6,11 +6,13 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../config.ts';
 import { ConflictError, IndexMismatchError } from '../domain/errors.ts';
+import type { IndexIdentity } from '../domain/ports.ts';
 import { writeSeededModel } from '../model/seeded.ts';
 import { createEmbeddedSystem, dataLayout, type EmbeddedSystem } from '../wiring/embedded.ts';
 import { generationName } from './index-generations.ts';
 import type { SearchResponse } from './operations.ts';
 import { waitUntilSettled } from './settle.ts';
+import type { TaskView } from './tasks.ts';
 import { FIXTURES, photoFolder, REPO_ROOT, SEEDED_MANIFEST } from './test-system.ts';
 
 const PHOTOS = {
@@ -26,6 +28,14 @@ async function exists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+async function waitForTask(system: EmbeddedSystem, done: (task: TaskView) => boolean): Promise<TaskView> {
+  for (;;) {
+    const task = (await system.operations.progress(0)).tasks.reindex;
+    if (task && done(task)) return task;
+    await new Promise((resume) => setTimeout(resume, 200));
+  }
 }
 
 describe('re-index on a model change (embedded)', () => {
@@ -65,7 +75,7 @@ describe('re-index on a model change (embedded)', () => {
     await Promise.all([dataDir, modelDir, folder].map((dir) => rm(dir, { recursive: true, force: true })));
   });
 
-  it('refuses searches with a 409 naming the re-index while the old model is gone, and resumes after a restart', async () => {
+  it('refuses searches with a 409 naming the re-index while the old model is gone, before and during one', async () => {
     // Prepare: the default model configured on the classic library, whose model file is gone.
     await rename(macManifest, `${macManifest}.away`);
     system = await open(SEEDED_MANIFEST);
@@ -87,25 +97,46 @@ describe('re-index on a model change (embedded)', () => {
     expect(task).toMatchObject({ kind: 'reindex', state: 'running' });
   });
 
+  it('abandons the re-index after a restart with the old model configured again, keeping the old index', async () => {
+    // Act: the service restarted with the classic model while the re-index was under way.
+    system = await open(macManifest);
+    await system.startWorker();
+    const abandoned = await waitForTask(system, (task) => task.state !== 'running');
+    const search = await system.operations.searchByImage(await readFile(join(FIXTURES, 'pizza.jpg')), {
+      topK: 3,
+    });
+    await system.close();
+    system = undefined;
+
+    // Assess
+    expect(abandoned).toMatchObject({
+      state: 'failed',
+      error: expect.stringMatching(/configured model changed/),
+    });
+    expect(search).toMatchObject({ model: MAC_MODEL, results: [{ key: 'old/pizza.jpg' }, {}, {}] });
+    const building = dataLayout(dataDir).index.replace(
+      /\.db$/,
+      `-${generationName(abandoned.options.target as IndexIdentity)}.db`,
+    );
+    expect(await exists(building)).toBe(false);
+  });
+
   it('serves the old index with the old model while the new one is built, switches, and drops the old', async () => {
-    // Prepare: the service started again with the re-index under way; the old model is back.
+    // Prepare: the default model configured again; the old model is at hand for searches.
     system = await open(SEEDED_MANIFEST);
     const { operations } = system;
     const query = await readFile(join(FIXTURES, 'pizza.jpg'));
     const newModel = system.embedder.info.model;
     expect(newModel).not.toBe(MAC_MODEL);
-    expect(system.indexMismatch).toBeUndefined();
+    expect(system.indexMismatch).toBeInstanceOf(IndexMismatchError);
     const before = await operations.searchByImage(query, { topK: 10 });
     expect(before.model).toBe(MAC_MODEL);
     expect(before.results[0]).toMatchObject({ key: 'old/pizza.jpg' });
-    const running = (await operations.progress(0)).tasks.reindex;
-    expect(running?.state).toBe('running');
 
-    // Act: the worker resumes the re-index; a photo is uploaded and one deleted during the build, and
-    // searches run all along.
-    await system.startWorker();
+    // Act: re-index again; a photo is uploaded and one deleted during the build, and searches run all along.
     const task = await operations.reindex();
-    expect(task).toMatchObject({ id: running?.id, options: { target: { model: newModel } } });
+    expect(task).toMatchObject({ state: 'running', options: { target: { model: newModel } } });
+    expect((await operations.reindex()).id).toBe(task.id);
     await operations.deleteImage('old/orange-rose.jpg');
     await operations.upload(
       [{ name: 'lighthouse.jpg', body: await readFile(join(FIXTURES, 'brick-lighthouse.jpg')) }],

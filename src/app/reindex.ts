@@ -72,6 +72,10 @@ export async function reindexSlice(
 ): Promise<boolean> {
   const report = task.report as ReindexReport;
   const progress = task.progress as ReindexProgress;
+  if (report.step !== 'switched' && !sameIdentity(deps.generations.writer, report.to.identity)) {
+    await abandon(deps, task, report);
+    return true;
+  }
   switch (report.step) {
     case 'prepare':
       await prepare(deps, report);
@@ -102,6 +106,20 @@ export async function reindexSlice(
       return true;
     }
   }
+}
+
+/**
+ * The configured model changed during the build (back to the live one, or to a third): the generation being
+ * built is of no use. It is dropped and the task fails, saying why; the live one stays.
+ */
+async function abandon(deps: ReindexDeps, task: Task, report: ReindexReport): Promise<void> {
+  const { live } = await deps.generations.generations();
+  await deps.generations.save({ live });
+  await deps.generations.drop(report.to);
+  task.state = 'failed';
+  task.error =
+    `The configured model changed to ${describeIdentity(deps.generations.writer)} while the index was being ` +
+    `re-indexed for ${describeIdentity(report.to.identity)}; the index stays as it was.`;
 }
 
 /**

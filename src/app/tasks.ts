@@ -181,7 +181,8 @@ export async function runTaskSlice(deps: TaskDeps, taskId: string, options: Task
           : await verify(deps, task);
   task.updatedAt = new Date();
   if (finished) {
-    task.state = 'done';
+    // A slice may end its task as failed, with the reason (a re-index whose model is no longer configured).
+    if (task.state === 'running') task.state = 'done';
     task.finishedAt = task.updatedAt;
     deps.logger?.info({ taskId, kind: task.kind, progress: task.progress }, 'task done');
   }

@@ -7,6 +7,7 @@ import { DynamoTaskStore } from '../adapters/aws/dynamo-task-store.ts';
 import { S3ObjectStore } from '../adapters/aws/s3-object-store.ts';
 import { readMilvusToken } from '../adapters/aws/secrets.ts';
 import { SqsJobQueue } from '../adapters/aws/sqs-job-queue.ts';
+import { MilvusCollections } from '../adapters/milvus/milvus-collections.ts';
 import { MilvusVectorIndex } from '../adapters/milvus/milvus-vector-index.ts';
 import { contentTypeOf, thumbnailKeyOf } from '../app/keys.ts';
 import type { LinkBuilders } from '../app/pic-search.ts';
@@ -79,6 +80,19 @@ export async function milvusIndex(
   const { address, collection, tokenSecretArn } = config.milvus;
   const token = tokenSecretArn ? await readMilvusToken(aws.secrets, tokenSecretArn) : config.milvus.token;
   return new MilvusVectorIndex({ address, collection, ...(token ? { token } : {}) });
+}
+
+/**
+ * The Milvus collections of the index generations (src/app/index-generations.ts): the configured
+ * collection and one per re-index.
+ */
+export async function milvusCollections(
+  aws: AwsClients,
+  config: Pick<CloudConfig, 'milvus'>,
+): Promise<MilvusCollections> {
+  const { address, collection, tokenSecretArn } = config.milvus;
+  const token = tokenSecretArn ? await readMilvusToken(aws.secrets, tokenSecretArn) : config.milvus.token;
+  return new MilvusCollections({ address, collection, ...(token ? { token } : {}) });
 }
 
 /** Search results and browser uploads link straight to S3 (presigned), never through Lambda's 6 MB limit. */

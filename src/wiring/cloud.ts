@@ -5,12 +5,13 @@ import type { DynamoCatalogue } from '../adapters/aws/dynamo-catalogue.ts';
 import type { DynamoTaskStore } from '../adapters/aws/dynamo-task-store.ts';
 import type { S3ObjectStore } from '../adapters/aws/s3-object-store.ts';
 import type { SqsJobQueue } from '../adapters/aws/sqs-job-queue.ts';
-import type { MilvusVectorIndex } from '../adapters/milvus/milvus-vector-index.ts';
+import { GenerationalIndex, sameIdentity } from '../app/index-generations.ts';
 import type { IdOf, Stores } from '../app/indexing.ts';
 import type { Operations } from '../app/operations.ts';
 import { createOperations } from '../app/pic-search.ts';
-import { runTaskSlice, type TaskDeps } from '../app/tasks.ts';
+import { runTaskSlice, type TaskDeps, type TaskOptions } from '../app/tasks.ts';
 import { Worker, type WorkerOptions } from '../app/worker.ts';
+import { IndexMismatchError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
 import type { Embedder } from '../domain/ports.ts';
 import { type ExecutionProvider, OnnxEmbedder } from '../embedder/onnx-embedder.ts';
@@ -26,7 +27,7 @@ import {
   duplicateStores,
   imageStores,
   jobQueue,
-  milvusIndex,
+  milvusCollections,
   outageReports,
   taskStore,
 } from './cloud-stores.ts';
@@ -36,9 +37,16 @@ export interface CloudStores extends Stores {
   thumbnails: S3ObjectStore;
   queue: SqsJobQueue;
   catalogue: DynamoCatalogue;
-  index: MilvusVectorIndex;
+  /** The live generation's Milvus collection for reads, the configured model's for writes. */
+  index: GenerationalIndex;
   tasks: DynamoTaskStore;
 }
+
+/**
+ * How long a process trusts its copy of the generations record (one DynamoDB read per this, not per
+ * request); a re-index drops the old collection only twice this long after its switch.
+ */
+export const CLOUD_GENERATION_TTL_MS = 10_000;
 
 export interface CloudSystem {
   config: CloudConfig;
@@ -77,6 +85,10 @@ export interface CloudOptions {
   onVerified?: TaskDeps['onVerified'];
   /** Test seam for hash collisions. */
   idOf?: IdOf;
+  /** Tests shorten them. @default CLOUD_GENERATION_TTL_MS */
+  generationTtlMs?: number;
+  /** Tests shorten a re-index's pauses. @default the tasks' defaults (src/app/tasks.ts) */
+  taskOptions?: TaskOptions;
 }
 
 /** The same operations and worker loop as embedded mode, on S3, SQS, DynamoDB and Milvus. */
@@ -88,16 +100,27 @@ export async function createCloudSystem(
   const aws = awsClientsFor(config);
   const ownEmbedder = options.embedder === undefined;
   const embedder = options.embedder ?? (await createCloudEmbedder(config, options));
+  const tasks = taskStore(aws, config);
+  const { model, profile, dimension } = embedder.info;
   const stores: CloudStores = {
     ...imageStores(aws, config),
     queue: jobQueue(aws, config),
     catalogue: catalogueTable(aws, config),
-    tasks: taskStore(aws, config),
-    index: await milvusIndex(aws, config),
+    tasks,
+    index: new GenerationalIndex(await milvusCollections(aws, config), tasks, {
+      writer: { model, profile, dimension },
+      ttlMs: options.generationTtlMs ?? CLOUD_GENERATION_TTL_MS,
+    }),
   };
   if (options.ensureIndex ?? true) {
-    const { model, profile, dimension } = embedder.info;
-    await stores.index.ensure({ model, profile, dimension });
+    const generations = await stores.index.init();
+    await stores.index.ensure(stores.index.writer).catch((error: unknown) => {
+      // A worker whose model a re-index is building writes into that generation; any other refuses to start
+      // (cloud mode has no POST /reindex yet: docs/models.md), leaving the queue's messages waiting.
+      const building =
+        generations.building && sameIdentity(generations.building.identity, stores.index.writer);
+      if (!(error instanceof IndexMismatchError) || !building) throw error;
+    });
   }
   const idOf = options.idOf;
   const outages = outageReports(aws, config);
@@ -112,6 +135,7 @@ export async function createCloudSystem(
     ...(idOf ? { idOf } : {}),
     links: cloudLinks(stores),
     outage: () => outages.current(),
+    generations: stores.index,
   });
   const taskDeps: TaskDeps = {
     ...stores,
@@ -119,6 +143,7 @@ export async function createCloudSystem(
     imagePrefix: config.imagePrefix,
     model: embedder.info,
     scannedPairs: duplicateStores(aws, config).scannedPairs,
+    generations: stores.index,
     ...(options.onVerified ? { onVerified: options.onVerified } : {}),
     ...(log ? { logger: log } : {}),
   };
@@ -131,7 +156,7 @@ export async function createCloudSystem(
     visibilitySeconds: config.visibilitySeconds,
     waitMs: options.waitMs ?? 10_000,
     // Delete-all's cleanup, verification and duplicates scans run here, on the worker, never in the API's Lambda (29 s).
-    runTask: (taskId) => runTaskSlice(taskDeps, taskId),
+    runTask: (taskId) => runTaskSlice(taskDeps, taskId, options.taskOptions),
     // The API functions run elsewhere: they read the breaker's state from the table (progress, health).
     onOutage: (outage) => outages.report(workerId, outage, outageFreshMs(config.outageBackoff.longestMs)),
     ...(idOf ? { idOf } : {}),
