@@ -80,19 +80,23 @@ try {
   console.log(`seeded ${records} records and vectors in ${seconds(performance.now() - seeding)}`);
   console.log(`library before: count ${await system.operations.count()} (expected ${total})`);
 
-  const started = performance.now();
-  const response = await deleteAll(
-    apiEvent({ method: 'DELETE', path: '/images', query: { confirm: 'true' } }),
-  );
-  const apiMs = performance.now() - started;
-  const [count, hits] = await Promise.all([
-    system.operations.count(),
-    system.operations.searchByImage(query, { topK: 5 }),
-  ]);
-  console.log(
-    `API function (DELETE /images): ${response.statusCode} in ${seconds(apiMs)} (timeout ${seconds(API_TIMEOUT_MS)}); ` +
-      `right after: count ${count}, search hits ${hits.results.length}`,
-  );
+  // A client that gets no 202 tries again, as the page does; each attempt is reported with its answer.
+  let response: Awaited<ReturnType<typeof deleteAll>> | undefined;
+  for (let attempt = 1; attempt <= 2 && response?.statusCode !== 202; attempt++) {
+    const started = performance.now();
+    response = await deleteAll(apiEvent({ method: 'DELETE', path: '/images', query: { confirm: 'true' } }));
+    const apiMs = performance.now() - started;
+    const [count, hits] = await Promise.all([
+      system.operations.count(),
+      system.operations.searchByImage(query, { topK: 5 }),
+    ]);
+    console.log(
+      `API function (DELETE /images), attempt ${attempt}: ${response.statusCode} in ${seconds(apiMs)} ` +
+        `(timeout ${seconds(API_TIMEOUT_MS)}); right after: count ${count}, search hits ${hits.results.length}` +
+        (response.statusCode === 202 ? '' : `; answer ${response.body}`),
+    );
+  }
+  if (response?.statusCode !== 202) throw new Error('delete-all was not accepted');
   const { task } = JSON.parse(response.body as string) as { task: { id: string } };
 
   const cleaning = performance.now();

@@ -110,7 +110,10 @@ async function embeddedRun(): Promise<Run> {
       records: () => stores.catalogue.list(),
       etagOf: async (key) => (await stores.images.head(key))?.etag,
     },
-    close: () => system.dispose(),
+    async close() {
+      await worker.stop();
+      await system.dispose();
+    },
   };
 }
 
