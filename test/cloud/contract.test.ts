@@ -7,7 +7,7 @@ import { DynamoCatalogue } from '../../src/adapters/aws/dynamo-catalogue.ts';
 import { S3ObjectStore } from '../../src/adapters/aws/s3-object-store.ts';
 import { SqsJobQueue } from '../../src/adapters/aws/sqs-job-queue.ts';
 import { MilvusVectorIndex } from '../../src/adapters/milvus/milvus-vector-index.ts';
-import { describeCatalogueContract } from '../contract/catalogue.contract.ts';
+import { CONTRACT_PAGE_SIZE, describeCatalogueContract } from '../contract/catalogue.contract.ts';
 import { describeJobQueueContract } from '../contract/job-queue.contract.ts';
 import { describeObjectStoreContract } from '../contract/object-store.contract.ts';
 import { describeVectorIndexContract } from '../contract/vector-index.contract.ts';
@@ -61,8 +61,8 @@ describeCatalogueContract('DynamoCatalogue on moto', async () => {
   const table = uniqueName('contract');
   await createCatalogueTable(clients.dynamodb, table);
   return {
-    catalogue: new DynamoCatalogue(clients.dynamodb, table),
-    otherProcess: new DynamoCatalogue(clients.dynamodb, table),
+    catalogue: new DynamoCatalogue(clients.dynamodb, table, { pageSize: CONTRACT_PAGE_SIZE }),
+    otherProcess: new DynamoCatalogue(clients.dynamodb, table, { pageSize: CONTRACT_PAGE_SIZE }),
     cleanup: async () => {
       await clients.dynamodb.send(new DeleteTableCommand({ TableName: table }));
     },

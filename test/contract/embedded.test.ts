@@ -5,7 +5,7 @@ import { ExactVectorIndex } from '../../src/adapters/embedded/exact-vector-index
 import { FolderObjectStore } from '../../src/adapters/embedded/folder-object-store.ts';
 import { SqliteCatalogue } from '../../src/adapters/embedded/sqlite-catalogue.ts';
 import { SqliteJobQueue } from '../../src/adapters/embedded/sqlite-job-queue.ts';
-import { describeCatalogueContract } from './catalogue.contract.ts';
+import { CONTRACT_PAGE_SIZE, describeCatalogueContract } from './catalogue.contract.ts';
 import { describeJobQueueContract } from './job-queue.contract.ts';
 import { describeObjectStoreContract } from './object-store.contract.ts';
 import { describeVectorIndexContract } from './vector-index.contract.ts';
@@ -36,8 +36,8 @@ describeJobQueueContract('SqliteJobQueue', async (settings) => {
 describeCatalogueContract('SqliteCatalogue', async () => {
   const { dir, removeDir } = await tempDir();
   const path = join(dir, 'catalogue.db');
-  const catalogue = new SqliteCatalogue(path);
-  const other = new SqliteCatalogue(path);
+  const catalogue = new SqliteCatalogue(path, { pageSize: CONTRACT_PAGE_SIZE });
+  const other = new SqliteCatalogue(path, { pageSize: CONTRACT_PAGE_SIZE });
   return {
     catalogue,
     otherProcess: other,

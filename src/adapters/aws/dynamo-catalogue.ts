@@ -9,7 +9,9 @@ import {
   PutItemCommand,
   paginateQuery,
   QueryCommand,
-  UpdateItemCommand,
+  TransactionCanceledException,
+  type TransactWriteItem,
+  TransactWriteItemsCommand,
 } from '@aws-sdk/client-dynamodb';
 import { ConflictError } from '../../domain/errors.ts';
 import { ownsItsId } from '../../domain/ids.ts';
@@ -35,11 +37,15 @@ const STATES: ImageState[] = ['pending', 'indexed', 'failed'];
 /** BatchGetItem takes at most 100 keys, BatchWriteItem 25 requests. */
 const BATCH_GET = 100;
 const BATCH_WRITE = 25;
+/** TransactWriteItems takes at most 100 items: the records of one, plus the counters and the rate bucket. */
+const TRANSACT_RECORDS = 98;
 const MAX_ATTEMPTS = 8;
 
 export interface DynamoCatalogueOptions {
   /** Window of the "recently indexed" figure progress reports (whole minutes). @default 300 */
   windowSeconds?: number;
+  /** Records a page of list() reads. @default 500 */
+  pageSize?: number;
 }
 
 /**
@@ -59,38 +65,62 @@ interface Move {
   to?: ImageState;
 }
 
+/** One key's write in a transaction: `old` is its item as last seen or read (undefined: none). */
+interface Plan {
+  key: string;
+  old: Item | undefined;
+}
+
+/** The item a plan puts over its `old`, and how the counters move with it. */
+interface Write {
+  item: Item;
+  move: Move;
+}
+
+/** A record change of one key, with whether the key owns `id` (claimed or seen to own it). */
+interface MarkPlan extends Plan {
+  index: number;
+  id: string;
+  change: Change;
+  claimed: boolean;
+}
+
 type Change =
   | { kind: 'pending'; etag?: string; size?: number }
   | { kind: 'indexed'; etag?: string; model: string; profile: string; version?: Version }
   | { kind: 'failed'; reason: string; version?: Version };
 
 /**
- * The catalogue on one DynamoDB table (schema and item kinds: catalogue-table.ts). A state change is a
- * conditional claim of the vector id, a conditional put of the record (optimistic `ver` check, retried
- * on conflict) and then an atomic ADD on the counters, so progress never scans. A batch of marks shares
- * one counter ADD (and one rate-bucket ADD): two requests for the batch instead of two an image.
+ * The catalogue on one DynamoDB table (schema and item kinds: catalogue-table.ts). A batch of state
+ * changes is a conditional claim of each vector id, then one TransactWriteItems: a put of each record
+ * conditional on the item it replaces (optimistic `ver` check; the whole batch is read again and retried
+ * when one fails) together with the ADDs to the counters and the rate bucket that the batch makes. The
+ * counters are written with the records they count or not at all, so they cannot drift, and progress
+ * never scans. https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html
  *
- * Not one TransactWriteItems: moto deep-copies the whole table for every item of a transaction
- * (moto/dynamodb/models/__init__.py, transact_write_items), which measured 90 ms per change at 100
- * records and 500 ms at 600, too slow to test against. The price: a process killed between the record
- * write and the counter ADD leaves the counters off by that batch (graceful stops finish their writes).
+ * Cost: a transaction's items cost two write units each instead of one. On moto, which deep-copies the
+ * whole table for each item of a transaction (moto/dynamodb/models/__init__.py, transact_write_items),
+ * its time grows with the table: keep tests that write through it small.
  */
 export class DynamoCatalogue implements Catalogue {
   readonly #db: DynamoDBClient;
   readonly #table: string;
   readonly #windowMinutes: number;
-  /** What this process last saw of each key (bounded): a guess that saves reads, checked by version (#change). */
+  readonly #pageSize: number;
+  /** What this process last saw of each key (bounded): a guess that saves reads, checked by each put's condition (#transact). */
   readonly #seen = new Map<string, Seen>();
 
   constructor(db: DynamoDBClient, tableName: string, options: DynamoCatalogueOptions = {}) {
     this.#db = db;
     this.#table = tableName;
     this.#windowMinutes = Math.max(1, Math.round((options.windowSeconds ?? 300) / 60));
+    this.#pageSize = options.pageSize ?? 500;
   }
 
   async markPending(entries: PendingEntry[]): Promise<ClaimResult[]> {
-    const changes = await this.#changeAll(entries, (entry) =>
-      this.#change(entry.key, entry.id, { kind: 'pending', etag: entry.etag, size: entry.size }, 'report'),
+    const changes = await this.#changeAll(
+      entries.map(({ key, id, etag, size }) => ({ key, id, change: { kind: 'pending', etag, size } })),
+      'report',
     );
     return changes.map((change) => (change.ok ? { ok: true } : change));
   }
@@ -109,8 +139,13 @@ export class DynamoCatalogue implements Catalogue {
   }
 
   async markIndexed(entries: IndexedEntry[]): Promise<string[]> {
-    const changes = await this.#changeAll(entries, ({ key, id, etag, model, profile, version }) =>
-      this.#change(key, id, { kind: 'indexed', etag, model, profile, version }, 'report'),
+    const changes = await this.#changeAll(
+      entries.map(({ key, id, etag, model, profile, version }) => ({
+        key,
+        id,
+        change: { kind: 'indexed', etag, model, profile, version },
+      })),
+      'report',
     );
     const stale: string[] = [];
     for (const [i, change] of changes.entries()) {
@@ -123,8 +158,9 @@ export class DynamoCatalogue implements Catalogue {
   }
 
   async markFailed({ key, id, reason, version }: FailedEntry): Promise<boolean> {
-    const [change] = await this.#changeAll([key], () =>
-      this.#change(key, id, { kind: 'failed', reason, version }, 'skip'),
+    const [change] = await this.#changeAll(
+      [{ key, id, change: { kind: 'failed', reason, version } }],
+      'skip',
     );
     return change?.ok === true && !change.stale;
   }
@@ -136,7 +172,7 @@ export class DynamoCatalogue implements Catalogue {
 
   /**
    * The worker and ingest read a batch's records before they mark it: what is read here (a record, or
-   * none) is remembered, so those marks usually go straight to one conditional put.
+   * none) is remembered, so those marks usually go straight to one transaction.
    */
   async getMany(keys: string[]): Promise<Map<string, ImageRecord>> {
     const unique = [...new Set(keys)];
@@ -170,7 +206,7 @@ export class DynamoCatalogue implements Catalogue {
 
   async *list(prefix = ''): AsyncIterable<ImageRecord> {
     const pages = paginateQuery(
-      { client: this.#db, pageSize: 500 },
+      { client: this.#db, pageSize: this.#pageSize },
       {
         TableName: this.#table,
         IndexName: 'byKey',
@@ -182,51 +218,45 @@ export class DynamoCatalogue implements Catalogue {
   }
 
   /**
-   * Replaces each record (or nothing) by a tombstone of `version`, unless the key keeps a newer version:
-   * a conditional put on the item's `ver`, as every change here. A tombstone has no `kp` (so it is never
-   * listed), no state (never counted) and expires through TTL after TOMBSTONE_RETENTION_MS.
+   * Replaces each record (or nothing) by a tombstone of `version`, unless the key keeps a newer version,
+   * in transactions with the counters (#transact). A tombstone has no `kp` (so it is never listed), no
+   * state (never counted) and expires through TTL after TOMBSTONE_RETENTION_MS. The id claims go after.
    */
   async remove(keys: string[], version: Version): Promise<string[]> {
-    const stale: string[] = [];
-    for (const key of new Set(keys)) {
-      this.#seen.delete(key);
-      await this.#retrying(async () => {
-        const old = await this.#getImageItem(key);
-        if (num(old?.version) > version) {
-          stale.push(key);
-          return true;
-        }
-        const now = Date.now();
-        const buried = await this.#conditional(
-          new PutItemCommand({
-            TableName: this.#table,
-            Item: {
-              pk: { S: imagePk(key) },
-              objectKey: { S: key },
-              version: { N: String(version) },
-              ver: { N: String(num(old?.ver) + 1) },
-              deletedAt: { N: String(now) },
-              expiresAt: { N: String(Math.ceil((now + TOMBSTONE_RETENTION_MS) / 1000)) },
-            },
-            ...versionCondition(old),
-          }),
-        );
-        if (!buried) return false;
-        if (!old || isTombstone(old)) return true;
-        const record = toRecord(old);
-        await this.#conditional(
-          new DeleteItemCommand({
-            TableName: this.#table,
-            Key: { pk: { S: idPk(record.id) } },
-            ConditionExpression: 'objectKey = :key',
-            ExpressionAttributeValues: { ':key': { S: key } },
-          }),
-        );
-        await this.#count([{ from: record.state }]);
-        return true;
-      });
-    }
-    return stale;
+    const unique = [...new Set(keys)];
+    for (const key of unique) this.#seen.delete(key);
+    const plans: Plan[] = unique.map((key) => ({ key, old: undefined }));
+    await this.#reread(plans);
+    const now = Date.now();
+    const { written, stale } = await this.#transact(plans, ({ key, old }) => {
+      if (num(old?.version) > version) return 'stale';
+      const item: Item = {
+        pk: { S: imagePk(key) },
+        objectKey: { S: key },
+        version: { N: String(version) },
+        ver: { N: String(num(old?.ver) + 1) },
+        deletedAt: { N: String(now) },
+        expiresAt: { N: String(Math.ceil((now + TOMBSTONE_RETENTION_MS) / 1000)) },
+      };
+      return { item, move: old && !isTombstone(old) ? { from: str(old.state) as ImageState } : {} };
+    });
+    await Promise.all(
+      written.flatMap(([{ key, old }]) =>
+        old && !isTombstone(old)
+          ? [
+              this.#conditional(
+                new DeleteItemCommand({
+                  TableName: this.#table,
+                  Key: { pk: { S: idPk(str(old.vid)) } },
+                  ConditionExpression: 'objectKey = :key',
+                  ExpressionAttributeValues: { ':key': { S: key } },
+                }),
+              ),
+            ]
+          : [],
+      ),
+    );
+    return stale.map((plan) => plan.key);
   }
 
   async versions(keys: string[]): Promise<Map<string, Version>> {
@@ -315,92 +345,112 @@ export class DynamoCatalogue implements Catalogue {
   }
 
   /**
-   * Runs one change per entry, all at once, then adds the moves of those that were written to the
-   * counters in one go, also when others failed (their records are written; the first error is thrown).
+   * Claims the entries' ids (all at once), then writes their records in transactions with the counters.
+   * `onCollision`: 'report' returns the owner of the id when another key holds it; 'skip' records the
+   * state under the key alone (a failure needs no id claim).
    */
-  async #changeAll<E>(entries: E[], change: (entry: E) => Promise<ChangeResult>): Promise<ChangeResult[]> {
-    const settled = await Promise.allSettled(entries.map(change));
-    const done = settled.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
-    await this.#count(done.flatMap((result) => (result.ok && result.moved ? [result.moved] : [])));
-    const failure = settled.find((result) => result.status === 'rejected');
-    if (failure) throw failure.reason;
-    return done;
-  }
-
-  /**
-   * Moves one record to its next state (the counters are the caller's: #changeAll). `onCollision`:
-   * 'report' returns the owner of the id when another key holds it; 'skip' records the state under the
-   * key alone (a failure needs no id claim).
-   */
-  async #change(
-    key: string,
-    id: string,
-    change: Change,
+  async #changeAll(
+    entries: { key: string; id: string; change: Change }[],
     onCollision: 'report' | 'skip',
-  ): Promise<ChangeResult> {
-    // Fast path: this process saw the key own its id and saw its record (or saw there was none). If the
-    // record is still as seen (version check, or still absent), nobody changed or removed it since
-    // (remove deletes the record first), so the claim stands too: one conditional put, no reads. The
-    // worker's marks take it after its getMany and claimIds, and re-ingest's after its getMany.
-    const seen = this.#seen.get(key);
-    const fast = seen?.ownedId === id;
-    if (fast) {
-      const moved = await this.#put(key, id, change, seen.item, true);
-      if (moved === 'stale') return { ok: true, stale: true };
-      if (moved) return { ok: true, moved };
-    }
-    const owner = await this.#claim(key, id);
-    if (owner !== undefined && onCollision === 'report') return { ok: false, ownerKey: owner };
-    // First try with the record as last seen here, or with none for a key never seen that is marked
-    // pending (usually its first mark), before paying for a read. A failed fast path saw a stale record.
-    let guess: { item: Item | undefined } | undefined;
-    if (seen && !fast) guess = { item: seen.item };
-    else if (!seen && change.kind === 'pending') guess = { item: undefined };
-    let moved: Move | 'stale' | undefined;
-    await this.#retrying(async () => {
-      const old = guess ? guess.item : await this.#getImageItem(key);
-      guess = undefined;
-      moved = await this.#put(key, id, change, old, owner === undefined);
-      return moved !== undefined;
-    });
-    return moved === 'stale' ? { ok: true, stale: true } : { ok: true, moved };
-  }
-
-  /**
-   * The conditional put of the next record over `old` (a record, a tombstone or nothing); undefined on
-   * a conflict (`old` is not what the table holds), 'stale' when `old` keeps a newer version than the
-   * change's. The version is compared with `old`, and the put is conditional on `old`'s `ver`: the
-   * check and the write are one atomic step, and a conflict reads again and compares again.
-   */
-  async #put(
-    key: string,
-    id: string,
-    change: Change,
-    old: Item | undefined,
-    claimed: boolean,
-  ): Promise<Move | 'stale' | undefined> {
-    const oldVersion = num(old?.version);
-    if (change.kind !== 'pending' && change.version !== undefined && oldVersion > change.version) {
-      return 'stale';
-    }
-    const previous = old && !isTombstone(old) ? toRecord(old) : undefined;
-    const next = applyChange(previous, key, id, change);
-    const version = (change.kind !== 'pending' && change.version) || oldVersion;
-    const item = toItem({ ...next, ...(version > 0 ? { version } : {}) }, num(old?.ver) + 1);
-    const written = await this.#conditional(
-      new PutItemCommand({
-        TableName: this.#table,
-        Item: { ...item, pk: { S: imagePk(key) }, kp: { S: 'img' }, ...failureIndexOf(next) },
-        ...versionCondition(old),
+  ): Promise<ChangeResult[]> {
+    const results: ChangeResult[] = [];
+    const plans: MarkPlan[] = [];
+    const unknown: MarkPlan[] = [];
+    await Promise.all(
+      entries.map(async ({ key, id, change }, index) => {
+        // Fast path: this process saw the key own its id and saw its record (or saw there was none). If
+        // the record is still as seen (the put's condition), nobody removed it since, so the claim stands
+        // too. The worker's marks take it after its getMany and claimIds, and re-ingest's after its getMany.
+        const seen = this.#seen.get(key);
+        const owner = seen?.ownedId === id ? undefined : await this.#claim(key, id);
+        if (owner !== undefined && onCollision === 'report') {
+          results[index] = { ok: false, ownerKey: owner };
+          return;
+        }
+        const plan: MarkPlan = { index, key, id, change, claimed: owner === undefined, old: seen?.item };
+        plans.push(plan);
+        // Written over the record as last seen here, or over none for a key never seen that is marked
+        // pending (usually its first mark), before paying for a read; the put's condition checks the guess.
+        if (!seen && change.kind !== 'pending') unknown.push(plan);
       }),
     );
-    if (!written) {
-      this.#seen.delete(key);
-      return undefined;
+    await this.#reread(unknown);
+    const { written, stale } = await this.#transact(plans, nextRecord);
+    for (const plan of stale) results[plan.index] = { ok: true, stale: true };
+    for (const [plan, { item, move }] of written) {
+      results[plan.index] = { ok: true, moved: move };
+      if (plan.claimed) remember(this.#seen, plan.key, { item, ownedId: plan.id });
+      else this.#seen.delete(plan.key);
     }
-    if (claimed) remember(this.#seen, key, { item, ownedId: id });
-    else this.#seen.delete(key);
-    return { ...(previous ? { from: previous.state } : {}), to: next.state };
+    return results;
+  }
+
+  /**
+   * Puts `next(plan)` over each plan's `old` item, conditional on it (its `ver`, or its absence), in one
+   * TransactWriteItems per TRANSACT_RECORDS keys with the counter and rate-bucket ADDs the puts make:
+   * all or nothing. A put whose condition fails cancels the transaction; the items of those that failed
+   * are read again and the whole transaction built again, so `next` sees what the table holds (and may
+   * then find it newer: 'stale', not written). A key twice among the plans goes into a later transaction.
+   */
+  async #transact<P extends Plan>(
+    plans: P[],
+    next: (plan: P) => Write | 'stale',
+  ): Promise<{ written: [P, Write][]; stale: P[] }> {
+    const written: [P, Write][] = [];
+    const stale: P[] = [];
+    for (const group of distinctGroups(plans, TRANSACT_RECORDS)) {
+      for (let attempt = 0; ; attempt++) {
+        if (attempt >= MAX_ATTEMPTS)
+          throw new Error(`catalogue update kept conflicting after ${MAX_ATTEMPTS} attempts`);
+        const writes: [P, Write][] = [];
+        const refused: P[] = [];
+        for (const plan of group) {
+          const write = next(plan);
+          if (write === 'stale') refused.push(plan);
+          else writes.push([plan, write]);
+        }
+        const failed = writes.length > 0 ? await this.#send(writes) : undefined;
+        if (failed === undefined) {
+          written.push(...writes);
+          stale.push(...refused);
+          break;
+        }
+        for (const [plan] of failed) this.#seen.delete(plan.key);
+        await this.#reread(failed.map(([plan]) => plan));
+        await backoff(attempt);
+      }
+    }
+    return { written, stale };
+  }
+
+  /** One TransactWriteItems; the writes whose condition failed when it was cancelled, else undefined. */
+  async #send<P extends Plan>(writes: [P, Write][]): Promise<[P, Write][] | undefined> {
+    const puts: TransactWriteItem[] = writes.map(([{ old }, { item }]) => ({
+      Put: { TableName: this.#table, Item: item, ...versionCondition(old) },
+    }));
+    try {
+      await this.#db.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [...puts, ...this.#counterWrites(writes.map(([, { move }]) => move))],
+        }),
+      );
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof TransactionCanceledException)) throw error;
+      // Reasons come in the order of the items; a conflict with another transaction fails none of ours.
+      const reasons = error.CancellationReasons ?? [];
+      return writes.filter((_, i) => reasons[i]?.Code === 'ConditionalCheckFailed');
+    }
+  }
+
+  /** Reads the plans' items again (one BatchGetItem per 100). */
+  async #reread(plans: Plan[]): Promise<void> {
+    if (plans.length === 0) return;
+    const items = new Map<string, Item>();
+    for (const item of await this.#batchGet(plans.map((plan) => imagePk(plan.key)))) {
+      items.set(str(item.objectKey), item);
+    }
+    for (const plan of plans) plan.old = items.get(plan.key);
   }
 
   /** Claims `id` for `key` (idempotent); returns the other key that owns it, if any. */
@@ -431,16 +481,8 @@ export class DynamoCatalogue implements Catalogue {
     }
   }
 
-  async #retrying(attempt: () => Promise<boolean>): Promise<void> {
-    for (let i = 0; i < MAX_ATTEMPTS; i++) {
-      if (await attempt()) return;
-      await backoff(i);
-    }
-    throw new Error(`catalogue update kept conflicting after ${MAX_ATTEMPTS} attempts`);
-  }
-
-  /** Adds the moves to the counters in one ADD, and those into 'indexed' to this minute's rate bucket. */
-  async #count(moves: Move[]): Promise<void> {
+  /** The counter and rate-bucket ADDs of the moves (none when nothing moves), as transaction items. */
+  #counterWrites(moves: Move[]): TransactWriteItem[] {
     const deltas = new Map<ImageState, number>();
     for (const { from, to } of moves) {
       if (from === to) continue;
@@ -449,36 +491,36 @@ export class DynamoCatalogue implements Catalogue {
     }
     const changed = [...deltas].filter(([, delta]) => delta !== 0);
     const indexed = moves.filter((move) => move.to === 'indexed').length;
-    await Promise.all([
-      changed.length > 0 ? this.#db.send(this.#counterUpdate(changed)) : undefined,
-      indexed > 0 ? this.#db.send(this.#rateUpdate(indexed)) : undefined,
-    ]);
-  }
-
-  #counterUpdate(deltas: [ImageState, number][]): UpdateItemCommand {
-    return new UpdateItemCommand({
-      TableName: this.#table,
-      Key: { pk: { S: COUNTERS } },
-      UpdateExpression: `ADD ${deltas.map((_, i) => `#s${i} :d${i}`).join(', ')}`,
-      ExpressionAttributeNames: Object.fromEntries(deltas.map(([state], i) => [`#s${i}`, state])),
-      ExpressionAttributeValues: Object.fromEntries(
-        deltas.map(([, delta], i) => [`:d${i}`, { N: String(delta) }]),
-      ),
-    });
-  }
-
-  #rateUpdate(indexed: number): UpdateItemCommand {
     const minute = Math.floor(Date.now() / 60_000);
-    return new UpdateItemCommand({
-      TableName: this.#table,
-      Key: { pk: { S: `rate#${minute}` } },
-      UpdateExpression: 'ADD #indexed :n SET expiresAt = :expires',
-      ExpressionAttributeNames: { '#indexed': 'indexed' },
-      ExpressionAttributeValues: {
-        ':n': { N: String(indexed) },
-        ':expires': { N: String((minute + this.#windowMinutes + 60) * 60) },
-      },
-    });
+    const writes: TransactWriteItem[] = [];
+    if (changed.length > 0) {
+      writes.push({
+        Update: {
+          TableName: this.#table,
+          Key: { pk: { S: COUNTERS } },
+          UpdateExpression: `ADD ${changed.map((_, i) => `#s${i} :d${i}`).join(', ')}`,
+          ExpressionAttributeNames: Object.fromEntries(changed.map(([state], i) => [`#s${i}`, state])),
+          ExpressionAttributeValues: Object.fromEntries(
+            changed.map(([, delta], i) => [`:d${i}`, { N: String(delta) }]),
+          ),
+        },
+      });
+    }
+    if (indexed > 0) {
+      writes.push({
+        Update: {
+          TableName: this.#table,
+          Key: { pk: { S: `rate#${minute}` } },
+          UpdateExpression: 'ADD #indexed :n SET expiresAt = :expires',
+          ExpressionAttributeNames: { '#indexed': 'indexed' },
+          ExpressionAttributeValues: {
+            ':n': { N: String(indexed) },
+            ':expires': { N: String((minute + this.#windowMinutes + 60) * 60) },
+          },
+        },
+      });
+    }
+    return writes;
   }
 
   #rateBuckets(): string[] {
@@ -545,6 +587,38 @@ function applyChange(
     case 'failed':
       return { ...base, reason: change.reason };
   }
+}
+
+/** The record `plan.change` makes of `plan.old`; 'stale' when `old` keeps a newer version than the change's. */
+function nextRecord({ key, id, change, old }: MarkPlan): Write | 'stale' {
+  const oldVersion = num(old?.version);
+  const version = change.kind === 'pending' ? undefined : change.version;
+  if (version !== undefined && oldVersion > version) return 'stale';
+  const previous = old && !isTombstone(old) ? toRecord(old) : undefined;
+  const record = applyChange(previous, key, id, change);
+  const kept = version ?? oldVersion;
+  const item: Item = {
+    ...toItem({ ...record, ...(kept > 0 ? { version: kept } : {}) }, num(old?.ver) + 1),
+    pk: { S: imagePk(key) },
+    kp: { S: 'img' },
+    ...failureIndexOf(record),
+  };
+  return { item, move: { ...(previous ? { from: previous.state } : {}), to: record.state } };
+}
+
+/** The plans in groups of at most `size`, no key twice in a group (a transaction writes an item once). */
+function distinctGroups<P extends Plan>(plans: P[], size: number): P[][] {
+  const groups: { plans: P[]; keys: Set<string> }[] = [];
+  for (const plan of plans) {
+    let group = groups.find((g) => g.plans.length < size && !g.keys.has(plan.key));
+    if (!group) {
+      group = { plans: [], keys: new Set() };
+      groups.push(group);
+    }
+    group.plans.push(plan);
+    group.keys.add(plan.key);
+  }
+  return groups.map((group) => group.plans);
 }
 
 /** The condition that the item is still `old` (its `ver`), or still absent. */

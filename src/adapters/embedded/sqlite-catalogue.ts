@@ -16,6 +16,8 @@ import { openSqlite } from './sqlite.ts';
 export interface SqliteCatalogueOptions {
   /** Window for "recently indexed" (throughput and ETA). @default 60 */
   windowSeconds?: number;
+  /** Records a page of list() reads. @default 500 */
+  pageSize?: number;
 }
 
 interface ImageRow {
@@ -32,8 +34,6 @@ interface ImageRow {
   version: number | null;
 }
 
-const PAGE = 500;
-
 /**
  * The catalogue in SQLite. `ids` is the id → key mapping (one owner per id, so a hash collision is seen,
  * not merged); `images` is the per-key state, and a key that lost a collision still gets its failed row.
@@ -48,10 +48,12 @@ const PAGE = 500;
 export class SqliteCatalogue implements Catalogue {
   readonly #db: Database.Database;
   readonly #windowSeconds: number;
+  readonly #pageSize: number;
   readonly #stmt;
 
   constructor(dbPath: string, options: SqliteCatalogueOptions = {}) {
     this.#windowSeconds = options.windowSeconds ?? 60;
+    this.#pageSize = options.pageSize ?? 500;
     this.#db = openSqlite(dbPath);
     this.#db.exec(`
       CREATE TABLE IF NOT EXISTS ids (id TEXT PRIMARY KEY, key TEXT NOT NULL UNIQUE) WITHOUT ROWID;
@@ -235,15 +237,15 @@ export class SqliteCatalogue implements Catalogue {
    * while it iterates, and better-sqlite3 refuses other statements while an iterator is open.
    */
   async *list(prefix = ''): AsyncIterable<ImageRecord> {
-    let rows = this.#stmt.pageFrom.all(prefix, PAGE);
+    let rows = this.#stmt.pageFrom.all(prefix, this.#pageSize);
     while (rows.length > 0) {
       for (const row of rows) {
         // Keys sort by their UTF-8 bytes, so the keys with a prefix are one run starting at the prefix.
         if (!row.key.startsWith(prefix)) return;
         yield toRecord(row);
       }
-      if (rows.length < PAGE) return;
-      rows = this.#stmt.page.all((rows[rows.length - 1] as ImageRow).key, PAGE);
+      if (rows.length < this.#pageSize) return;
+      rows = this.#stmt.page.all((rows[rows.length - 1] as ImageRow).key, this.#pageSize);
     }
   }
 
