@@ -80,30 +80,33 @@ afterAll(async () => {
 });
 
 describe('AWS requests of the worker per image', () => {
-  it('a photo dropped into the bucket: download, id claim, one record write, thumbnail, one look again', async () => {
+  it('a photo dropped into the bucket: download, id claim, one look before and one after its write, thumbnail', async () => {
     await putAll('drop/', bytes);
 
     const counts = await drainCounting();
 
     expect(perImage(counts)).toEqual({
       's3 GET': 1,
-      // The worker looks at the object again after writing it (last write wins: docs/consistency.md).
-      's3 HEAD': 1,
+      // The worker checks the object is still the one it embedded before committing, and looks at it
+      // again after writing it (last write wins: docs/consistency.md).
+      's3 HEAD': 2,
       's3 PUT': 1,
       'dynamodb PutItem id#': 1,
-      'dynamodb PutItem img#': 1,
+      'dynamodb PutItem img#': 0,
       'dynamodb GetItem img#': 0,
     });
-    // Per batch (the 8 images come in one or two): one read of its records, one delete of its messages,
-    // and one counter update, for the outcomes only (no pending state written).
+    // Per batch (the 8 images come in one or two): one read of its records, one of their versions before
+    // committing, one transaction of its records with the counters (outcomes only, no pending state
+    // written), one delete of its messages.
     const batches = counts.get('sqs DeleteMessageBatch') ?? 0;
     expect(batches).toBeGreaterThanOrEqual(1);
     expect(batches).toBeLessThanOrEqual(2);
-    expect(counts.get('dynamodb BatchGetItem')).toBe(batches);
-    expect(counts.get('dynamodb UpdateItem counters')).toBe(batches);
+    expect(counts.get('dynamodb BatchGetItem')).toBe(2 * batches);
+    expect(counts.get('dynamodb TransactWriteItems')).toBe(batches);
+    expect(counts.get('dynamodb UpdateItem counters')).toBeUndefined();
   });
 
-  it('a photo overwritten in the bucket: its record owns the id, so one record write and no read', async () => {
+  it('a photo overwritten in the bucket: its record owns the id, so no claim and no read of its own', async () => {
     await putAll(
       'drop/',
       bytes.map((body) => Buffer.concat([body, Buffer.from('changed')])),
@@ -113,12 +116,12 @@ describe('AWS requests of the worker per image', () => {
 
     expect(perImage(counts)).toMatchObject({
       'dynamodb PutItem id#': 0,
-      'dynamodb PutItem img#': 1,
+      'dynamodb PutItem img#': 0,
       'dynamodb GetItem img#': 0,
     });
   });
 
-  it('a photo queued by ingest (recorded pending): one record write and no read', async () => {
+  it('a photo queued by ingest (recorded pending): no claim and no read of its own', async () => {
     await putAll('backfill/', bytes);
     // Only the backfill's own messages: the notifications of these puts (moto sends them within the PUT) go.
     await clients.sqs.send(new PurgeQueueCommand({ QueueUrl: stack.queue.url }));
@@ -131,7 +134,7 @@ describe('AWS requests of the worker per image', () => {
     expect(report.queued).toBe(photos.length);
     expect(perImage(counts)).toMatchObject({
       'dynamodb PutItem id#': 0,
-      'dynamodb PutItem img#': 1,
+      'dynamodb PutItem img#': 0,
       'dynamodb GetItem img#': 0,
     });
   });

@@ -10,13 +10,15 @@ import {
  * (attribute types are DynamoDB's: 'S' string, 'N' number; they equal CDK's AttributeType values).
  *
  * Items (single-table design, partition key only):
- * - `img#<object key>`  the image record (state, etag, reason, model…); carries `kp` so the `byKey`
- *   index lists keys by prefix, and `fp`/`failedAt` only while failed (sparse `failures` index).
+ * - `img#<object key>`  the image record (state, etag, reason, model…, `version` of its last write);
+ *   carries `kp` so the `byKey` index lists keys by prefix, and `fp`/`failedAt` only while failed
+ *   (sparse `failures` index). Once removed, its tombstone: `version` and `deletedAt`, no `kp` (never
+ *   listed), expiring through TTL `expiresAt`.
  * - `id#<vector id>`    the claim of a vector id by one object key, written with a condition (a
  *   different key holding the id is a hash collision); search results map ids → keys → records with
  *   two BatchGetItem calls.
- * - `counters`          pending / indexed / failed, moved with atomic ADD after each state change, so
- *   progress never scans.
+ * - `counters`          pending / indexed / failed, moved by ADD in the same transaction as the records
+ *   they count, so progress never scans.
  * - `rate#<minute>`     images indexed in that minute (ADD), expiring through TTL `expiresAt`.
  */
 export const CatalogueTable = {

@@ -41,6 +41,14 @@ const BATCH_WRITE = 25;
 const TRANSACT_RECORDS = 98;
 const MAX_ATTEMPTS = 8;
 
+/**
+ * The end of the last transaction this process sent to each table: the next waits for it. Every
+ * transaction writes the counters item, and two at once on one item cancel each other (TransactionConflict);
+ * moto, besides, copies the whole table at each transaction and puts that copy back when one is cancelled,
+ * so two at once lose each other's writes.
+ */
+const lastTransaction = new Map<string, Promise<unknown>>();
+
 export interface DynamoCatalogueOptions {
   /** Window of the "recently indexed" figure progress reports (whole minutes). @default 300 */
   windowSeconds?: number;
@@ -428,12 +436,15 @@ export class DynamoCatalogue implements Catalogue {
     const puts: TransactWriteItem[] = writes.map(([{ old }, { item }]) => ({
       Put: { TableName: this.#table, Item: item, ...versionCondition(old) },
     }));
+    const command = new TransactWriteItemsCommand({
+      TransactItems: [...puts, ...this.#counterWrites(writes.map(([, { move }]) => move))],
+    });
+    const sent = (lastTransaction.get(this.#table) ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(() => this.#db.send(command));
+    lastTransaction.set(this.#table, sent);
     try {
-      await this.#db.send(
-        new TransactWriteItemsCommand({
-          TransactItems: [...puts, ...this.#counterWrites(writes.map(([, { move }]) => move))],
-        }),
-      );
+      await sent;
       return undefined;
     } catch (error) {
       if (!(error instanceof TransactionCanceledException)) throw error;
