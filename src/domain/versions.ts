@@ -11,8 +11,9 @@
  *
  * Microseconds since the epoch, made strictly increasing in this process (a clock read twice in one
  * millisecond, or stepped back, still gives a larger number); exact integers until the year 2255.
- * Processes on other machines order by their clocks: a write refused through skew is one whose writer
- * was not the last to look, and the last writer's look again (src/app/worker.ts) still sees the change.
+ * Processes on other machines order by their clocks: a write refused through skew leaves the key to the
+ * accepted one, whose writer looks at the object again after writing (src/app/worker.ts) and queues the
+ * key again if it is not what it wrote.
  */
 export type Version = number;
 
