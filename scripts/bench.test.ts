@@ -69,4 +69,9 @@ describe('npm run bench', () => {
     expect(lines[0]).toBe('int8 ÷ fp32 pure inference  –  (model:quantize refused or failed: cosine 0.956)');
     expect(lines[5]).toBe('peak RSS of the service at 100,000 vectors, int8  –  (no int8 model)');
   });
+
+  it('prints no ingest ratio when too few images were indexed to time a steady state', () => {
+    const lines = benchLines({ ...report, ingest: { images: 8, measured: 0, imagesPerSecond: 0 } });
+    expect(lines[2]).toBe('service ingest ÷ int8 pure inference  –  (0 ÷ 20 images/s; 2 sessions, batch 8)');
+  });
 });

@@ -332,7 +332,9 @@ const ms = (x: number | undefined) => (x === undefined ? '–' : `${x.toFixed(1)
 export function benchLines(r: BenchReport): string[] {
   const n = r.searchVectors.toLocaleString('en');
   const chosen = r.search[r.chosen.precision];
-  const ingestRatio = round(r.ingest.imagesPerSecond / r.pure.imagesPerSecond, 3);
+  // Steady state needs at least two batches indexed; with fewer images there is no rate to divide.
+  const ingestRatio =
+    r.ingest.imagesPerSecond > 0 ? `${round(r.ingest.imagesPerSecond / r.pure.imagesPerSecond, 3)}` : '–';
   const lines = [
     r.int8
       ? `int8 ÷ fp32 pure inference  ${r.int8.best.ratio}  (batch ${r.int8.best.batch}, intra-op threads ${r.int8.best.threads})`
@@ -360,7 +362,7 @@ export function benchLines(r: BenchReport): string[] {
       `service ingest (${r.ingest.measured} of ${r.ingest.images} images)`,
       `${r.ingest.imagesPerSecond} img/s`,
     ),
-    row(`ingest ÷ ${r.pure.precision} pure inference`, `${ingestRatio}`, '≥ 0.9'),
+    row(`ingest ÷ ${r.pure.precision} pure inference`, ingestRatio, '≥ 0.9'),
     ...r.index.map((i) =>
       row(
         `vector search alone p50 / p99 at ${i.vectors.toLocaleString('en')}`,

@@ -60,10 +60,22 @@ describe('eval targets', () => {
       ],
       'gem-w256',
     );
-    expect(targetLines(checks.filter((c) => !c.ok))).toEqual([
+    expect(
+      targetLines(
+        checks.filter((c) => !c.ok),
+        'gem-w256',
+      ),
+    ).toEqual([
       'FAIL  gem-w256 upright: no edit more than 0.05 below mac: worst bright -0.10',
       'FAIL  gem-w256 any mirror ≥ 0.95: 0.900',
       'FAIL  gem-w256 any recall@1 int8 vs fp32: drop ≤ 0.01: 0.957 vs 0.986 (drop 0.029)',
+    ]);
+  });
+
+  it('says when no target could be checked', () => {
+    const checks = targetChecks([run('mac', 'fp32', { any: answers({}) })], 'gem-w256');
+    expect(targetLines(checks, 'gem-w256')).toEqual([
+      'No targets checked: they need the gem-w256 (fp32) rows.',
     ]);
   });
 

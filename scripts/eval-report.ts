@@ -150,6 +150,7 @@ export function targetChecks(results: ConfigResult[], defaultLabel: string): Tar
   return checks;
 }
 
-export function targetLines(checks: TargetCheck[]): string[] {
+export function targetLines(checks: TargetCheck[], defaultLabel: string): string[] {
+  if (checks.length === 0) return [`No targets checked: they need the ${defaultLabel} (fp32) rows.`];
   return checks.map((c) => `${c.ok ? 'PASS' : 'FAIL'}  ${c.target}: ${c.measured}`);
 }

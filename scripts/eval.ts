@@ -168,7 +168,7 @@ export async function evaluate(
 }
 
 const tablesAndTargets = (results: ConfigResult[]) =>
-  `${report(results)}\n\n${targetLines(targetChecks(results, DEFAULT_CONFIG)).join('\n')}`;
+  `${report(results)}\n\n${targetLines(targetChecks(results, DEFAULT_CONFIG), DEFAULT_CONFIG).join('\n')}`;
 
 /** Writes calibrated thresholds into a manifest (for models given with --manifest). */
 async function writeThresholds(manifestPath: string, result: ConfigResult): Promise<void> {
