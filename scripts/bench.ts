@@ -365,7 +365,7 @@ export function benchLines(r: BenchReport): string[] {
     row(`ingest ÷ ${r.pure.precision} pure inference`, ingestRatio, '≥ 0.9'),
     ...r.index.map((i) =>
       row(
-        `vector search alone p50 / p99 at ${i.vectors.toLocaleString('en')}`,
+        `vector search alone p50 / p99 at ${i.vectors.toLocaleString('en')} × ${i.dimension}, ${i.candidate === 'int8-onnx' ? 'int8' : 'float32'} scan`,
         `${ms(i.p50Ms)} / ${ms(i.p99Ms)}`,
       ),
     ),
@@ -436,10 +436,12 @@ async function main(settings: BenchSettings): Promise<void> {
     ...(await pureInferenceAsIngest(chosen.loaded, batch, settings.quick ? 3 : 6)),
   };
   const ingest = await ingestThroughput(settings.images, settings.ingestMinutes, env);
-  log('vector index bench (exact-onnx, the adapter in use) …');
+  // The embedded index scans float32 below PIC_INDEX_INT8_FROM (100k) and int8 from there: measure both.
+  log('vector index bench (float32 and int8 scans, the model’s dimension) …');
   const index = await benchIndex({
     sizes: settings.sizes,
-    candidates: ['exact-onnx'],
+    dimensions: [fp32.manifest.output.dimension],
+    candidates: ['exact-onnx', 'int8-onnx'],
     queries: 30,
     // Not index.json: that file holds the full candidate comparison from `tsx scripts/bench-index.ts`.
     outFile: join(resultsDir, 'bench-index.json'),
