@@ -84,6 +84,7 @@ async function round(synchronous: 'FULL' | 'NORMAL', fsync: boolean, versioned: 
 
 const settings = [
   { name: 'NORMAL, no fsync (before)', synchronous: 'NORMAL', fsync: false, versioned: false },
+  { name: 'NORMAL, no fsync + versions', synchronous: 'NORMAL', fsync: false, versioned: true },
   { name: 'FULL, no fsync', synchronous: 'FULL', fsync: false, versioned: false },
   { name: 'FULL + fsynced files', synchronous: 'FULL', fsync: true, versioned: false },
   { name: 'FULL + fsync + versions (now)', synchronous: 'FULL', fsync: true, versioned: true },
