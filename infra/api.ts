@@ -33,6 +33,7 @@ export const ROUTES: Record<string, ApiFunctionName> = {
   'DELETE /images/{key+}': 'delete-image',
   'DELETE /images': 'delete-all',
   'POST /verify': 'verify',
+  'POST /reindex': 'reindex',
   'GET /duplicates': 'duplicates',
   'POST /duplicates/dismissals': 'duplicates',
   'POST /duplicates/scan': 'duplicates',

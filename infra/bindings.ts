@@ -2,6 +2,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { type CloudPart, variablesOf } from '../src/adapters/aws/config.ts';
 import { OUTAGES_PK } from '../src/adapters/aws/dynamo-outage-reports.ts';
+import { LIBRARY_PK } from '../src/adapters/aws/dynamo-task-store.ts';
 import type { EmbedderInfo } from '../src/domain/ports.ts';
 import { LAMBDA_PARTS, type LambdaName, type PartsOf } from '../src/wiring/lambda-parts.ts';
 import type { StackConfig } from './config.ts';
@@ -26,8 +27,8 @@ interface BucketAccess {
 type AccessOf<P extends CloudPart> = P extends 'bucket'
   ? BucketAccess
   : P extends 'table'
-    ? // 'outages': GetItem of the workers' outage item alone (dynamo-outage-reports.ts).
-      'read' | 'read-write' | 'outages'
+    ? // `items`: GetItem of these items alone (the workers' outage item, the library item).
+      'read' | 'read-write' | { items: string[] }
     : P extends 'queue'
       ? 'send' | 'depth'
       : true;
@@ -43,10 +44,12 @@ export const FUNCTION_ACCESS: { [F in LambdaName]: FunctionAccess<F> } = {
     model: true,
     decode: true,
   },
-  count: { milvus: true },
+  // Which collection is live: the library item (src/app/index-generations.ts).
+  count: { milvus: true, table: { items: [LIBRARY_PK] }, modelIdentity: true },
   progress: { table: 'read', queue: 'depth' },
-  // The index's identity; the workers' outage item, to answer "degraded" while they wait one out.
-  health: { milvus: true, modelIdentity: true, table: 'outages' },
+  // The index's identity (the library item says which collection is live); the workers' outage item, to
+  // answer "degraded" while they wait one out.
+  health: { milvus: true, modelIdentity: true, table: { items: [OUTAGES_PK, LIBRARY_PK] } },
   // Backfill lists the prefix, queues what changed and forgets what is gone (vector, thumbnail, entry).
   ingest: {
     bucket: { list: true, delete: ['thumbnails'] },
@@ -62,9 +65,11 @@ export const FUNCTION_ACCESS: { [F in LambdaName]: FunctionAccess<F> } = {
     bucket: { get: ['images'], delete: ['images', 'thumbnails'] },
     table: 'read-write',
     milvus: true,
+    modelIdentity: true,
   },
-  'delete-all': { table: 'read-write', queue: 'send', milvus: true },
+  'delete-all': { table: 'read-write', queue: 'send', milvus: true, modelIdentity: true },
   verify: { table: 'read-write', queue: 'send' },
+  reindex: { table: 'read-write', queue: 'send', milvus: true, modelIdentity: true },
   // Groups are described from the images (header, size) with links to them and their thumbnails; the
   // table holds the scan's pairs and the dismissals; the queue takes a new scan.
   duplicates: {
@@ -144,12 +149,14 @@ function bindPart(
       };
     }
     case 'table':
-      if (access === 'outages')
+      if (typeof access === 'object' && access !== null && 'items' in access)
         fn.addToRolePolicy(
           new iam.PolicyStatement({
             actions: ['dynamodb:GetItem'],
             resources: [storage.table.tableArn],
-            conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [OUTAGES_PK] } },
+            conditions: {
+              'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': (access as { items: string[] }).items },
+            },
           }),
         );
       else if (access === 'read') storage.table.grantReadData(fn);

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertWithinLambdaLimit, directorySize, megabytes } from '../layers/build.ts';
 import { cfnLint } from '../scripts/cfn-lint.ts';
 import { OUTAGES_PK } from '../src/adapters/aws/dynamo-outage-reports.ts';
+import { LIBRARY_PK } from '../src/adapters/aws/dynamo-task-store.ts';
 import { IMAGE_SUFFIXES, imageQueueNotification } from '../src/adapters/aws/notifications.ts';
 import type { Operations } from '../src/app/operations.ts';
 import { createRouter } from '../src/http/router.ts';
@@ -58,7 +59,8 @@ const SEND = ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'];
 const sorted = (...actions: string[]) => actions.sort();
 const EXPECTED_ACTIONS = {
   search: sorted(...TABLE_READ, 's3:GetObject', ...MILVUS_TOKEN),
-  count: sorted(...MILVUS_TOKEN),
+  // The library item alone: which Milvus collection is live (src/app/index-generations.ts).
+  count: sorted('dynamodb:GetItem', ...MILVUS_TOKEN),
   progress: sorted(...TABLE_READ, 'sqs:GetQueueAttributes'),
   health: sorted('dynamodb:GetItem', ...MILVUS_TOKEN),
   ingest: sorted(...TABLE_READ, ...TABLE_WRITE, 's3:DeleteObject', 's3:ListBucket', ...MILVUS_TOKEN, ...SEND),
@@ -68,6 +70,8 @@ const EXPECTED_ACTIONS = {
   // Empties the index and queues the cleanup; the worker deletes (src/app/tasks.ts).
   'delete-all': sorted(...TABLE_READ, ...TABLE_WRITE, ...MILVUS_TOKEN, ...SEND),
   verify: sorted(...TABLE_READ, ...TABLE_WRITE, ...SEND),
+  // Records the re-index task and queues it; the worker builds the new collection (src/app/reindex.ts).
+  reindex: sorted(...TABLE_READ, ...TABLE_WRITE, ...MILVUS_TOKEN, ...SEND),
   // Describes the groups from the images, keeps dismissals and the scan's state, queues a scan.
   duplicates: sorted(...TABLE_READ, ...TABLE_WRITE, 's3:GetObject', ...MILVUS_TOKEN, ...SEND),
 };
@@ -398,6 +402,7 @@ describe('Lambda functions', () => {
       'delete-image': [],
       'delete-all': [],
       verify: [],
+      reindex: [],
       duplicates: [runtime],
     });
     // A bundle that imports onnxruntime-node or sharp must have the layer, or it fails at its first import.
@@ -438,15 +443,16 @@ describe('Lambda functions', () => {
 
     expect(Object.fromEntries(API_FUNCTIONS.map((name) => [name, variables(name)]))).toEqual({
       search: sorted(...bucket, 'TABLE_NAME', ...milvus, 'PIC_MODEL_MANIFEST'),
-      count: sorted(...milvus),
+      count: sorted(...milvus, 'TABLE_NAME', 'PIC_MODEL_IDENTITY'),
       progress: sorted('QUEUE_URL', 'TABLE_NAME'),
       health: sorted(...milvus, 'PIC_MODEL_IDENTITY', 'TABLE_NAME'),
       ingest: sorted(...bucket, 'TABLE_NAME', 'QUEUE_URL', ...milvus, 'PIC_MODEL_IDENTITY'),
       uploads: sorted(...bucket),
       images: sorted(...bucket),
-      'delete-image': sorted(...bucket, 'TABLE_NAME', ...milvus),
-      'delete-all': sorted('TABLE_NAME', 'QUEUE_URL', ...milvus),
+      'delete-image': sorted(...bucket, 'TABLE_NAME', ...milvus, 'PIC_MODEL_IDENTITY'),
+      'delete-all': sorted('TABLE_NAME', 'QUEUE_URL', ...milvus, 'PIC_MODEL_IDENTITY'),
       verify: sorted('TABLE_NAME', 'QUEUE_URL'),
+      reindex: sorted('TABLE_NAME', 'QUEUE_URL', ...milvus, 'PIC_MODEL_IDENTITY'),
       duplicates: sorted(...bucket, 'TABLE_NAME', 'QUEUE_URL', ...milvus, 'PIC_MODEL_IDENTITY'),
     });
   });
@@ -483,6 +489,7 @@ describe('least privilege', () => {
       'delete-image': ['s3:DeleteObject', 's3:GetObject'],
       'delete-all': [],
       verify: [],
+      reindex: [],
       health: [],
       duplicates: ['s3:GetObject'],
     });
@@ -498,27 +505,31 @@ describe('least privilege', () => {
       'delete-image',
       'duplicates',
       'ingest',
+      'reindex',
       'verify',
     ]);
-    expect(actionsOf(statementsOfRole(roleOfFunction('count')))).toEqual(
-      new Set(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret']),
-    );
   });
 
-  it("lets health read only the workers' outage item of the table", () => {
-    const reads = statementsOfRole(roleOfFunction('health')).filter((s) =>
-      [s.Action].flat().some((a: string) => a.startsWith('dynamodb:')),
-    );
-    expect(reads).toEqual([
-      expect.objectContaining({
-        Action: 'dynamodb:GetItem',
-        Condition: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [OUTAGES_PK] } },
-        Resource: { 'Fn::GetAtt': [logicalId(stack.storage.table), 'Arn'] },
-      }),
-    ]);
-  });
+  it.each([
+    ['health', [OUTAGES_PK, LIBRARY_PK]],
+    ['count', [LIBRARY_PK]],
+  ] as const)(
+    "lets %s read only its items of the table (the workers' outages, the library's live index)",
+    (name, items) => {
+      const reads = statementsOfRole(roleOfFunction(name)).filter((s) =>
+        [s.Action].flat().some((a: string) => a.startsWith('dynamodb:')),
+      );
+      expect(reads).toEqual([
+        expect.objectContaining({
+          Action: 'dynamodb:GetItem',
+          Condition: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': items } },
+          Resource: { 'Fn::GetAtt': [logicalId(stack.storage.table), 'Arn'] },
+        }),
+      ]);
+    },
+  );
 
-  it('lets only ingest and the task starters (delete-all, verify, duplicates) send to the queue, and only progress read its depth', () => {
+  it('lets only ingest and the task starters (delete-all, verify, reindex, duplicates) send to the queue, and only progress read its depth', () => {
     const sqs = Object.fromEntries(
       API_FUNCTIONS.map((name) => [
         name,
@@ -530,6 +541,7 @@ describe('least privilege', () => {
       ['ingest', ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']],
       ['delete-all', ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']],
       ['verify', ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']],
+      ['reindex', ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']],
       ['duplicates', ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']],
     ]);
   });
@@ -544,6 +556,7 @@ describe('least privilege', () => {
       'duplicates',
       'health',
       'ingest',
+      'reindex',
       'search',
     ]);
   });

@@ -36,9 +36,9 @@ export interface GenerationalIndexOptions {
 export const REINDEX_HINT =
   'Re-index to rebuild it with this model from the bucket (docs/models.md); the current index answers until the new one is complete.';
 
-/** Where embedded mode starts a re-index. */
-export const EMBEDDED_REINDEX_HOW =
-  'Start it with POST /reindex, `npm run cli -- reindex`, or "Re-index now" on the page.';
+/** Where a re-index is started. */
+export const REINDEX_HOW =
+  'Start it with POST /reindex or "Re-index now" on the page (embedded mode: also `npm run cli -- reindex`).';
 
 export function sameIdentity(a: IndexIdentity, b: IndexIdentity): boolean {
   return a.model === b.model && a.profile === b.profile && a.dimension === b.dimension;
@@ -76,16 +76,14 @@ export class GenerationalIndex implements VectorIndex, PairFinder {
   }
 
   /**
-   * Records the first generation when none is: the index the library had before generations (named ''),
-   * with the identity it was built by, or the writer's when it is new. Returns the record.
+   * Records the first generation when none is (firstGeneration), and the writer's manifest with the live
+   * generation it built. The worker's process calls it at start; readers never write the record.
    */
   async init(): Promise<IndexGenerations> {
     let generations = await this.#tasks.indexGenerations();
     if (!generations) {
-      const legacy = this.#shelf.open('');
-      const identity = (await legacy.identity()) ?? this.#requireWriter();
-      await legacy.ensure(identity);
-      generations = { live: this.#withManifest({ name: '', identity }) };
+      generations = await this.#firstGeneration();
+      await this.#shelf.open('').ensure(generations.live.identity);
       await this.#tasks.saveIndexGenerations(generations);
     } else if (this.#writerManifest && this.#isWriter(generations.live) && !generations.live.manifest) {
       generations = { ...generations, live: this.#withManifest(generations.live) };
@@ -95,11 +93,11 @@ export class GenerationalIndex implements VectorIndex, PairFinder {
     return generations;
   }
 
-  /** The record, read again when older than ttlMs. */
+  /** The record, read again when older than ttlMs; before any is recorded, the first generation. */
   async generations(): Promise<IndexGenerations> {
     const cached = this.#cached;
     if (cached && Date.now() - cached.at < this.ttlMs) return cached.generations;
-    const generations = (await this.#tasks.indexGenerations()) ?? (await this.init());
+    const generations = (await this.#tasks.indexGenerations()) ?? (await this.#firstGeneration());
     this.#cached = { at: Date.now(), generations };
     return generations;
   }
@@ -198,6 +196,12 @@ export class GenerationalIndex implements VectorIndex, PairFinder {
 
   close(): Promise<void> {
     return this.#shelf.close();
+  }
+
+  /** The index the library had before generations (name ''), with the identity that built it or the writer's. */
+  async #firstGeneration(): Promise<IndexGenerations> {
+    const identity = (await this.#shelf.open('').identity()) ?? this.#requireWriter();
+    return { live: this.#withManifest({ name: '', identity }) };
   }
 
   #pairFinder({ index }: { index: ShelvedIndex }): PairFinder {

@@ -16,9 +16,9 @@ import type {
 import { isImageKey } from '../imaging/formats.ts';
 import {
   describeIdentity,
-  EMBEDDED_REINDEX_HOW,
   type GenerationalIndex,
   REINDEX_HINT,
+  REINDEX_HOW,
   sameIdentity,
 } from './index-generations.ts';
 import { forgetImages, type IdOf, queueObjects, type Stores } from './indexing.ts';
@@ -158,7 +158,7 @@ export function createOperations(deps: OperationsDeps): Operations {
     return new IndexMismatchError(
       `The vector index was built by ${describeIdentity(live)}, but this service embeds with ${configured}. ` +
         (deps.generations ? `${REINDEX_HINT} ` : '') +
-        (deps.generations && deps.mode === 'embedded' ? `${EMBEDDED_REINDEX_HOW} ` : '') +
+        (deps.generations ? `${REINDEX_HOW} ` : '') +
         'Or configure the model that built the index.',
     );
   }

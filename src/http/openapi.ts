@@ -196,16 +196,14 @@ export function openApiDocument(mode: Mode): Json {
         responses: { ...ok(202, 'Started.', 'Task'), ...errors(400) },
       },
     },
-    ...(mode === 'embedded' && {
-      '/reindex': {
-        post: {
-          operationId: 'reindex',
-          summary:
-            'Rebuild the index with the configured model from the bucket, in a new index generation built in the background while the live one answers; it switches when complete and drops the old one (docs/models.md). 202 with the task (the running one when started already); follow it in GET /progress (tasks.reindex). 409 when the index is built by the configured model already.',
-          responses: { ...ok(202, 'Started.', 'Task'), ...errors(409) },
-        },
+    '/reindex': {
+      post: {
+        operationId: 'reindex',
+        summary:
+          'Rebuild the index with the configured model from the bucket, in a new index generation (embedded: a local file; cloud: a Milvus collection) built in the background while the live one answers; it switches when complete and drops the old one (docs/models.md). 202 with the task (the running one when started already); follow it in GET /progress (tasks.reindex). 409 when the index is built by the configured model already.',
+        responses: { ...ok(202, 'Started.', 'Task'), ...errors(409) },
       },
-    }),
+    },
     '/ingest': {
       post: {
         operationId: 'ingest',

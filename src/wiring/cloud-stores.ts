@@ -8,9 +8,10 @@ import { S3ObjectStore } from '../adapters/aws/s3-object-store.ts';
 import { readMilvusToken } from '../adapters/aws/secrets.ts';
 import { SqsJobQueue } from '../adapters/aws/sqs-job-queue.ts';
 import { MilvusCollections } from '../adapters/milvus/milvus-collections.ts';
-import { MilvusVectorIndex } from '../adapters/milvus/milvus-vector-index.ts';
+import { GenerationalIndex } from '../app/index-generations.ts';
 import { contentTypeOf, thumbnailKeyOf } from '../app/keys.ts';
 import type { LinkBuilders } from '../app/pic-search.ts';
+import type { IndexIdentity } from '../domain/ports.ts';
 
 /**
  * The cloud adapters, one builder per configuration part (src/adapters/aws/config.ts), shared by the
@@ -72,16 +73,6 @@ export function duplicateStores(aws: AwsClients, config: Pick<CloudConfig, 'tabl
   };
 }
 
-/** The Milvus collection; the token is read from Secrets Manager here, by the functions that query Milvus only. */
-export async function milvusIndex(
-  aws: AwsClients,
-  config: Pick<CloudConfig, 'milvus'>,
-): Promise<MilvusVectorIndex> {
-  const { address, collection, tokenSecretArn } = config.milvus;
-  const token = tokenSecretArn ? await readMilvusToken(aws.secrets, tokenSecretArn) : config.milvus.token;
-  return new MilvusVectorIndex({ address, collection, ...(token ? { token } : {}) });
-}
-
 /**
  * The Milvus collections of the index generations (src/app/index-generations.ts): the configured
  * collection and one per re-index.
@@ -93,6 +84,28 @@ export async function milvusCollections(
   const { address, collection, tokenSecretArn } = config.milvus;
   const token = tokenSecretArn ? await readMilvusToken(aws.secrets, tokenSecretArn) : config.milvus.token;
   return new MilvusCollections({ address, collection, ...(token ? { token } : {}) });
+}
+
+/**
+ * How long a process trusts its copy of the index generations record (one DynamoDB read per this, not per
+ * request); a re-index drops the old collection only twice this long after its switch.
+ */
+export const CLOUD_GENERATION_TTL_MS = 10_000;
+
+/**
+ * The library's index: the live generation's collection for reads, the `writer` identity's for writes
+ * (src/app/index-generations.ts). Reading the generations record needs GetItem on the table's library item.
+ */
+export async function liveIndex(
+  aws: AwsClients,
+  config: Pick<CloudConfig, 'milvus' | 'tableName'>,
+  writer: IndexIdentity,
+): Promise<GenerationalIndex> {
+  const { model, profile, dimension } = writer;
+  return new GenerationalIndex(await milvusCollections(aws, config), taskStore(aws, config), {
+    writer: { model, profile, dimension },
+    ttlMs: CLOUD_GENERATION_TTL_MS,
+  });
 }
 
 /** Search results and browser uploads link straight to S3 (presigned), never through Lambda's 6 MB limit. */

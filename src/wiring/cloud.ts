@@ -5,7 +5,7 @@ import type { DynamoCatalogue } from '../adapters/aws/dynamo-catalogue.ts';
 import type { DynamoTaskStore } from '../adapters/aws/dynamo-task-store.ts';
 import type { S3ObjectStore } from '../adapters/aws/s3-object-store.ts';
 import type { SqsJobQueue } from '../adapters/aws/sqs-job-queue.ts';
-import { GenerationalIndex, sameIdentity } from '../app/index-generations.ts';
+import { type GenerationalIndex, sameIdentity } from '../app/index-generations.ts';
 import type { IdOf, Stores } from '../app/indexing.ts';
 import type { Operations } from '../app/operations.ts';
 import { createOperations } from '../app/pic-search.ts';
@@ -27,7 +27,7 @@ import {
   duplicateStores,
   imageStores,
   jobQueue,
-  milvusCollections,
+  liveIndex,
   outageReports,
   taskStore,
 } from './cloud-stores.ts';
@@ -41,12 +41,6 @@ export interface CloudStores extends Stores {
   index: GenerationalIndex;
   tasks: DynamoTaskStore;
 }
-
-/**
- * How long a process trusts its copy of the generations record (one DynamoDB read per this, not per
- * request); a re-index drops the old collection only twice this long after its switch.
- */
-export const CLOUD_GENERATION_TTL_MS = 10_000;
 
 export interface CloudSystem {
   config: CloudConfig;
@@ -85,8 +79,6 @@ export interface CloudOptions {
   onVerified?: TaskDeps['onVerified'];
   /** Test seam for hash collisions. */
   idOf?: IdOf;
-  /** Tests shorten them. @default CLOUD_GENERATION_TTL_MS */
-  generationTtlMs?: number;
   /** Tests shorten a re-index's pauses. @default the tasks' defaults (src/app/tasks.ts) */
   taskOptions?: TaskOptions;
 }
@@ -101,16 +93,12 @@ export async function createCloudSystem(
   const ownEmbedder = options.embedder === undefined;
   const embedder = options.embedder ?? (await createCloudEmbedder(config, options));
   const tasks = taskStore(aws, config);
-  const { model, profile, dimension } = embedder.info;
   const stores: CloudStores = {
     ...imageStores(aws, config),
     queue: jobQueue(aws, config),
     catalogue: catalogueTable(aws, config),
     tasks,
-    index: new GenerationalIndex(await milvusCollections(aws, config), tasks, {
-      writer: { model, profile, dimension },
-      ttlMs: options.generationTtlMs ?? CLOUD_GENERATION_TTL_MS,
-    }),
+    index: await liveIndex(aws, config, embedder.info),
   };
   if (options.ensureIndex ?? true) {
     const generations = await stores.index.init();

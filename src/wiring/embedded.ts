@@ -12,7 +12,7 @@ import { SqliteTaskStore } from '../adapters/embedded/sqlite-task-store.ts';
 import { BucketWatcher } from '../app/bucket-watcher.ts';
 import { createDuplicates, type Duplicates } from '../app/duplicates.ts';
 import { type FolderIngestOptions, ingestFolder } from '../app/folder-sync.ts';
-import { EMBEDDED_REINDEX_HOW, GenerationalIndex, sameIdentity } from '../app/index-generations.ts';
+import { GenerationalIndex, REINDEX_HOW, sameIdentity } from '../app/index-generations.ts';
 import { type IdOf, queueChangedKeys, type Stores } from '../app/indexing.ts';
 import { encodeKeyPath } from '../app/keys.ts';
 import type { IngestReport, Operations } from '../app/operations.ts';
@@ -192,7 +192,7 @@ export async function createEmbeddedSystem(
   } catch (error) {
     if (!(error instanceof IndexMismatchError)) throw error;
     if (!building) {
-      indexMismatch = new IndexMismatchError(`${error.message} ${EMBEDDED_REINDEX_HOW}`);
+      indexMismatch = new IndexMismatchError(`${error.message} ${REINDEX_HOW}`);
       log?.error(indexMismatch.message);
     }
   }

@@ -8,7 +8,7 @@ import {
   duplicateStores,
   imageStores,
   jobQueue,
-  milvusIndex,
+  liveIndex,
   taskStore,
 } from './cloud-stores.ts';
 import { readParts } from './lambda.ts';
@@ -25,7 +25,7 @@ export async function duplicatesFinder(
   const aws = awsClientsFor(config);
   const stores = imageStores(aws, config);
   const { scannedPairs, dismissed } = duplicateStores(aws, config);
-  const index = await milvusIndex(aws, config);
+  const index = await liveIndex(aws, config, config.modelIdentity);
   const catalogue = catalogueTable(aws, config);
   const scanner = duplicateScanner({
     queue: jobQueue(aws, config),

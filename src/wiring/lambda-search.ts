@@ -1,6 +1,6 @@
 import type { Operations } from '../app/operations.ts';
 import { createCloudEmbedder } from './cloud.ts';
-import { awsClientsFor, catalogueTable, cloudLinks, imageStores, milvusIndex } from './cloud-stores.ts';
+import { awsClientsFor, catalogueTable, cloudLinks, imageStores, liveIndex } from './cloud-stores.ts';
 import { operationsOf, readParts } from './lambda.ts';
 
 /**
@@ -13,11 +13,13 @@ export async function searchOperations(
   const config = readParts('search', env);
   const aws = awsClientsFor(config);
   const stores = imageStores(aws, config);
-  const [embedder, index] = await Promise.all([createCloudEmbedder(config), milvusIndex(aws, config)]);
+  const embedder = await createCloudEmbedder(config);
+  const index = await liveIndex(aws, config, embedder.info);
   return operationsOf('search', {
     ...stores,
     catalogue: catalogueTable(aws, config),
     index,
+    generations: index,
     embedder,
     links: cloudLinks(stores),
     imagePrefix: config.imagePrefix,

@@ -41,7 +41,7 @@ function environmentOf(fn: LambdaName): Record<string, string> {
 }
 
 describe('Lambda function factories', () => {
-  it('give count the Milvus index and nothing else', async () => {
+  it('give count the Milvus index and the table item that says which collection is live, nothing else', async () => {
     const operations = await countOperations(environmentOf('count'));
 
     expect(Object.keys(environmentOf('count')).sort()).toEqual([
@@ -49,6 +49,8 @@ describe('Lambda function factories', () => {
       'AWS_REGION',
       'MILVUS_ADDRESS',
       'MILVUS_TOKEN',
+      'PIC_MODEL_IDENTITY',
+      'TABLE_NAME',
     ]);
     await expect(attempt(() => operations.progress())).rejects.toThrow(
       /the count function has no catalogue table/,

@@ -11,7 +11,7 @@ import {
   cloudLinks,
   imageStores,
   jobQueue,
-  milvusIndex,
+  liveIndex,
   outageReports,
   taskStore,
 } from './cloud-stores.ts';
@@ -59,7 +59,9 @@ function identityOnly(info: EmbedderInfo, fn: LambdaName): Embedder {
 export function operationsOf(
   fn: LambdaName,
   given: Partial<Stores> &
-    Partial<Pick<OperationsDeps, 'embedder' | 'links' | 'imageInspector' | 'imagePrefix' | 'outage'>>,
+    Partial<
+      Pick<OperationsDeps, 'embedder' | 'links' | 'imageInspector' | 'imagePrefix' | 'outage' | 'generations'>
+    >,
 ): Operations {
   const { images, thumbnails, queue, catalogue, index, tasks, embedder, imageInspector, ...rest } = given;
   return createOperations({
@@ -78,10 +80,19 @@ export function operationsOf(
   });
 }
 
-/** GET /count: the Milvus collection only. */
+/** The live index generation's collection (the table's library item says which), for reads and removals. */
+async function generationsOf(
+  aws: ReturnType<typeof awsClientsFor>,
+  config: Parameters<typeof liveIndex>[1] & { modelIdentity: EmbedderInfo },
+) {
+  const index = await liveIndex(aws, config, config.modelIdentity);
+  return { index, generations: index };
+}
+
+/** GET /count: the live Milvus collection only. */
 export async function countOperations(env: Env = process.env): Promise<Operations> {
   const config = readParts('count', env);
-  return operationsOf('count', { index: await milvusIndex(awsClientsFor(config), config) });
+  return operationsOf('count', await generationsOf(awsClientsFor(config), config));
 }
 
 /** GET /progress: catalogue counters, queue depth and the workers' outages; no Milvus, so no token. */
@@ -103,7 +114,7 @@ export async function healthOperations(env: Env = process.env): Promise<Operatio
   const aws = awsClientsFor(config);
   const outages = outageReports(aws, config);
   return operationsOf('health', {
-    index: await milvusIndex(aws, config),
+    ...(await generationsOf(aws, config)),
     embedder: identityOnly(config.modelIdentity, 'health'),
     outage: () => outages.current(),
   });
@@ -117,7 +128,7 @@ export async function ingestOperations(env: Env = process.env): Promise<Operatio
     ...imageStores(aws, config),
     queue: jobQueue(aws, config),
     catalogue: catalogueTable(aws, config),
-    index: await milvusIndex(aws, config),
+    ...(await generationsOf(aws, config)),
     embedder: identityOnly(config.modelIdentity, 'ingest'),
     imagePrefix: config.imagePrefix,
   });
@@ -130,7 +141,7 @@ export async function deleteOperations(fn: 'delete-image', env: Env = process.en
   return operationsOf(fn, {
     ...imageStores(aws, config),
     catalogue: catalogueTable(aws, config),
-    index: await milvusIndex(aws, config),
+    ...(await generationsOf(aws, config)),
     imagePrefix: config.imagePrefix,
   });
 }
@@ -143,7 +154,7 @@ export async function deleteAllOperations(env: Env = process.env): Promise<Opera
     catalogue: catalogueTable(aws, config),
     queue: jobQueue(aws, config),
     tasks: taskStore(aws, config),
-    index: await milvusIndex(aws, config),
+    ...(await generationsOf(aws, config)),
   });
 }
 
@@ -152,6 +163,18 @@ export function verifyOperations(env: Env = process.env): Operations {
   const config = readParts('verify', env);
   const aws = awsClientsFor(config);
   return operationsOf('verify', { queue: jobQueue(aws, config), tasks: taskStore(aws, config) });
+}
+
+/** POST /reindex: records the task with the stack's model as the target and queues it for the worker. */
+export async function reindexOperations(env: Env = process.env): Promise<Operations> {
+  const config = readParts('reindex', env);
+  const aws = awsClientsFor(config);
+  return operationsOf('reindex', {
+    queue: jobQueue(aws, config),
+    tasks: taskStore(aws, config),
+    ...(await generationsOf(aws, config)),
+    embedder: identityOnly(config.modelIdentity, 'reindex'),
+  });
 }
 
 /** GET /images/{key+} and GET /thumbnails/{key+}: presigned links to the bucket. */

@@ -58,7 +58,8 @@ export async function startCloud(
   const embedder = await seededEmbedder();
   const system = await createCloudSystem(loadCloudConfig(stack.env), { embedder, waitMs: 1000 });
   system.worker.start();
-  Object.assign(process.env, stack.env);
+  // The stack states the model's identity to the functions that never open it (infra/bindings.ts).
+  Object.assign(process.env, stack.env, { PIC_MODEL_IDENTITY: JSON.stringify(embedder.info) });
   return { stack, embedder, system };
 }
 

@@ -123,7 +123,7 @@ export class Api {
     return this.json('GET', `/duplicates?${query}`);
   }
 
-  /** Starts re-indexing with the configured model (embedded mode); follow it in progress().tasks.reindex. */
+  /** Starts re-indexing with the configured model; follow it in progress().tasks.reindex. */
   async reindex(): Promise<void> {
     await this.send('POST', '/reindex');
   }

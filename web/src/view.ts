@@ -93,11 +93,7 @@ function reindexBanner(app: App): TemplateResult | typeof nothing {
       ${model.model} (${model.dimension} dimensions). Re-index to rebuild it from the library with the new model;
       the current index keeps answering until the new one is complete.
     </p>
-    ${
-      app.mode === 'embedded'
-        ? html`<button type="button" id="reindex-now" @click=${() => void app.reindex()}>Re-index now</button>`
-        : html`<p class="muted">Cloud mode has no re-index yet (docs/models.md).</p>`
-    }
+    <button type="button" id="reindex-now" @click=${() => void app.reindex()}>Re-index now</button>
   </div>`;
 }
 

@@ -7,7 +7,9 @@ import {
 import type { IndexGenerations, Task, TaskKind, TaskStore } from '../../domain/ports.ts';
 import { decodeTask, encodeTask } from '../../domain/tasks.ts';
 
-const LIBRARY = 'library';
+/** The item of the library's emptying, newest tasks and index generations. */
+export const LIBRARY_PK = 'library';
+
 const taskPk = (id: string) => `task#${id}`;
 
 /**
@@ -27,7 +29,7 @@ export class DynamoTaskStore implements TaskStore {
   }
 
   async clearedAt(): Promise<Date | undefined> {
-    const item = await this.#get(LIBRARY);
+    const item = await this.#get(LIBRARY_PK);
     return item?.clearedAt?.N ? new Date(Number(item.clearedAt.N)) : undefined;
   }
 
@@ -36,7 +38,7 @@ export class DynamoTaskStore implements TaskStore {
     await this.#db.send(
       new UpdateItemCommand({
         TableName: this.#table,
-        Key: { pk: { S: LIBRARY } },
+        Key: { pk: { S: LIBRARY_PK } },
         UpdateExpression: `SET #latest = :id${clearedAt ? ', clearedAt = :clearedAt' : ''}`,
         ExpressionAttributeNames: { '#latest': `latest_${task.kind}` },
         ExpressionAttributeValues: {
@@ -62,12 +64,12 @@ export class DynamoTaskStore implements TaskStore {
   }
 
   async latest(kind: TaskKind): Promise<Task | undefined> {
-    const id = (await this.#get(LIBRARY))?.[`latest_${kind}`]?.S;
+    const id = (await this.#get(LIBRARY_PK))?.[`latest_${kind}`]?.S;
     return id === undefined ? undefined : this.get(id);
   }
 
   async indexGenerations(): Promise<IndexGenerations | undefined> {
-    const body = (await this.#get(LIBRARY))?.indexGenerations?.S;
+    const body = (await this.#get(LIBRARY_PK))?.indexGenerations?.S;
     return body === undefined ? undefined : (JSON.parse(body) as IndexGenerations);
   }
 
@@ -75,7 +77,7 @@ export class DynamoTaskStore implements TaskStore {
     await this.#db.send(
       new UpdateItemCommand({
         TableName: this.#table,
-        Key: { pk: { S: LIBRARY } },
+        Key: { pk: { S: LIBRARY_PK } },
         UpdateExpression: 'SET indexGenerations = :generations',
         ExpressionAttributeValues: { ':generations': { S: JSON.stringify(generations) } },
       }),
