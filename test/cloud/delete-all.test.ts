@@ -20,10 +20,10 @@ const API_TIMEOUT_MS = 29_000;
 const EXTRA_RECORDS = 300;
 const clients = emulatorClients(inject('awsEndpoint'));
 const photos = fixturePhotos(4);
-const savedEnv = { ...process.env };
 let stack: CloudStack;
 let embedder: Embedder;
 let system: CloudSystem;
+let stopCloud: (() => Promise<void>) | undefined;
 let deleteAll: HttpHandler;
 let progress: HttpHandler;
 
@@ -33,7 +33,12 @@ const progressNow = async () =>
   JSON.parse((await progress(apiEvent({ method: 'GET', path: '/progress' }))).body as string) as Progress;
 
 beforeAll(async () => {
-  ({ stack, embedder, system } = await startCloud(clients, {
+  ({
+    stack,
+    embedder,
+    system,
+    stop: stopCloud,
+  } = await startCloud(clients, {
     awsEndpoint: inject('awsEndpoint'),
     milvusAddress: inject('milvusAddress'),
   }));
@@ -64,9 +69,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  process.env = savedEnv;
-  await system?.close();
-  await embedder?.close();
+  await stopCloud?.();
   clients.destroy();
 });
 

@@ -21,10 +21,10 @@ const GENERATED_GROUPS = 1000;
 const clients = emulatorClients(inject('awsEndpoint'));
 const [a, b, c] = fixturePhotos(3) as [Photo, Photo, Photo];
 type Photo = { name: string; path: string };
-const savedEnv = { ...process.env };
 let stack: CloudStack;
 let embedder: Embedder;
 let system: CloudSystem;
+let stopCloud: (() => Promise<void>) | undefined;
 let duplicates: HttpHandler;
 let firstScan: TaskView;
 
@@ -71,7 +71,12 @@ async function put(key: string, body: Buffer): Promise<void> {
 }
 
 beforeAll(async () => {
-  ({ stack, embedder, system } = await startCloud(clients, {
+  ({
+    stack,
+    embedder,
+    system,
+    stop: stopCloud,
+  } = await startCloud(clients, {
     awsEndpoint: inject('awsEndpoint'),
     milvusAddress: inject('milvusAddress'),
   }));
@@ -81,9 +86,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  process.env = savedEnv;
-  await system?.close();
-  await embedder?.close();
+  await stopCloud?.();
   clients.destroy();
 });
 

@@ -4,7 +4,6 @@ import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { SearchResponse } from '../../src/app/operations.ts';
 import { vectorIdOf } from '../../src/domain/ids.ts';
-import type { Embedder } from '../../src/domain/ports.ts';
 import type { HttpHandler } from '../../src/http/types.ts';
 import type { LambdaHttpHandler } from '../../src/observability/lambda-handler.ts';
 import type { CloudSystem } from '../../src/wiring/cloud.ts';
@@ -27,12 +26,11 @@ const BAD = {
 const key = (name: string) => `images/${name}`;
 
 let stack: CloudStack;
-let embedder: Embedder;
 let system: CloudSystem;
+let stopCloud: (() => Promise<void>) | undefined;
 let search: HttpHandler;
 let count: HttpHandler;
 let progress: HttpHandler;
-const savedEnv = { ...process.env };
 
 const invoked = (handler: LambdaHttpHandler, name: string) => invokedAsLambda(handler, name, 'e2e');
 
@@ -57,7 +55,11 @@ const countNow = async () =>
   JSON.parse((await count(apiEvent({ method: 'GET', path: '/count' }))).body as string).count as number;
 
 beforeAll(async () => {
-  ({ stack, embedder, system } = await startCloud(clients, {
+  ({
+    stack,
+    system,
+    stop: stopCloud,
+  } = await startCloud(clients, {
     awsEndpoint: inject('awsEndpoint'),
     milvusAddress: inject('milvusAddress'),
   }));
@@ -71,9 +73,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  process.env = savedEnv;
-  await system?.close();
-  await embedder?.close();
+  await stopCloud?.();
   clients.destroy();
 });
 

@@ -44,6 +44,8 @@ export interface RunningCloud {
   stack: CloudStack;
   embedder: Embedder;
   system: CloudSystem;
+  /** Closes the system and the embedder and gives process.env back as it was before startCloud. */
+  stop(): Promise<void>;
 }
 
 /**
@@ -54,13 +56,19 @@ export async function startCloud(
   clients: AwsClients,
   emulators: { awsEndpoint: string; milvusAddress: string },
 ): Promise<RunningCloud> {
+  const envBefore = { ...process.env };
   const stack = await createCloudStack(clients, emulators);
   const embedder = await seededEmbedder();
   const system = await createCloudSystem(loadCloudConfig(stack.env), { embedder, waitMs: 1000 });
   system.worker.start();
   // The stack states the model's identity to the functions that never open it (infra/bindings.ts).
   Object.assign(process.env, stack.env, { PIC_MODEL_IDENTITY: JSON.stringify(embedder.info) });
-  return { stack, embedder, system };
+  const stop = async () => {
+    process.env = envBefore;
+    await system.close();
+    await embedder.close();
+  };
+  return { stack, embedder, system, stop };
 }
 
 /** A function entry point called as Lambda calls it, with a context (request ids `<prefix>-<name>`). */
