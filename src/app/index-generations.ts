@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { IndexMismatchError } from '../domain/errors.ts';
+import { describeIdentity, sameIdentity } from '../domain/index-identity.ts';
 import type {
   IndexGeneration,
   IndexGenerations,
@@ -39,14 +40,6 @@ export const REINDEX_HINT =
 /** Where a re-index is started. */
 export const REINDEX_HOW =
   'Start it with POST /reindex or "Re-index now" on the page (embedded mode: also `npm run cli -- reindex`).';
-
-export function sameIdentity(a: IndexIdentity, b: IndexIdentity): boolean {
-  return a.model === b.model && a.profile === b.profile && a.dimension === b.dimension;
-}
-
-export function describeIdentity({ model, profile, dimension }: IndexIdentity): string {
-  return `model '${model}' (profile ${profile}, ${dimension} dimensions)`;
-}
 
 /**
  * The generation name of an identity: a hash, since model names hold characters ('+', '-', '.') that

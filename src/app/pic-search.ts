@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
 import { ImageError, IndexMismatchError, NotFoundError, ValidationError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
+import { describeIdentity, sameIdentity } from '../domain/index-identity.ts';
 import type {
   Embedder,
   EmbedTimings,
@@ -14,13 +15,7 @@ import type {
   VectorIndex,
 } from '../domain/ports.ts';
 import { isImageKey } from '../imaging/formats.ts';
-import {
-  describeIdentity,
-  type GenerationalIndex,
-  REINDEX_HINT,
-  REINDEX_HOW,
-  sameIdentity,
-} from './index-generations.ts';
+import { type GenerationalIndex, REINDEX_HINT, REINDEX_HOW } from './index-generations.ts';
 import { forgetImages, type IdOf, queueObjects, type Stores } from './indexing.ts';
 import { contentTypeOf, keyUnder, normalisePrefix, THUMBNAIL_CONTENT_TYPE, thumbnailKeyOf } from './keys.ts';
 import { matchLabel, mergeVariantHits } from './matching.ts';

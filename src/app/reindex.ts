@@ -9,9 +9,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConflictError } from '../domain/errors.ts';
+import { describeIdentity, sameIdentity } from '../domain/index-identity.ts';
 import type { IndexGeneration, IndexIdentity, StoredObject, Task } from '../domain/ports.ts';
 import { isImageKey } from '../imaging/formats.ts';
-import { describeIdentity, type GenerationalIndex, sameIdentity } from './index-generations.ts';
+import type { GenerationalIndex } from './index-generations.ts';
 import { queueObjects } from './indexing.ts';
 import type { TaskDeps, TaskOptions } from './tasks.ts';
 

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { IndexMismatchError, ValidationError } from '../../domain/errors.ts';
+import { describeIdentity, sameIdentity } from '../../domain/index-identity.ts';
 import type {
   IndexIdentity,
   PairFinder,
@@ -114,16 +115,11 @@ export class ExactVectorIndex implements VectorIndex, PairFinder {
         this.#identity = { ...identity };
         return;
       }
-      if (
-        stored.model !== identity.model ||
-        stored.profile !== identity.profile ||
-        stored.dimension !== identity.dimension
-      ) {
+      if (!sameIdentity(stored, identity)) {
         throw new IndexMismatchError(
-          `the vector index was built by model '${stored.model}' (profile '${stored.profile}', ` +
-            `${stored.dimension} dimensions) but this service embeds with model '${identity.model}' ` +
-            `(profile '${identity.profile}', ${identity.dimension} dimensions); their scores are not ` +
-            'comparable. Delete everything (DELETE /images?confirm=true) to rebuild the index, or use another data directory.',
+          `the vector index was built by ${describeIdentity(stored)} but this service embeds with ` +
+            `${describeIdentity(identity)}; their scores are not comparable. Re-index (POST /reindex) to ` +
+            'rebuild it with this model, or use another data directory.',
         );
       }
     });

@@ -5,6 +5,7 @@ import {
   ServiceUnavailableError,
   ValidationError,
 } from '../../domain/errors.ts';
+import { describeIdentity, sameIdentity } from '../../domain/index-identity.ts';
 import type { IndexIdentity, SearchOptions, VectorHit, VectorIndex } from '../../domain/ports.ts';
 
 export interface MilvusVectorIndexOptions {
@@ -86,17 +87,12 @@ export class MilvusVectorIndex implements VectorIndex {
         });
         stored = await this.#readIdentity();
       }
-      if (
-        stored === undefined ||
-        stored.model !== identity.model ||
-        stored.profile !== identity.profile ||
-        stored.dimension !== identity.dimension
-      ) {
+      if (stored === undefined || !sameIdentity(stored, identity)) {
         throw new IndexMismatchError(
-          `the Milvus collection '${this.#collection}' was built by model '${stored?.model}' (profile ` +
-            `'${stored?.profile}', ${stored?.dimension} dimensions) but this service embeds with model ` +
-            `'${identity.model}' (profile '${identity.profile}', ${identity.dimension} dimensions); their scores are ` +
-            'not comparable. Delete everything (DELETE /images?confirm=true) or set MILVUS_COLLECTION to another name.',
+          `the Milvus collection '${this.#collection}' was built by ` +
+            `${stored ? describeIdentity(stored) : 'an unknown model'} but this service embeds with ` +
+            `${describeIdentity(identity)}; their scores are not comparable. Re-index (POST /reindex) to ` +
+            'rebuild it with this model, or set MILVUS_COLLECTION to another name.',
         );
       }
       await this.#loaded();
