@@ -413,7 +413,8 @@ describe('web page in Chromium against the local service', () => {
     await expect
       .poll(() => page.locator('#duplicates-summary').textContent(), eventually)
       .toContain('1 group');
-    expect(await shownCount(page)).toBe(before - 1);
+    // The count loads on its own after a reload: poll it too.
+    await expect.poll(() => shownCount(page), eventually).toBe(before - 1);
   });
 
   it('shows why a bad file in an upload was refused and still adds the good ones', async () => {
