@@ -689,7 +689,10 @@ export class Worker {
       embedded,
       failed,
       'Its vector could not be written',
-      (part) => index.upsert(part.map(({ item, vector }) => ({ id: item.id, key: item.key, vector }))),
+      (part) =>
+        index.upsert(
+          part.map(({ item, vector }) => ({ id: item.id, key: item.key, etag: item.object.etag, vector })),
+        ),
     );
     const withThumbnail = await this.#writeEachAlone(
       withVector,

@@ -309,6 +309,17 @@ export interface SearchOptions {
   minScore?: number;
 }
 
+/**
+ * One vector as the index keeps it. `etag`: the etag of the object bytes it was embedded from, so
+ * verify can tell a vector of other content than its record says (src/app/verify.ts); absent for
+ * vectors written before indexes kept it.
+ */
+export interface VectorEntry {
+  id: string;
+  key: string;
+  etag?: string;
+}
+
 export interface VectorIndex {
   /**
    * Creates the index for `identity` when it does not exist. Throws IndexMismatchError when it exists
@@ -316,7 +327,7 @@ export interface VectorIndex {
    */
   ensure(identity: IndexIdentity): Promise<void>;
   identity(): Promise<IndexIdentity | undefined>;
-  upsert(items: { id: string; key: string; vector: Float32Array }[]): Promise<void>;
+  upsert(items: (VectorEntry & { vector: Float32Array })[]): Promise<void>;
   delete(ids: string[]): Promise<void>;
   /** Best first. */
   search(vector: Float32Array, options: SearchOptions): Promise<VectorHit[]>;
@@ -325,8 +336,8 @@ export interface VectorIndex {
   count(): Promise<number>;
   /** Removes every vector, keeps the identity. */
   clear(): Promise<void>;
-  /** Every stored id with its key, in no particular order: verify compares them with the catalogue. */
-  entries(): AsyncIterable<{ id: string; key: string }>;
+  /** Every stored id with its key and etag, in no particular order: verify compares them with the catalogue. */
+  entries(): AsyncIterable<VectorEntry>;
 }
 
 /** Two stored vectors alike enough to be near-duplicates, each pair listed once. */

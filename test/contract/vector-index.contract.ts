@@ -213,6 +213,21 @@ export function describeVectorIndexContract(name: string, make: () => Promise<Ve
       expect((await index.search(atAngle(0), { topK: 5 })).map((h) => h.key)).toEqual(['after-clear.jpg']);
     });
 
+    it("lists each vector's etag as written, replaced with its vector, and none for a vector written without", async () => {
+      await index.ensure(IDENTITY);
+      await index.upsert([
+        { ...item('a.jpg', atAngle(0)), etag: '"old-a"' },
+        { ...item('b.jpg', atAngle(30)), etag: '"b"' },
+        item('c.jpg', atAngle(60)),
+      ]);
+      await index.upsert([{ ...item('a.jpg', atAngle(10)), etag: '"new-a"' }]);
+
+      const etags = new Map<string, string | undefined>();
+      for await (const entry of index.entries()) etags.set(entry.key, entry.etag);
+
+      expect(Object.fromEntries(etags)).toEqual({ 'a.jpg': '"new-a"', 'b.jpg': '"b"', 'c.jpg': undefined });
+    });
+
     it('lists every id with its key, across pages (Milvus: 1000 rows a page)', async () => {
       await index.ensure(IDENTITY);
       const items = randomUnitVectors(1005, 12).map((v, i) => item(`list/${i}.jpg`, v));

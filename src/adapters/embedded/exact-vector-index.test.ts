@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ValidationError } from '../../domain/errors.ts';
 import type { VectorHit } from '../../domain/ports.ts';
@@ -124,6 +125,27 @@ describe('ExactVectorIndex', () => {
     expect(await second.identity()).toEqual(identity);
     expect(await second.count()).toBe(1498);
     expect(await second.search(query, { topK: 5 })).toEqual(before);
+  });
+
+  it('opens a file written before vectors kept their etag: its vectors list none, new writes keep theirs', async () => {
+    const first = open();
+    await first.ensure(identity);
+    await first.upsert([{ id: '1', key: 'old.jpg', vector: randomUnit(1) }]);
+    await first.close();
+    opened.splice(opened.indexOf(first), 1);
+    const db = new Database(path);
+    db.exec('ALTER TABLE vectors DROP COLUMN etag');
+    db.close();
+
+    const reopened = open();
+    await reopened.upsert([{ id: '2', key: 'new.jpg', etag: '"e2"', vector: randomUnit(2) }]);
+    const listed = [];
+    for await (const entry of reopened.entries()) listed.push(entry);
+
+    expect(listed.sort((a, b) => a.id.localeCompare(b.id))).toEqual([
+      { id: '1', key: 'old.jpg' },
+      { id: '2', key: 'new.jpg', etag: '"e2"' },
+    ]);
   });
 
   it('sees what another process wrote to the same file', async () => {

@@ -5,6 +5,7 @@ import type {
   IndexIdentity,
   PairFinder,
   SearchOptions,
+  VectorEntry,
   VectorHit,
   VectorIndex,
   VectorPair,
@@ -89,16 +90,20 @@ export class ExactVectorIndex implements VectorIndex, PairFinder {
     this.#db = openSqlite(dbPath);
     this.#db.exec(`
       CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS vectors (id INTEGER PRIMARY KEY, key TEXT NOT NULL, vector BLOB NOT NULL);`);
+      CREATE TABLE IF NOT EXISTS vectors (id INTEGER PRIMARY KEY, key TEXT NOT NULL, vector BLOB NOT NULL, etag TEXT);`);
+    addEtagColumn(this.#db);
     this.#stmt = {
       identity: this.#db.prepare<[], { value: string }>("SELECT value FROM meta WHERE name = 'identity'"),
       setIdentity: this.#db.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES ('identity', ?)"),
       all: this.#db.prepare('SELECT id, key, vector FROM vectors').raw(true).safeIntegers(true),
       get: this.#db.prepare<[bigint], { vector: Buffer }>('SELECT vector FROM vectors WHERE id = ?'),
       upsert: this.#db.prepare(
-        `INSERT INTO vectors (id, key, vector) VALUES (?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET key = excluded.key, vector = excluded.vector`,
+        `INSERT INTO vectors (id, key, vector, etag) VALUES (?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET key = excluded.key, vector = excluded.vector, etag = excluded.etag`,
       ),
+      entries: this.#db
+        .prepare<[], { id: bigint; key: string; etag: string | null }>('SELECT id, key, etag FROM vectors')
+        .safeIntegers(true),
       delete: this.#db.prepare('DELETE FROM vectors WHERE id = ?'),
       clear: this.#db.prepare('DELETE FROM vectors'),
     };
@@ -129,19 +134,20 @@ export class ExactVectorIndex implements VectorIndex, PairFinder {
     return this.#exclusive(async () => this.#identity && { ...this.#identity });
   }
 
-  upsert(items: { id: string; key: string; vector: Float32Array }[]): Promise<void> {
+  upsert(items: (VectorEntry & { vector: Float32Array })[]): Promise<void> {
     return this.#exclusive(async () => {
       const dimension = this.#requireIdentity().dimension;
       const rows = items.map((item) => ({
         id: parseId(item.id),
         key: item.key,
+        etag: item.etag ?? null,
         vector: item.vector,
         unit: unitVector(item.vector, dimension, `vector of '${item.key}'`),
       }));
       this.#db.transaction(() => {
         for (const row of rows) {
           const blob = Buffer.from(row.vector.buffer, row.vector.byteOffset, row.vector.byteLength);
-          this.#stmt.upsert.run(row.id, row.key, blob);
+          this.#stmt.upsert.run(row.id, row.key, blob, row.etag);
         }
       })();
       for (const row of rows) this.#put(row.id.toString(), row.key, row.unit);
@@ -277,10 +283,17 @@ export class ExactVectorIndex implements VectorIndex, PairFinder {
     });
   }
 
-  /** A snapshot taken in one step, so that writes while the caller iterates do not move rows under it. */
-  async *entries(): AsyncIterable<{ id: string; key: string }> {
+  /**
+   * A snapshot taken in one step, so that writes while the caller iterates do not move rows under it. Read
+   * from the file (the etags are not kept in memory), which holds the same rows as the memory copy here.
+   */
+  async *entries(): AsyncIterable<VectorEntry> {
     const snapshot = await this.#exclusive(async () =>
-      this.#ids.map((id, row) => ({ id, key: this.#keys[row] as string })),
+      this.#stmt.entries.all().map(({ id, key, etag }) => ({
+        id: id.toString(),
+        key,
+        ...(etag === null ? {} : { etag }),
+      })),
     );
     yield* snapshot;
   }
@@ -540,6 +553,20 @@ class TopK {
 
   rows(): { row: number; score: number }[] {
     return this.#rows.map((row, i) => ({ row, score: this.#scores[i] as number }));
+  }
+}
+
+/**
+ * Index files written before vectors kept their etag gain the column (null for their rows). Two
+ * processes opening one such file at once may both try: the loser finds the column there.
+ */
+function addEtagColumn(db: Database.Database): void {
+  const columns = db.prepare<[], { name: string }>('PRAGMA table_info(vectors)').all();
+  if (columns.some((column) => column.name === 'etag')) return;
+  try {
+    db.exec('ALTER TABLE vectors ADD COLUMN etag TEXT');
+  } catch (error) {
+    if (!/duplicate column/i.test(String(error))) throw error;
   }
 }
 

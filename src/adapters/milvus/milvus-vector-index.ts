@@ -6,7 +6,13 @@ import {
   ValidationError,
 } from '../../domain/errors.ts';
 import { describeIdentity, sameIdentity } from '../../domain/index-identity.ts';
-import type { IndexIdentity, SearchOptions, VectorHit, VectorIndex } from '../../domain/ports.ts';
+import type {
+  IndexIdentity,
+  SearchOptions,
+  VectorEntry,
+  VectorHit,
+  VectorIndex,
+} from '../../domain/ports.ts';
 
 export interface MilvusVectorIndexOptions {
   /** host:port (plaintext gRPC) or https://endpoint (TLS, Zilliz Cloud). */
@@ -25,6 +31,8 @@ export interface MilvusVectorIndexOptions {
 
 /** S3 keys are at most 1024 UTF-8 bytes; VarChar max_length counts bytes. */
 const KEY_MAX_BYTES = 1024;
+/** S3 etags are an MD5 in quotes, with "-<parts>" after multipart uploads: well under this. */
+const ETAG_MAX_BYTES = 128;
 const PROPERTY = { model: 'pic.model', profile: 'pic.profile', dimension: 'pic.dimension' } as const;
 const HNSW = { M: 16, efConstruction: 200 };
 const NOT_LOADED = /\b101\b.*(released|not loaded)|collection not loaded/i;
@@ -38,8 +46,9 @@ const MAX_TOP_K = 16_384;
 /**
  * Milvus / Zilliz Cloud over gRPC (@zilliz/milvus2-sdk-node). One collection: `id` Int64 primary key
  * (our 63-bit ids, passed and returned as decimal strings, never JS numbers), `key` VarChar (the object
- * key, for prefix filters), `vector` FloatVector with COSINE: scores are cosine similarity whether or not
- * the caller normalised, and vectors come back from get() as they were stored. The model identity is
+ * key, for prefix filters), `etag` VarChar (of the bytes the vector came from; collections created before
+ * it have no such field, and their vectors none), `vector` FloatVector with COSINE: scores are cosine
+ * similarity whether or not the caller normalised, and vectors come back from get() as they were stored. The model identity is
  * kept in the collection's properties so a different model is refused (IndexMismatchError).
  */
 export class MilvusVectorIndex implements VectorIndex {
@@ -48,6 +57,8 @@ export class MilvusVectorIndex implements VectorIndex {
   readonly #collection: string;
   readonly #indexType: 'HNSW' | 'AUTOINDEX';
   #identity: IndexIdentity | undefined;
+  /** Whether the collection has the `etag` field; read with the identity. */
+  #keepsEtags = false;
   #loading: Promise<void> | undefined;
   /** The last write sent, settled or not: the next one waits for it (#oneWriteAtATime). */
   #lastWrite: Promise<unknown> = Promise.resolve();
@@ -104,7 +115,7 @@ export class MilvusVectorIndex implements VectorIndex {
     return this.#call('identity', () => this.#readIdentity());
   }
 
-  upsert(items: { id: string; key: string; vector: Float32Array }[]): Promise<void> {
+  upsert(items: (VectorEntry & { vector: Float32Array })[]): Promise<void> {
     return this.#oneWriteAtATime('upsert', async () => {
       if (items.length === 0) return;
       const dimension = (await this.#requireIdentity()).dimension;
@@ -114,7 +125,12 @@ export class MilvusVectorIndex implements VectorIndex {
             `vector of '${item.key}' has ${item.vector.length} dimensions, the index ${dimension}`,
           );
         }
-        return { id: checkId(item.id), key: item.key, vector: Array.from(item.vector) };
+        return {
+          id: checkId(item.id),
+          key: item.key,
+          ...(this.#keepsEtags ? { etag: item.etag ?? '' } : {}),
+          vector: Array.from(item.vector),
+        };
       });
       check(await this.#client.upsert({ collection_name: this.#collection, data }));
     });
@@ -196,8 +212,9 @@ export class MilvusVectorIndex implements VectorIndex {
    * 63-bit hashes, spread evenly, so ranges sized from the count rarely need splitting. Strong, so recent
    * writes are listed.
    */
-  async *entries(): AsyncIterable<{ id: string; key: string }> {
+  async *entries(): AsyncIterable<VectorEntry> {
     const total = await this.count();
+    const fields = ['id', 'key', ...(this.#keepsEtags ? ['etag'] : [])];
     if (total === 0) return;
     const parts = BigInt(Math.max(1, Math.ceil((2 * total) / ENTRIES_PAGE)));
     const ranges: [bigint, bigint][] = [];
@@ -209,19 +226,19 @@ export class MilvusVectorIndex implements VectorIndex {
           collection_name: this.#collection,
           // Inclusive upper bound: 2^63 itself is past int64 and matches nothing.
           filter: `id >= ${low} and id <= ${high - 1n}`,
-          output_fields: ['id', 'key'],
+          output_fields: fields,
           limit: ENTRIES_PAGE,
           consistency_level: ConsistencyLevelEnum.Strong,
         });
         check(result.status);
-        return result.data as { id: string | number; key: string }[];
+        return result.data as { id: string | number; key: string; etag?: string }[];
       });
       if (rows.length >= ENTRIES_PAGE && high - low > 1n) {
         const middle = (low + high) / 2n;
         ranges.push([middle, high], [low, middle]);
         continue;
       }
-      for (const row of rows) yield { id: String(row.id), key: row.key };
+      for (const { id, key, etag } of rows) yield { id: String(id), key, ...(etag ? { etag } : {}) };
     }
   }
 
@@ -256,6 +273,7 @@ export class MilvusVectorIndex implements VectorIndex {
         fields: [
           { name: 'id', data_type: DataType.Int64, is_primary_key: true, autoID: false },
           { name: 'key', data_type: DataType.VarChar, max_length: KEY_MAX_BYTES },
+          { name: 'etag', data_type: DataType.VarChar, max_length: ETAG_MAX_BYTES },
           { name: 'vector', data_type: DataType.FloatVector, dim: identity.dimension },
         ],
         properties: {
@@ -274,6 +292,7 @@ export class MilvusVectorIndex implements VectorIndex {
         ...(this.#indexType === 'HNSW' ? { params: HNSW } : {}),
       }),
     );
+    this.#keepsEtags = true;
   }
 
   /** Loads the collection unless it is loaded; concurrent callers share one load. */
@@ -311,6 +330,7 @@ export class MilvusVectorIndex implements VectorIndex {
     }
     const described = await this.#client.describeCollection({ collection_name: this.#collection });
     check(described.status);
+    this.#keepsEtags = (described.schema?.fields ?? []).some((field) => field.name === 'etag');
     const props = new Map((described.properties ?? []).map((p) => [p.key, String(p.value)]));
     const model = props.get(PROPERTY.model);
     const profile = props.get(PROPERTY.profile);
