@@ -245,7 +245,11 @@ const stat = (values: number[]) => ({
   p99: round(percentile(values, 99), 1),
 });
 
-/** 4. POST /search over HTTP on a filled data folder: client latency, the server's split, peak RSS. */
+/**
+ * 4. POST /search over HTTP on a filled data folder: client latency, the server's split, peak RSS; then
+ * the API's latency while searches keep the search session busy: two clients search back to back (so a
+ * search always waits for the session) and a third asks GET /health and GET /count in turn.
+ */
 async function searchLatency(
   dataDir: string,
   env: Record<string, string>,
@@ -267,17 +271,51 @@ async function searchLatency(
         throw new Error(`search failed: ${JSON.stringify(body)}`);
       return { ms: performance.now() - started, timings: body.timings };
     };
+    const timedGet = async (path: string) => {
+      const started = performance.now();
+      const response = await fetch(`${service.url}${path}`);
+      await response.arrayBuffer();
+      if (!response.ok) throw new Error(`GET ${path}: ${response.status}`);
+      return performance.now() - started;
+    };
     for (let i = 0; i < 3; i++) await once('upright');
     const samples = [];
     for (let i = 0; i < requests; i++) samples.push(await once('upright'));
     const anySamples = [];
     for (let i = 0; i < anyRequests; i++) anySamples.push(await once('any'));
+    const busy = { searches: [] as number[], health: [] as number[], count: [] as number[] };
+    let searching = true;
+    const searcher = async () => {
+      while (busy.searches.length < requests) busy.searches.push((await once('upright')).ms);
+    };
+    const prober = async () => {
+      while (searching) {
+        busy.health.push(await timedGet('/health'));
+        busy.count.push(await timedGet('/count'));
+        await sleep(10);
+      }
+    };
+    const probing = prober();
+    await Promise.all([searcher(), searcher()]);
+    searching = false;
+    await probing;
     return {
       requests,
       requestMs: stat(samples.map((s) => s.ms)),
+      decodeMs: stat(samples.map((s) => s.timings.decodeMs ?? 0)),
       embedMs: stat(samples.map((s) => s.timings.embedMs ?? 0)),
       searchMs: stat(samples.map((s) => s.timings.searchMs ?? 0)),
+      lookupMs: stat(samples.map((s) => s.timings.lookupMs ?? 0)),
+      /** The server's own time (timings.totalMs): the rest of the request's is HTTP and the client. */
+      serverMs: stat(samples.map((s) => s.timings.totalMs ?? 0)),
       any: { requests: anyRequests, requestMs: stat(anySamples.map((s) => s.ms)) },
+      whileBusy: {
+        searches: busy.searches.length,
+        probes: busy.health.length,
+        searchMs: stat(busy.searches),
+        healthMs: stat(busy.health),
+        countMs: stat(busy.count),
+      },
       ...(await memoryOf(service.process.pid)),
     };
   } finally {
@@ -287,8 +325,21 @@ async function searchLatency(
 
 type SearchFigures = Awaited<ReturnType<typeof searchLatency>>;
 
-/** Both precisions on one data folder filled once with `vectors` vectors; int8 only when there is one. */
-async function searchBothPrecisions(settings: BenchSettings, env: Record<string, string>, int8: boolean) {
+/** The search session's intra-op threads compared by the bench: one, and the service's default (PIC_THREADS). */
+export function searchThreadsToCompare(defaultThreads: number): number[] {
+  return [...new Set([1, defaultThreads])];
+}
+
+/**
+ * Both precisions with the service's default search threads, then the chosen precision with each other
+ * thread count, on one data folder filled once with `vectors` vectors; int8 only when there is one.
+ */
+async function searchBothPrecisions(
+  settings: BenchSettings,
+  env: Record<string, string>,
+  int8: boolean,
+  chosen: 'fp32' | 'int8',
+) {
   const dataDir = await makeDataDir();
   try {
     const probe = await startService(dataDir, { ...env, PIC_LOG_LEVEL: 'warn', PIC_WATCH: 'false' });
@@ -296,17 +347,31 @@ async function searchBothPrecisions(settings: BenchSettings, env: Record<string,
     await probe.stop();
     log(`filling the index with ${settings.searchVectors} random unit vectors and catalogue rows …`);
     await fillDataDir(dataDir, index, settings.searchVectors);
-    const figures: Partial<Record<'fp32' | 'int8', SearchFigures>> = {};
-    for (const precision of int8 ? (['fp32', 'int8'] as const) : (['fp32'] as const)) {
-      log(`${settings.requests} + ${settings.anyRequests} (orientation=any) searches, ${precision} …`);
-      figures[precision] = await searchLatency(
+    const run = (precision: 'fp32' | 'int8', threads?: number) => {
+      log(
+        `${settings.requests} + ${settings.anyRequests} (orientation=any) searches, then ${settings.requests} from two clients with /health and /count probes, ${precision}${threads ? `, ${threads} search threads` : ''} …`,
+      );
+      return searchLatency(
         dataDir,
-        { ...env, PIC_MODEL_PRECISION: precision },
+        {
+          ...env,
+          PIC_MODEL_PRECISION: precision,
+          ...(threads ? { PIC_SEARCH_THREADS: String(threads) } : {}),
+        },
         settings.requests,
         settings.anyRequests,
       );
+    };
+    const search: Partial<Record<'fp32' | 'int8', SearchFigures>> = {};
+    for (const precision of int8 ? (['fp32', 'int8'] as const) : (['fp32'] as const))
+      search[precision] = await run(precision);
+    const defaultThreads = loadConfig({ ...process.env, ...env }).searchThreads;
+    const byThreads: { threads: number; figures: SearchFigures }[] = [];
+    for (const threads of searchThreadsToCompare(defaultThreads)) {
+      const figures = threads === defaultThreads ? search[chosen] : await run(chosen, threads);
+      if (figures) byThreads.push({ threads, figures });
     }
-    return figures;
+    return { search, searchThreads: { default: defaultThreads, rows: byThreads } };
   } finally {
     await removeDir(dataDir);
   }
@@ -322,6 +387,8 @@ export interface BenchReport {
   index: IndexBenchRow[];
   searchVectors: number;
   search: Partial<Record<'fp32' | 'int8', SearchFigures>>;
+  /** The chosen precision's searches by the search session's intra-op threads (PIC_SEARCH_THREADS). */
+  searchThreads: { default: number; rows: { threads: number; figures: SearchFigures }[] };
   loadAverage: [number, number];
   minutes: number;
 }
@@ -341,7 +408,14 @@ export function benchLines(r: BenchReport): string[] {
       : `int8 ÷ fp32 pure inference  –  (${r.int8Missing ?? 'no int8 model'})`,
     `service precision  ${r.chosen.precision}  (${r.chosen.reason})`,
     `service ingest ÷ ${r.pure.precision} pure inference  ${ingestRatio}  (${r.ingest.imagesPerSecond} ÷ ${r.pure.imagesPerSecond} images/s; ${r.pure.sessions} sessions, batch ${r.pure.batch})`,
-    `POST /search p50 / p99 at ${n} vectors, ${r.chosen.precision}  ${ms(chosen?.requestMs.p50)} / ${ms(chosen?.requestMs.p99)}`,
+    `POST /search p50 / p99 at ${n} vectors, ${r.chosen.precision}, ${r.searchThreads.default} search threads  ${ms(chosen?.requestMs.p50)} / ${ms(chosen?.requestMs.p99)}`,
+    `GET /health p50 / p99 while two clients search back to back, ${r.chosen.precision}  ${ms(chosen?.whileBusy.healthMs.p50)} / ${ms(chosen?.whileBusy.healthMs.p99)}  (GET /count ${ms(chosen?.whileBusy.countMs.p50)} / ${ms(chosen?.whileBusy.countMs.p99)}; ${chosen?.whileBusy.probes ?? 0} probes each)`,
+    `search threads, ${r.chosen.precision}: POST /search p50 / p99 · GET /health p99 while busy  ${r.searchThreads.rows
+      .map(
+        ({ threads, figures: f }) =>
+          `${threads}${threads === r.searchThreads.default ? ' (default)' : ''}: ${ms(f.requestMs.p50)} / ${ms(f.requestMs.p99)} · ${ms(f.whileBusy.healthMs.p99)}`,
+      )
+      .join('; ')}`,
     ...(['fp32', 'int8'] as const).map((p) => {
       const s = r.search[p];
       return `peak RSS of the service at ${n} vectors, ${p}  ${s ? `${s.peakRssMiB} MiB (RSS ${s.rssMiB} MiB after the searches)` : '–  (no int8 model)'}`;
@@ -379,7 +453,19 @@ export function benchLines(r: BenchReport): string[] {
           `${ms(s.requestMs.p50)} / ${ms(s.requestMs.p99)}`,
           mark ? 'p50 ≤ 60 ms, p99 ≤ 120 ms' : '',
         ),
-        row(`  of which embed p50 / search p50, ${p}`, `${ms(s.embedMs.p50)} / ${ms(s.searchMs.p50)}`),
+        row(
+          `  of which server p50: decode / embed / vector search / lookup, ${p}`,
+          `${ms(s.serverMs.p50)}: ${ms(s.decodeMs.p50)} / ${ms(s.embedMs.p50)} / ${ms(s.searchMs.p50)} / ${ms(s.lookupMs.p50)}`,
+        ),
+        row(
+          `POST /search p50 / p99 from two clients at once, ${p} (${s.whileBusy.searches})`,
+          `${ms(s.whileBusy.searchMs.p50)} / ${ms(s.whileBusy.searchMs.p99)}`,
+        ),
+        row(
+          `GET /health · GET /count p50 / p99 meanwhile, ${p} (${s.whileBusy.probes} each)`,
+          `${ms(s.whileBusy.healthMs.p50)} / ${ms(s.whileBusy.healthMs.p99)} · ${ms(s.whileBusy.countMs.p50)} / ${ms(s.whileBusy.countMs.p99)}`,
+          mark ? '/health p99 < 100 ms' : '',
+        ),
         row(
           `POST /search?orientation=any p50 / p99, ${p} (${s.any.requests})`,
           `${ms(s.any.requestMs.p50)} / ${ms(s.any.requestMs.p99)}`,
@@ -447,7 +533,7 @@ async function main(settings: BenchSettings): Promise<void> {
     outFile: join(resultsDir, 'bench-index.json'),
     log,
   });
-  const search = await searchBothPrecisions(settings, env, int8Usable);
+  const { search, searchThreads } = await searchBothPrecisions(settings, env, int8Usable, chosen.precision);
   const report: BenchReport = {
     cpu: { ...cpu, cores: availableParallelism() },
     chosen: { precision: chosen.precision, reason: chosen.reason },
@@ -458,6 +544,7 @@ async function main(settings: BenchSettings): Promise<void> {
     index,
     searchVectors: settings.searchVectors,
     search,
+    searchThreads,
     loadAverage: [loadBefore, loadavg()[0] ?? 0],
     minutes: round((performance.now() - startedAt) / 60_000, 1),
   };

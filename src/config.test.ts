@@ -58,6 +58,12 @@ describe('configuration from the environment', () => {
     expect(() => loadConfig({ PIC_API_TOKEN: 'short' })).toThrow(/PIC_API_TOKEN.*16 characters/);
   });
 
+  it('gives the search model session every inference thread unless PIC_SEARCH_THREADS says', () => {
+    expect(loadConfig({ PIC_THREADS: '2' }).searchThreads).toBe(2);
+    expect(loadConfig({ PIC_THREADS: '2', PIC_SEARCH_THREADS: '1' }).searchThreads).toBe(1);
+    expect(() => loadConfig({ PIC_SEARCH_THREADS: '0' })).toThrow(/PIC_SEARCH_THREADS="0"/);
+  });
+
   it('leaves the int8 scan threshold to the index unless set, and takes a positive count of vectors', () => {
     expect(loadConfig({}).indexInt8From).toBeUndefined();
     expect(loadConfig({ PIC_INDEX_INT8_FROM: '500000' }).indexInt8From).toBe(500_000);

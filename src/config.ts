@@ -44,6 +44,8 @@ export const ConfigEnv = z.object({
   PIC_API_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
   PIC_BATCH_SIZE: z.coerce.number().int().min(1).max(256).default(8),
   PIC_THREADS: positiveInt(availableParallelism()),
+  /** Intra-op threads of the search model session; unset: PIC_THREADS (docs/performance.md, Service). */
+  PIC_SEARCH_THREADS: z.coerce.number().int().min(1).max(256).optional(),
   /** Unset: one per thread on the CPU (up to 4), one with CUDA (see ingestSessions). */
   PIC_INGEST_SESSIONS: z.coerce.number().int().min(1).max(64).optional(),
   PIC_MAX_RECEIVE_COUNT: z.coerce.number().int().min(1).max(1000).default(5),
@@ -82,8 +84,10 @@ export interface Config {
   apiToken: string | undefined;
   /** Images per inference batch in the worker. */
   batchSize: number;
-  /** CPU threads for inference: a search's session uses them all; ingest shares them among its sessions. */
+  /** CPU threads for inference: ingest shares them among its sessions. */
   threads: number;
+  /** Intra-op threads of the session that embeds query images. */
+  searchThreads: number;
   /** Model sessions of the ingest embedder; undefined: chosen by ingestSessions. */
   ingestSessions: number | undefined;
   /** Deliveries of a job before it is given up on (recorded as failed and dead-lettered). */
@@ -153,6 +157,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     apiToken: e.PIC_API_TOKEN,
     batchSize: e.PIC_BATCH_SIZE,
     threads: e.PIC_THREADS,
+    searchThreads: e.PIC_SEARCH_THREADS ?? e.PIC_THREADS,
     ingestSessions: e.PIC_INGEST_SESSIONS,
     maxReceiveCount: e.PIC_MAX_RECEIVE_COUNT,
     outageBackoff: { firstMs: e.PIC_OUTAGE_FIRST_MS, longestMs: e.PIC_OUTAGE_LONGEST_MS },

@@ -146,8 +146,9 @@ export async function createEmbeddedSystem(
   const [searchEmbedder, ingestEmbedder] = await Promise.all([
     ThreadedEmbedder.create(chosen.loaded, {
       ...embedderOptions,
-      // One core stays with the main thread, so the API (and /health) answers while searches run.
-      intraOpNumThreads: Math.max(1, config.threads - 1),
+      // Every core by default: its threads run nicer than the HTTP thread, which still gets a core at once
+      // when a request comes (/health while searching: docs/performance.md, Service).
+      intraOpNumThreads: config.searchThreads,
       limits: { ...limits, maxPixels: config.maxQueryPixels },
       ...restartOrExit(log),
       ...logAs('search-embedder'),
@@ -199,7 +200,7 @@ export async function createEmbeddedSystem(
   }
   const liveModels = liveModelEmbedders({
     limits: { ...limits, maxPixels: config.maxQueryPixels },
-    threads: Math.max(1, config.threads - 1),
+    threads: config.searchThreads,
     ...(log ? { log } : {}),
   });
   const links = {
