@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../config.ts';
 import { vectorIdOf } from '../domain/ids.ts';
+import type { IndexGeneration } from '../domain/ports.ts';
 import { writeSeededModel } from '../model/seeded.ts';
 import { createEmbeddedSystem, type EmbeddedSystem } from '../wiring/embedded.ts';
 import { waitUntilSettled } from './settle.ts';
@@ -15,7 +16,7 @@ import {
   taskDone,
   tempSystem,
 } from './test-system.ts';
-import type { VerifyReport } from './verify.ts';
+import { type VerifyReport, verifyLibrary } from './verify.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -165,6 +166,49 @@ describe('verify during a re-index (embedded)', () => {
     // Assess 2: verified in full against the new generation.
     expect(after.skipped).toBeUndefined();
     expect(after).toMatchObject({ driftCount: 0, records: 5, vectors: 5 });
+  });
+});
+
+describe('verify while a re-index starts', () => {
+  it('skips the checks against the index when a build starts while it lists the stores', async () => {
+    // Arrange: one photo indexed; the real catalogue, wrapped so that a re-index's start (its one write of
+    // the generations record) lands while verify lists the records.
+    const system: TempSystem = await tempSystem();
+    cleanups.push(() => system.dispose());
+    await system.operations.upload([{ name: 'pizza.jpg', body: await fixture('pizza.jpg') }]);
+    await system.startWorker();
+    await waitUntilSettled(system.operations, { timeoutMs: 60_000 });
+    const { catalogue, tasks, index } = system.stores;
+    const generations = await tasks.indexGenerations();
+    const live = generations?.live as IndexGeneration;
+    const building: IndexGeneration = { name: 'gnext', identity: { ...live.identity, model: 'next-model' } };
+    const startsMidway = new Proxy(catalogue, {
+      get(target, property) {
+        if (property !== 'list') return Reflect.get(target, property, target).bind(target);
+        return async function* (prefix?: string) {
+          yield* target.list(prefix);
+          await tasks.saveIndexGenerations({ live, building });
+        };
+      },
+    });
+    const deps = {
+      ...system.stores,
+      catalogue: startsMidway,
+      idOf: vectorIdOf,
+      imagePrefix: '',
+      model: system.ingestEmbedder.info,
+    };
+
+    // Act
+    const during = await verifyLibrary(deps, { repair: false });
+    await tasks.saveIndexGenerations({ live });
+    const after = await verifyLibrary({ ...deps, catalogue }, { repair: false });
+
+    // Assess
+    expect(during.skipped?.reason).toMatch(/'gnext'/);
+    expect(after.skipped).toBeUndefined();
+    expect(after).toMatchObject({ driftCount: 0, records: 1, vectors: 1 });
+    expect(await index.count()).toBe(1);
   });
 });
 
