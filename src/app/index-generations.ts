@@ -4,7 +4,9 @@
  * configured model. Writes go to the generation built by the writer's identity, so vectors of two models
  * never share an index; removals go to every generation, so a photo deleted during a re-index is gone from
  * whichever ends up live. Which generation is live is read from the TaskStore (at most `ttlMs` old), so
- * every process follows a re-index's switch, which is one write of that record.
+ * every process follows a re-index's switch, which is one write of that record. The writer's model files
+ * are kept with each generation it builds (ModelShelf), so searches can embed with the live generation's
+ * model until the switch, whatever the configured model has become; they are dropped with the generation.
  */
 import { createHash } from 'node:crypto';
 import { IndexMismatchError } from '../domain/errors.ts';
@@ -14,6 +16,7 @@ import type {
   IndexGenerations,
   IndexIdentity,
   IndexShelf,
+  ModelShelf,
   PairFinder,
   SearchOptions,
   TaskStore,
@@ -27,8 +30,10 @@ export type ShelvedIndex = VectorIndex & Partial<PairFinder>;
 export interface GenerationalIndexOptions {
   /** The identity of the vectors this process writes (the configured model); none: it writes nothing. */
   writer?: IndexIdentity;
-  /** The writer's model manifest (embedded mode), recorded with its generation. */
+  /** The writer's model manifest, its files kept (in `models`) with each generation the writer builds. */
   writerManifest?: string;
+  /** Where each generation's model files are kept; none: no copies are kept. */
+  models?: ModelShelf;
   /** How long a read of the record is trusted. @default 0 (read each time: a local SQLite row) */
   ttlMs?: number;
 }
@@ -57,6 +62,7 @@ export class GenerationalIndex implements VectorIndex, PairFinder {
   readonly #tasks: TaskStore;
   readonly #writer: IndexIdentity | undefined;
   readonly #writerManifest: string | undefined;
+  readonly #models: ModelShelf | undefined;
   readonly ttlMs: number;
   #cached: { at: number; generations: IndexGenerations } | undefined;
 
@@ -65,12 +71,14 @@ export class GenerationalIndex implements VectorIndex, PairFinder {
     this.#tasks = tasks;
     this.#writer = options.writer;
     this.#writerManifest = options.writerManifest;
+    this.#models = options.models;
     this.ttlMs = options.ttlMs ?? 0;
   }
 
   /**
-   * Records the first generation when none is (firstGeneration), and the writer's manifest with the live
-   * generation it built. The worker's process calls it at start; readers never write the record.
+   * Records the first generation when none is (firstGeneration), and keeps the writer's model with the
+   * generations it built (a library from before models were kept gets its copy here). The worker's process
+   * calls it at start; readers never write the record.
    */
   async init(): Promise<IndexGenerations> {
     let generations = await this.#tasks.indexGenerations();
@@ -78,10 +86,8 @@ export class GenerationalIndex implements VectorIndex, PairFinder {
       generations = await this.#firstGeneration();
       await this.#shelf.open('').ensure(generations.live.identity);
       await this.#tasks.saveIndexGenerations(generations);
-    } else if (this.#writerManifest && this.#isWriter(generations.live) && !generations.live.manifest) {
-      generations = { ...generations, live: this.#withManifest(generations.live) };
-      await this.#tasks.saveIndexGenerations(generations);
     }
+    await this.#keepWriterModel(generations);
     this.#cached = { at: Date.now(), generations };
     return generations;
   }
@@ -95,8 +101,12 @@ export class GenerationalIndex implements VectorIndex, PairFinder {
     return generations;
   }
 
-  /** Records the generations (a re-index's start and switch) and uses them at once in this process. */
+  /**
+   * Records the generations (a re-index's start and switch) and uses them at once in this process; the
+   * writer's model is kept with its generation before that generation is recorded.
+   */
   async save(generations: IndexGenerations): Promise<void> {
+    await this.#keepWriterModel(generations);
     await this.#tasks.saveIndexGenerations(generations);
     this.#cached = { at: Date.now(), generations };
   }
@@ -112,8 +122,15 @@ export class GenerationalIndex implements VectorIndex, PairFinder {
     return this.#shelf.open(generation.name);
   }
 
-  drop(generation: IndexGeneration): Promise<void> {
-    return this.#shelf.drop(generation.name);
+  /** Removes the generation's index and its kept model. */
+  async drop(generation: IndexGeneration): Promise<void> {
+    await this.#shelf.drop(generation.name);
+    await this.#models?.drop(generation);
+  }
+
+  /** A local manifest of the generation's kept model (searches embed with it), when one is kept. */
+  async keptModelOf(generation: IndexGeneration): Promise<string | undefined> {
+    return this.#models?.manifestOf(generation);
   }
 
   /** The writer's identity: what the configured model writes, and what a re-index builds. */
@@ -121,10 +138,10 @@ export class GenerationalIndex implements VectorIndex, PairFinder {
     return this.#requireWriter();
   }
 
-  /** A generation for the writer's identity, with its manifest when known. */
+  /** A generation for the writer's identity. */
   writerGeneration(): IndexGeneration {
     const identity = this.#requireWriter();
-    return this.#withManifest({ name: generationName(identity), identity });
+    return { name: generationName(identity), identity };
   }
 
   async ensure(identity: IndexIdentity): Promise<void> {
@@ -194,7 +211,7 @@ export class GenerationalIndex implements VectorIndex, PairFinder {
   /** The index the library had before generations (name ''), with the identity that built it or the writer's. */
   async #firstGeneration(): Promise<IndexGenerations> {
     const identity = (await this.#shelf.open('').identity()) ?? this.#requireWriter();
-    return { live: this.#withManifest({ name: '', identity }) };
+    return { live: { name: '', identity } };
   }
 
   #pairFinder({ index }: { index: ShelvedIndex }): PairFinder {
@@ -212,10 +229,12 @@ export class GenerationalIndex implements VectorIndex, PairFinder {
     return this.#writer !== undefined && sameIdentity(generation.identity, this.#writer);
   }
 
-  #withManifest(generation: IndexGeneration): IndexGeneration {
-    return this.#writerManifest && this.#isWriter(generation)
-      ? { ...generation, manifest: this.#writerManifest }
-      : generation;
+  async #keepWriterModel({ live, building }: IndexGenerations): Promise<void> {
+    const manifest = this.#writerManifest;
+    if (!this.#models || !manifest) return;
+    for (const generation of [live, building]) {
+      if (generation && this.#isWriter(generation)) await this.#models.keep(generation, manifest);
+    }
   }
 
   #requireWriter(): IndexIdentity {

@@ -1,18 +1,19 @@
 import { execFile } from 'node:child_process';
-import { access, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../config.ts';
 import { ConflictError, IndexMismatchError } from '../domain/errors.ts';
+import { vectorIdOf } from '../domain/ids.ts';
 import type { IndexIdentity } from '../domain/ports.ts';
 import { writeSeededModel } from '../model/seeded.ts';
 import { createEmbeddedSystem, dataLayout, type EmbeddedSystem } from '../wiring/embedded.ts';
 import { generationName } from './index-generations.ts';
 import type { SearchResponse } from './operations.ts';
 import { waitUntilSettled } from './settle.ts';
-import type { TaskView } from './tasks.ts';
+import { runTaskSlice, startReindex, type TaskDeps, type TaskView } from './tasks.ts';
 import { FIXTURES, photoFolder, REPO_ROOT, SEEDED_MANIFEST } from './test-system.ts';
 
 const PHOTOS = {
@@ -75,26 +76,69 @@ describe('re-index on a model change (embedded)', () => {
     await Promise.all([dataDir, modelDir, folder].map((dir) => rm(dir, { recursive: true, force: true })));
   });
 
-  it('refuses searches with a 409 naming the re-index while the old model is gone, before and during one', async () => {
-    // Prepare: the default model configured on the classic library, whose model file is gone.
-    await rename(macManifest, `${macManifest}.away`);
+  it("refuses searches with a 409 naming the re-index when the live index's model is not kept", async () => {
+    // Prepare: the default model configured on the classic library, whose kept model is gone.
+    await rm(join(dataLayout(dataDir).models, 'original'), { recursive: true });
     system = await open(SEEDED_MANIFEST);
     const query = await readFile(join(FIXTURES, 'pizza.jpg'));
-    expect(system.indexMismatch).toBeInstanceOf(IndexMismatchError);
-    expect(system.indexMismatch?.message).toMatch(/re-index/i);
-    await expect(system.operations.searchByImage(query, { topK: 3 })).rejects.toThrow(/re-index/i);
 
-    // Act: start it, then stop the service before the worker got far.
-    const task = await system.operations.reindex();
+    // Act
     const refused = await system.operations.searchByImage(query, { topK: 3 }).catch((error: Error) => error);
     await system.close();
     system = undefined;
 
     // Assess
     expect(refused).toBeInstanceOf(IndexMismatchError);
+    expect((refused as Error).message).toMatch(/re-index/i);
+  });
+
+  it('lists and queues the bucket a page per slice, each slice resuming after the key the task saved', async () => {
+    // Prepare: the re-index started and run slice by slice here (no worker), three objects a page.
+    system = await open(SEEDED_MANIFEST);
+    expect(system.indexMismatch).toBeInstanceOf(IndexMismatchError);
+    const deps: TaskDeps = {
+      ...system.stores,
+      idOf: vectorIdOf,
+      imagePrefix: '',
+      model: system.embedder.info,
+      generations: system.stores.index,
+    };
+    const task = await startReindex(deps);
+    const slice = async () => {
+      await runTaskSlice(deps, task.id, { batchSize: 3, sliceMs: 0 });
+      const saved = await system?.stores.tasks.get(task.id);
+      const states: Record<string, string> = {};
+      for await (const record of deps.catalogue.list()) states[record.key] = record.state;
+      return { report: saved?.report, progress: saved?.progress, states };
+    };
+
+    // Act
+    const prepared = await slice();
+    const firstPage = await slice();
+    const lastPage = await slice();
+    const query = await readFile(join(FIXTURES, 'pizza.jpg'));
+    const refused = await system.operations.searchByImage(query, { topK: 3 }).catch((error: Error) => error);
+    await system.close();
+    system = undefined;
+
+    // Assess: the first page claimed three images, the next slice the fourth, after the saved key.
+    expect(prepared.report).toMatchObject({ step: 'queue' });
+    expect(firstPage).toMatchObject({
+      report: { step: 'queue', listedAfter: 'old/pizza.jpg' },
+      progress: { queued: 3 },
+      states: {
+        'old/chimpanzee.jpg': 'pending',
+        'old/orange-rose.jpg': 'pending',
+        'old/pizza.jpg': 'pending',
+        'old/sheep-on-pasture.jpg': 'indexed',
+      },
+    });
+    expect(lastPage).toMatchObject({
+      report: { step: 'build', listedAfter: 'old/sheep-on-pasture.jpg' },
+      progress: { queued: 4 },
+    });
+    expect(Object.values(lastPage.states)).toEqual(['pending', 'pending', 'pending', 'pending']);
     expect((refused as Error).message).toMatch(/A re-index for .* is running \(\d+ of \d+ images done\)/);
-    await rename(`${macManifest}.away`, macManifest);
-    expect(task).toMatchObject({ kind: 'reindex', state: 'running' });
   });
 
   it('abandons the re-index after a restart with the old model configured again, keeping the old index', async () => {
@@ -121,9 +165,12 @@ describe('re-index on a model change (embedded)', () => {
     expect(await exists(building)).toBe(false);
   });
 
-  it('serves the old index with the old model while the new one is built, switches, and drops the old', async () => {
-    // Prepare: the default model configured again; the old model is at hand for searches.
-    system = await open(SEEDED_MANIFEST);
+  it('serves the old index with its kept model while the new one is built, switches, and drops the old', async () => {
+    // Prepare: the seeded model regenerated in place with the default head (the same file names), so the
+    // old model is at hand only as the copy kept with its generation.
+    const regenerated = await writeSeededModel({ modelDir });
+    expect(regenerated.manifestPath).toBe(macManifest);
+    system = await open(macManifest);
     const { operations } = system;
     const query = await readFile(join(FIXTURES, 'pizza.jpg'));
     const newModel = system.embedder.info.model;
@@ -184,11 +231,13 @@ describe('re-index on a model change (embedded)', () => {
     ).toBe(true);
     expect((await operations.health()).index).toMatchObject({ model: newModel });
     await expect(operations.reindex()).rejects.toThrow(ConflictError);
+    const kept = await readdir(paths.models);
+    expect(kept).toEqual([generationName(system.stores.index.writer)]);
   });
 
   it('keeps the switch after a restart, and the CLI says there is nothing more to re-index', async () => {
     await system?.close();
-    system = await open(SEEDED_MANIFEST);
+    system = await open(macManifest);
     expect(system.indexMismatch).toBeUndefined();
     expect(await system.operations.count()).toBe(4);
     await system.close();
@@ -197,7 +246,7 @@ describe('re-index on a model change (embedded)', () => {
     const refused = await promisify(execFile)(
       process.execPath,
       [join(REPO_ROOT, 'local/pic-search.mjs'), '--data-dir', dataDir, 'reindex'],
-      { env: { ...process.env, PIC_URL: '', PIC_MODEL_MANIFEST: SEEDED_MANIFEST, NO_COLOR: '1' } },
+      { env: { ...process.env, PIC_URL: '', PIC_MODEL_MANIFEST: macManifest, NO_COLOR: '1' } },
     ).catch((error: { code: number; stdout: string; stderr: string }) => error);
     expect(refused).toMatchObject({ code: 1 });
     expect(`${refused.stdout}${refused.stderr}`).toMatch(/nothing to re-index/);

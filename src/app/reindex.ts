@@ -3,7 +3,8 @@
  * live one keeps answering, then switches to it in one write and drops the old one (docs/models.md,
  * "Changing the model: re-index"). A background task (src/app/tasks.ts) in four steps, each slice picking
  * up where the record says: prepare the new generation, queue every object of the bucket for the worker
- * (which writes the configured model's vectors into the generation being built), wait until every image
+ * a page of the listing at a time (the worker writes the configured model's vectors into the generation
+ * being built), wait until every image
  * is indexed by the new model or failed with its reason, switch; then drop the old generation once no
  * process can still be reading it.
  */
@@ -25,6 +26,8 @@ export interface ReindexReport {
   step: Step;
   from: IndexGeneration;
   to: IndexGeneration;
+  /** The queue step's place in the bucket listing: the last key it listed (a resumed slice lists after it). */
+  listedAfter?: string;
 }
 
 /** The counts of a re-index: objects queued, images done (indexed by the new model or failed), of `total`. */
@@ -83,8 +86,7 @@ export async function reindexSlice(
       report.step = 'queue';
       return false;
     case 'queue':
-      progress.queued = await queueBucket(deps);
-      report.step = 'build';
+      if (await queueBucket(deps, task, options)) report.step = 'build';
       return false;
     case 'build': {
       await sleep(options.pollMs ?? 2000);
@@ -136,17 +138,43 @@ async function prepare(deps: ReindexDeps, report: ReindexReport): Promise<void> 
   await deps.generations.save({ live: current.live, building: report.to });
 }
 
-/** Queues every image of the bucket to be embedded again, whatever its record says (forced). */
-async function queueBucket(deps: ReindexDeps): Promise<number> {
-  const objects: StoredObject[] = [];
-  for await (const object of deps.images.list(deps.imagePrefix)) {
-    if (isImageKey(object.key)) objects.push(object);
+/**
+ * Queues the bucket's images to be embedded again, whatever their records say (forced), a page of the
+ * listing at a time: after each page the task records the last key listed and the count queued, so a slice
+ * ends after `sliceMs` and the next one (or the one run again after a crash) lists on from there. A page
+ * queued twice after a crash only embeds its images twice. True once the listing is through.
+ */
+async function queueBucket(deps: ReindexDeps, task: Task, options: TaskOptions): Promise<boolean> {
+  const report = task.report as ReindexReport;
+  const progress = task.progress as ReindexProgress;
+  const sliceEnds = Date.now() + (options.sliceMs ?? 20_000);
+  const pageSize = options.batchSize ?? 500;
+  for (;;) {
+    const page: StoredObject[] = [];
+    const listing = deps.images.list(deps.imagePrefix, {
+      ...(report.listedAfter ? { startAfter: report.listedAfter } : {}),
+    });
+    for await (const object of listing) {
+      page.push(object);
+      if (page.length >= pageSize) break;
+    }
+    const last = page.at(-1);
+    if (!last) return true;
+    const outcome = await queueObjects(
+      deps,
+      deps.idOf,
+      deps.generations.writer,
+      page.filter((object) => isImageKey(object.key)),
+      undefined,
+      { skipKept: true, force: true },
+    );
+    progress.queued += outcome.queued;
+    report.listedAfter = last.key;
+    if (page.length < pageSize) return true;
+    task.updatedAt = new Date();
+    await deps.tasks.save(task);
+    if (Date.now() >= sliceEnds) return false;
   }
-  const outcome = await queueObjects(deps, deps.idOf, deps.generations.writer, objects, undefined, {
-    skipKept: true,
-    force: true,
-  });
-  return outcome.queued;
 }
 
 /**

@@ -32,7 +32,10 @@ export interface TaskDeps extends Stores {
 export interface TaskOptions {
   /** How long one slice may work before it queues the next. @default 20000 */
   sliceMs?: number;
-  /** Records, thumbnails or objects removed in one step; vectors searched in one step of a scan. @default 500 */
+  /**
+   * Records, thumbnails or objects removed in one step; vectors searched in one step of a scan; objects a
+   * re-index lists and queues in one step. @default 500
+   */
   batchSize?: number;
   /** How long a re-index slice waiting for the worker pauses before it counts again. @default 2000 */
   pollMs?: number;

@@ -22,14 +22,21 @@ export interface ObjectWithBody extends StoredObject {
   body: Buffer;
 }
 
+export interface ListOptions {
+  startAfter?: string;
+}
+
 export interface ObjectStore {
   /** Throws NotFoundError when the key does not exist. */
   get(key: string): Promise<ObjectWithBody>;
   put(key: string, body: Uint8Array, contentType?: string): Promise<StoredObject>;
   /** undefined when the key does not exist. */
   head(key: string): Promise<StoredObject | undefined>;
-  /** Every object whose key starts with `prefix` (all objects when omitted). */
-  list(prefix?: string): AsyncIterable<StoredObject>;
+  /**
+   * Every object whose key starts with `prefix` (all objects when omitted), in the order of the keys'
+   * UTF-8 bytes; with `startAfter`, only the keys after it (a listing resumed where a saved one stopped).
+   */
+  list(prefix?: string, options?: ListOptions): AsyncIterable<StoredObject>;
   /** Deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
   /** A link a browser can GET (local route or presigned URL). */
@@ -269,8 +276,6 @@ export interface TaskStore {
 export interface IndexGeneration {
   name: string;
   identity: IndexIdentity;
-  /** Embedded mode: the model manifest of the identity, so searches can embed with it while a re-index builds the next generation. */
-  manifest?: string;
 }
 
 /** The live generation answers searches; `building`, while a re-index runs, receives the new model's vectors. */
@@ -286,6 +291,19 @@ export interface IndexShelf<I extends VectorIndex = VectorIndex> {
   drop(name: string): Promise<void>;
   /** Lets go of every index opened. */
   close(): Promise<void>;
+}
+
+/**
+ * The model files of each index generation, kept while the generation lives, so searches embed with the
+ * live generation's model until a re-index switches, whatever the configured model has become.
+ */
+export interface ModelShelf {
+  /** Keeps a copy of the model the manifest describes (it must be the generation's identity); a kept one stays. */
+  keep(generation: IndexGeneration, manifestPath: string): Promise<void>;
+  /** A local manifest path of the generation's kept model, fetched to local disk first where needed. */
+  manifestOf(generation: IndexGeneration): Promise<string | undefined>;
+  /** Removes the generation's copy; a missing one is not an error. */
+  drop(generation: IndexGeneration): Promise<void>;
 }
 
 export interface IndexIdentity {

@@ -23,15 +23,15 @@ import { type Config, DEFAULT_DUPLICATE_THRESHOLD } from '../config.ts';
 import { IndexMismatchError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
 import { sameIdentity } from '../domain/index-identity.ts';
-import type { Embedder, IndexGeneration } from '../domain/ports.ts';
 import { AdmittingEmbedder } from '../embedder/admission.ts';
 import { ingestSessions, restartOrExit, ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
-import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../imaging/decode.ts';
+import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
 import { imageInspector } from '../imaging/image-processor.ts';
-import { loadManifest } from '../model/manifest.ts';
+import { FolderModels } from '../model/kept-models.ts';
 import { manifestPathFor } from '../model/model-files.ts';
 import { type ChosenModel, chooseModel, type PrecisionLog } from '../model/precision.ts';
 import { type ModelLog, type ResolvedModel, resolveModel as resolveModelFiles } from '../model/resolve.ts';
+import { liveModelEmbedders } from './live-models.ts';
 
 /** The queue's visibility timeout; the worker's heartbeat keeps a long batch hidden beyond it. */
 const VISIBILITY_SECONDS = 60;
@@ -48,6 +48,8 @@ export function dataLayout(dataDir: string) {
     index: join(dataDir, 'index.db'),
     duplicates: join(dataDir, 'duplicates.db'),
     ingests: join(dataDir, 'ingests.db'),
+    /** The model files of each index generation (src/model/kept-models.ts). */
+    models: join(dataDir, 'models'),
   };
 }
 
@@ -182,6 +184,7 @@ export async function createEmbeddedSystem(
     {
       writer: { model, profile, dimension },
       writerManifest: config.modelManifest ?? manifestPathFor(chosen.loaded.modelPath),
+      models: new FolderModels(paths.models),
     },
   );
   const stores = { ...storesWithoutIndex, index };
@@ -199,8 +202,13 @@ export async function createEmbeddedSystem(
     }
   }
   const liveModels = liveModelEmbedders({
-    limits: { ...limits, maxPixels: config.maxQueryPixels },
-    threads: config.searchThreads,
+    generations: index,
+    open: (loaded) =>
+      ThreadedEmbedder.create(loaded, {
+        intraOpNumThreads: config.searchThreads,
+        limits: { ...limits, maxPixels: config.maxQueryPixels },
+        niceIncrement: 10,
+      }),
     ...(log ? { log } : {}),
   });
   const links = {
@@ -334,50 +342,6 @@ export async function createEmbeddedSystem(
       dismissed.close();
       ledger.close();
       await stores.index.close();
-    },
-  };
-}
-
-/**
- * Searches' embedders for a live index generation another model built (while a re-index builds the
- * configured model's): the model its record names, opened on first use when its manifest is still there
- * and still describes that identity; undefined otherwise (searches are then refused with the reason).
- */
-function liveModelEmbedders(options: { limits: DecodeLimits; threads: number; log?: Logger }): {
-  embedderFor(generation: IndexGeneration): Promise<Embedder | undefined>;
-  close(): Promise<void>;
-} {
-  const opened = new Map<string, Promise<Embedder | undefined>>();
-  const open = async (manifestPath: string, generation: IndexGeneration) => {
-    try {
-      const loaded = await loadManifest(manifestPath);
-      const embedder = await ThreadedEmbedder.create(loaded, {
-        intraOpNumThreads: options.threads,
-        limits: options.limits,
-        niceIncrement: 10,
-      });
-      if (sameIdentity(embedder.info, generation.identity)) return embedder;
-      await embedder.close();
-    } catch (error) {
-      options.log?.warn({ err: error, manifestPath }, "the live index's model could not be opened");
-    }
-    return undefined;
-  };
-  return {
-    embedderFor(generation) {
-      const manifest = generation.manifest;
-      if (!manifest) return Promise.resolve(undefined);
-      const key = `${generation.name}:${manifest}`;
-      let embedder = opened.get(key);
-      if (!embedder) {
-        embedder = open(manifest, generation);
-        opened.set(key, embedder);
-      }
-      return embedder;
-    },
-    async close() {
-      const all = await Promise.all(opened.values());
-      await Promise.all(all.map((embedder) => embedder?.close()));
     },
   };
 }

@@ -91,6 +91,19 @@ export function describeObjectStoreContract(name: string, make: () => Promise<Ob
       expect(all.every((o) => o.etag.length > 0 && o.lastModified instanceof Date)).toBe(true);
     });
 
+    it('resumes a listing after a key, within a prefix, whether or not the key still exists', async () => {
+      const keys = ['r/a.jpg', 'r/b/1.jpg', 'r/b/2.jpg', 'r/ba.jpg', 'r/c/3.jpg', 'rz.jpg'];
+      for (const key of keys) await store.put(key, bytes(key));
+
+      const afterFirstInFolder = await collect(store.list('r/', { startAfter: 'r/b/1.jpg' }));
+      const afterGone = await collect(store.list('r/', { startAfter: 'r/b/15.jpg' }));
+      const afterLast = await collect(store.list('r/', { startAfter: 'r/c/3.jpg' }));
+
+      expect(afterFirstInFolder.map((o) => o.key)).toEqual(['r/b/2.jpg', 'r/ba.jpg', 'r/c/3.jpg']);
+      expect(afterGone.map((o) => o.key)).toEqual(['r/b/2.jpg', 'r/ba.jpg', 'r/c/3.jpg']);
+      expect(afterLast).toEqual([]);
+    });
+
     it('lists the same etag as head', async () => {
       await store.put('e/one.jpg', bytes('one'));
 

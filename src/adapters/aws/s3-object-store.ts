@@ -11,7 +11,7 @@ import {
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ImageError, NotFoundError, ValidationError } from '../../domain/errors.ts';
-import type { ObjectStore, ObjectWithBody, StoredObject } from '../../domain/ports.ts';
+import type { ListOptions, ObjectStore, ObjectWithBody, StoredObject } from '../../domain/ports.ts';
 
 export interface S3ObjectStoreOptions {
   bucket: string;
@@ -120,10 +120,14 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async *list(prefix?: string): AsyncIterable<StoredObject> {
+  async *list(prefix?: string, options: ListOptions = {}): AsyncIterable<StoredObject> {
     const pages = paginateListObjectsV2(
       { client: this.#s3, pageSize: 1000 },
-      { Bucket: this.bucket, ...(this.#prefix || prefix ? { Prefix: this.#prefix + (prefix ?? '') } : {}) },
+      {
+        Bucket: this.bucket,
+        ...(this.#prefix || prefix ? { Prefix: this.#prefix + (prefix ?? '') } : {}),
+        ...(options.startAfter ? { StartAfter: this.#prefix + options.startAfter } : {}),
+      },
     );
     for await (const page of pages) {
       for (const object of page.Contents ?? []) {

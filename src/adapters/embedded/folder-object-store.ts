@@ -3,7 +3,7 @@ import type { BigIntStats, Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { ConflictError, NotFoundError, ValidationError } from '../../domain/errors.ts';
-import type { ObjectStore, ObjectWithBody, StoredObject } from '../../domain/ports.ts';
+import type { ListOptions, ObjectStore, ObjectWithBody, StoredObject } from '../../domain/ports.ts';
 
 export interface FolderObjectStoreOptions {
   /** Route (or absolute URL) under which the HTTP server serves this folder. @default '/images' */
@@ -77,9 +77,9 @@ export class FolderObjectStore implements ObjectStore {
   }
 
   /** Sorted by the keys' UTF-8 bytes, as S3 lists. */
-  async *list(prefix = ''): AsyncIterable<StoredObject> {
+  async *list(prefix = '', options: ListOptions = {}): AsyncIterable<StoredObject> {
     await this.#root();
-    yield* this.#walk(this.root, '', prefix);
+    yield* this.#walk(this.root, '', prefix, options.startAfter ?? '');
   }
 
   async delete(key: string): Promise<void> {
@@ -135,7 +135,7 @@ export class FolderObjectStore implements ObjectStore {
     }
   }
 
-  async *#walk(dir: string, keyPrefix: string, prefix: string): AsyncGenerator<StoredObject> {
+  async *#walk(dir: string, keyPrefix: string, prefix: string, after: string): AsyncGenerator<StoredObject> {
     let entries: string[];
     try {
       entries = await readdir(dir);
@@ -159,10 +159,13 @@ export class FolderObjectStore implements ObjectStore {
       const key = keyPrefix + name;
       if (isDir) {
         const dirKey = `${key}/`;
-        if (dirKey.startsWith(prefix) || prefix.startsWith(dirKey)) yield* this.#walk(path, dirKey, prefix);
+        // Every key of a folder that sorts before `after` without leading to it sorts before it too.
+        if (compareKeys(dirKey, after) < 0 && !after.startsWith(dirKey)) continue;
+        if (dirKey.startsWith(prefix) || prefix.startsWith(dirKey))
+          yield* this.#walk(path, dirKey, prefix, after);
         continue;
       }
-      if (!key.startsWith(prefix) || !isValidKey(key)) continue;
+      if (!key.startsWith(prefix) || compareKeys(key, after) <= 0 || !isValidKey(key)) continue;
       const target = await this.#fileInside(path, info, root);
       if (target) yield toStoredObject(key, target);
     }

@@ -1,0 +1,179 @@
+import { access, copyFile, link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { describeIdentity, sameIdentity } from '../domain/index-identity.ts';
+import type { IndexGeneration, ModelShelf, ObjectStore } from '../domain/ports.ts';
+import { embedderInfoOf, loadManifest, type ModelManifest } from './manifest.ts';
+import { sha256Of } from './model-files.ts';
+
+/**
+ * The model files of each index generation, kept under the generation's name while it lives
+ * (docs/models.md, "Re-index"), so a search keeps embedding with the live generation's model until a
+ * re-index switches: after the configured model changed, after its files were regenerated in place
+ * (models/ holds one file per name), and in the cloud, where the search function's layer holds only the
+ * deployed model. Each copy is a folder: the model, its whitening, and a manifest naming them, written last
+ * (its presence says the copy is whole). A generation keeps the first copy made: one identity, one model.
+ */
+
+const MANIFEST = 'model.manifest.json';
+
+/** Embedded mode: a folder of the data directory; files are hard-linked where the file system allows. */
+export class FolderModels implements ModelShelf {
+  readonly #root: string;
+
+  constructor(root: string) {
+    this.#root = root;
+  }
+
+  /**
+   * A hard link keeps the very bytes the embedder loaded (and checked against the manifest's SHA-256):
+   * model files are replaced by renaming a new file over the name (src/model/model-files.ts), which
+   * leaves the linked one as it was. Copied across file systems.
+   */
+  async keep(generation: IndexGeneration, manifestPath: string): Promise<void> {
+    const dir = join(this.#root, folderOf(generation));
+    if (await exists(join(dir, MANIFEST))) return;
+    const { files, manifest } = await keptCopyOf(generation, manifestPath);
+    await mkdir(dir, { recursive: true });
+    for (const { path, name } of files) {
+      const target = join(dir, name);
+      await rm(target, { force: true });
+      await link(path, target).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EXDEV' && error.code !== 'EPERM') throw error;
+        return copyFile(path, target);
+      });
+    }
+    await writeAtomically(join(dir, MANIFEST), manifestBytes(manifest));
+  }
+
+  async manifestOf(generation: IndexGeneration): Promise<string | undefined> {
+    const path = join(this.#root, folderOf(generation), MANIFEST);
+    return (await exists(path)) ? path : undefined;
+  }
+
+  async drop(generation: IndexGeneration): Promise<void> {
+    const dir = join(this.#root, folderOf(generation));
+    // The manifest first: a copy without it is no longer offered, whatever else a crash leaves.
+    await rm(join(dir, MANIFEST), { force: true });
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Cloud mode: a prefix of the bucket (the worker, which holds the deployed model, keeps it); searches
+ * fetch a kept model into `localDir` (Lambda: /tmp) on first use. Each file is checked against the
+ * manifest's SHA-256 before it is stored; the embedder checks it again when it opens the fetched copy.
+ */
+export class BucketModels implements ModelShelf {
+  readonly #store: ObjectStore;
+  readonly #localDir: string;
+
+  constructor(store: ObjectStore, localDir: string) {
+    this.#store = store;
+    this.#localDir = localDir;
+  }
+
+  async keep(generation: IndexGeneration, manifestPath: string): Promise<void> {
+    const folder = folderOf(generation);
+    if (await this.#store.head(`${folder}/${MANIFEST}`)) return;
+    const { files, manifest } = await keptCopyOf(generation, manifestPath);
+    for (const { path, name, sha256 } of files) {
+      const bytes = await readFile(path);
+      if (sha256Of(bytes) !== sha256) {
+        throw new Error(`${path} no longer matches its manifest ${manifestPath}: its model is not kept.`);
+      }
+      await this.#store.put(`${folder}/${name}`, bytes);
+    }
+    await this.#store.put(`${folder}/${MANIFEST}`, manifestBytes(manifest), 'application/json');
+  }
+
+  async manifestOf(generation: IndexGeneration): Promise<string | undefined> {
+    const folder = folderOf(generation);
+    const dir = join(this.#localDir, folder);
+    const manifestPath = join(dir, MANIFEST);
+    if (await exists(manifestPath)) return manifestPath;
+    if (!(await this.#store.head(`${folder}/${MANIFEST}`))) return undefined;
+    const manifest = JSON.parse(
+      (await this.#store.get(`${folder}/${MANIFEST}`)).body.toString('utf8'),
+    ) as ModelManifest;
+    await mkdir(dir, { recursive: true });
+    for (const name of [...fileNamesOf(manifest), MANIFEST]) {
+      if (name !== basename(name))
+        throw new Error(`the kept model of ${folder} names a file outside its folder`);
+      await writeAtomically(join(dir, name), (await this.#store.get(`${folder}/${name}`)).body);
+    }
+    return manifestPath;
+  }
+
+  async drop(generation: IndexGeneration): Promise<void> {
+    const folder = folderOf(generation);
+    const keys: string[] = [];
+    for await (const object of this.#store.list(`${folder}/`)) keys.push(object.key);
+    await this.#store.delete(`${folder}/${MANIFEST}`);
+    for (const key of keys) await this.#store.delete(key);
+    await rm(join(this.#localDir, folder), { recursive: true, force: true });
+  }
+}
+
+/**
+ * The files to keep for a generation and the manifest that names them side by side. Refuses a manifest
+ * of another identity: its vectors would not be the generation's.
+ */
+async function keptCopyOf(
+  generation: IndexGeneration,
+  manifestPath: string,
+): Promise<{ files: { path: string; name: string; sha256: string }[]; manifest: ModelManifest }> {
+  const loaded = await loadManifest(manifestPath);
+  const { manifest } = loaded;
+  const info = embedderInfoOf(manifest, 'cpu');
+  if (!sameIdentity(info, generation.identity)) {
+    throw new Error(
+      `${manifestPath} describes ${describeIdentity(info)}, not the index generation's ` +
+        `${describeIdentity(generation.identity)}: its model cannot be kept for that generation.`,
+    );
+  }
+  const files = [{ path: loaded.modelPath, name: basename(loaded.modelPath), sha256: manifest.sha256 }];
+  const whitening = manifest.output.whitening;
+  if (whitening) {
+    const path = resolve(dirname(manifestPath), whitening.file);
+    files.push({ path, name: basename(path), sha256: whitening.sha256 });
+  }
+  const [model, whiteningFile] = files;
+  return {
+    files,
+    manifest: {
+      ...manifest,
+      file: model?.name ?? manifest.file,
+      output: {
+        ...manifest.output,
+        ...(whitening && whiteningFile ? { whitening: { ...whitening, file: whiteningFile.name } } : {}),
+      },
+    },
+  };
+}
+
+function fileNamesOf(manifest: ModelManifest): string[] {
+  return [manifest.file, ...(manifest.output.whitening ? [manifest.output.whitening.file] : [])];
+}
+
+/** The generation's name; the index the library had before generations (name '') keeps its model as 'original'. */
+function folderOf(generation: IndexGeneration): string {
+  return generation.name || 'original';
+}
+
+function manifestBytes(manifest: ModelManifest): Buffer {
+  return Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
+}
+
+/** A temporary name first: a process that stops halfway leaves no file under the real name. */
+async function writeAtomically(path: string, bytes: Uint8Array): Promise<void> {
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, bytes);
+  await rename(temporary, path);
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
