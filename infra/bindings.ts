@@ -1,6 +1,6 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
-import { type CloudPart, variablesOf } from '../src/adapters/aws/config.ts';
+import { type CloudPart, KEPT_MODELS_PREFIX, variablesOf } from '../src/adapters/aws/config.ts';
 import { OUTAGES_PK } from '../src/adapters/aws/dynamo-outage-reports.ts';
 import { LIBRARY_PK } from '../src/adapters/aws/dynamo-task-store.ts';
 import type { EmbedderInfo } from '../src/domain/ports.ts';
@@ -16,7 +16,8 @@ import type { Storage } from './storage.ts';
  * (src/wiring/lambda-parts.ts); the types make the two tables agree, infra/stack.test.ts pins the result.
  */
 
-type BucketArea = 'images' | 'thumbnails';
+/** `models`: the index generations' kept models (src/model/kept-models.ts). */
+type BucketArea = 'images' | 'thumbnails' | 'models';
 interface BucketAccess {
   get?: BucketArea[];
   put?: BucketArea[];
@@ -36,9 +37,10 @@ export type FunctionAccess<F extends LambdaName> = { [P in PartsOf<F>]: AccessOf
 
 /** What each function may do with each resource of its parts. */
 export const FUNCTION_ACCESS: { [F in LambdaName]: FunctionAccess<F> } = {
-  // Results carry presigned GET links to the image and its thumbnail.
+  // Results carry presigned GET links to the image and its thumbnail; during a re-index, the live
+  // generation's model is fetched from where the worker kept it.
   search: {
-    bucket: { get: ['images', 'thumbnails'] },
+    bucket: { get: ['images', 'thumbnails', 'models'] },
     table: 'read',
     milvus: true,
     model: true,
@@ -126,7 +128,11 @@ function bindPart(
   switch (part) {
     case 'bucket': {
       const { get = [], put = [], delete: remove = [], list } = access as BucketAccess;
-      const prefixOf = { images: config.imagePrefix, thumbnails: config.thumbnailPrefix };
+      const prefixOf = {
+        images: config.imagePrefix,
+        thumbnails: config.thumbnailPrefix,
+        models: KEPT_MODELS_PREFIX,
+      };
       const verbs: [ObjectVerb, BucketArea[]][] = [
         ['s3:GetObject', get],
         ['s3:PutObject', put],

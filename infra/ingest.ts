@@ -7,6 +7,7 @@ import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { KEPT_MODELS_PREFIX } from '../src/adapters/aws/config.ts';
 import { allowList, allowObjects } from './grants.ts';
 import type { Storage } from './storage.ts';
 
@@ -213,6 +214,14 @@ export class Ingest extends Construct {
     // verification lists the bucket and re-queues drift; each slice queues the next.
     allowList(this.taskRole, storage.images);
     allowObjects(this.taskRole, storage.images, ['s3:DeleteObject'], [imagePrefix]);
+    // Keeps the deployed model with the index generations it builds and drops it with them; searches
+    // embed with it until a re-index switches (src/model/kept-models.ts).
+    allowObjects(
+      this.taskRole,
+      storage.images,
+      ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
+      [KEPT_MODELS_PREFIX],
+    );
     storage.queue.grantSendMessages(this.taskRole);
     storage.table.grantReadWriteData(this.taskRole);
     storage.milvusToken.grantRead(this.taskRole);

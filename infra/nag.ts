@@ -1,5 +1,6 @@
 import { type CfnElement, Stack, Validations } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
+import { KEPT_MODELS_PREFIX } from '../src/adapters/aws/config.ts';
 import type { PicSearchStack } from './stack.ts';
 
 /**
@@ -28,7 +29,7 @@ export function nagAcknowledgements(stack: PicSearchStack): NagAcknowledgement[]
   const allFunctions = [...ourFunctions, bucketDeployment, notificationsHandler];
   const imagesArn = `<${logicalId(storage.images)}.Arn>`;
   const tableArn = `<${logicalId(storage.table)}.Arn>`;
-  const prefixes = [stack.config.imagePrefix, stack.config.thumbnailPrefix];
+  const prefixes = [stack.config.imagePrefix, stack.config.thumbnailPrefix, KEPT_MODELS_PREFIX];
 
   return [
     ...[storage.milvusToken, api.apiToken].map((scope) => ({

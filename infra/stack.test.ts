@@ -344,10 +344,15 @@ describe('GPU ingest workers', () => {
       's3:ListBucket',
       's3:PutObject',
     ]);
-    expect(s3PrefixesFor(statements, 's3:GetObject')).toEqual(['/images/*']);
-    expect(s3PrefixesFor(statements, 's3:PutObject')).toEqual(['/thumbnails/*']);
+    // The worker keeps the deployed model with the index generations it builds, and drops it with them.
+    expect(s3PrefixesFor(statements, 's3:GetObject').sort()).toEqual(['/images/*', '/index-models/*']);
+    expect(s3PrefixesFor(statements, 's3:PutObject').sort()).toEqual(['/index-models/*', '/thumbnails/*']);
     // Delete-all's cleanup (src/app/tasks.ts) removes thumbnails and, when asked, the photos.
-    expect(s3PrefixesFor(statements, 's3:DeleteObject').sort()).toEqual(['/images/*', '/thumbnails/*']);
+    expect(s3PrefixesFor(statements, 's3:DeleteObject').sort()).toEqual([
+      '/images/*',
+      '/index-models/*',
+      '/thumbnails/*',
+    ]);
     expect(actions).toEqual(
       expect.arrayContaining([
         'sqs:ReceiveMessage',
@@ -494,6 +499,11 @@ describe('least privilege', () => {
       duplicates: ['s3:GetObject'],
     });
     expect(s3PrefixesFor(statementsOfRole(roleOfFunction('uploads')), 's3:PutObject')).toEqual(['/images/*']);
+    // Search reads the live generation's kept model during a re-index (src/model/kept-models.ts); no
+    // other function reads it.
+    const readsKeptModels = (name: ApiFunctionName) =>
+      s3PrefixesFor(statementsOfRole(roleOfFunction(name)), 's3:GetObject').includes('/index-models/*');
+    expect(API_FUNCTIONS.filter(readsKeptModels)).toEqual(['search']);
     expect(s3PrefixesFor(statementsOfRole(roleOfFunction('ingest')), 's3:DeleteObject')).toEqual([
       '/thumbnails/*',
     ]);

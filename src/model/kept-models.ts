@@ -1,5 +1,6 @@
 import { access, copyFile, link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { NotFoundError } from '../domain/errors.ts';
 import { describeIdentity, sameIdentity } from '../domain/index-identity.ts';
 import type { IndexGeneration, ModelShelf, ObjectStore } from '../domain/ports.ts';
 import { embedderInfoOf, loadManifest, type ModelManifest } from './manifest.ts';
@@ -86,21 +87,28 @@ export class BucketModels implements ModelShelf {
     await this.#store.put(`${folder}/${MANIFEST}`, manifestBytes(manifest), 'application/json');
   }
 
+  /**
+   * Fetched into a folder named by the model's SHA-256 as well, so a copy left in `localDir` by an older
+   * generation of the same name (the pre-generations index, 'original') is never taken for this one.
+   */
   async manifestOf(generation: IndexGeneration): Promise<string | undefined> {
     const folder = folderOf(generation);
-    const dir = join(this.#localDir, folder);
+    const stored = await this.#store.get(`${folder}/${MANIFEST}`).catch((error: unknown) => {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    });
+    if (!stored) return undefined;
+    const manifest = JSON.parse(stored.body.toString('utf8')) as ModelManifest;
+    const dir = join(this.#localDir, `${folder}-${manifest.sha256.slice(0, 16)}`);
     const manifestPath = join(dir, MANIFEST);
     if (await exists(manifestPath)) return manifestPath;
-    if (!(await this.#store.head(`${folder}/${MANIFEST}`))) return undefined;
-    const manifest = JSON.parse(
-      (await this.#store.get(`${folder}/${MANIFEST}`)).body.toString('utf8'),
-    ) as ModelManifest;
     await mkdir(dir, { recursive: true });
-    for (const name of [...fileNamesOf(manifest), MANIFEST]) {
+    for (const name of fileNamesOf(manifest)) {
       if (name !== basename(name))
         throw new Error(`the kept model of ${folder} names a file outside its folder`);
       await writeAtomically(join(dir, name), (await this.#store.get(`${folder}/${name}`)).body);
     }
+    await writeAtomically(manifestPath, stored.body);
     return manifestPath;
   }
 
@@ -110,7 +118,6 @@ export class BucketModels implements ModelShelf {
     for await (const object of this.#store.list(`${folder}/`)) keys.push(object.key);
     await this.#store.delete(`${folder}/${MANIFEST}`);
     for (const key of keys) await this.#store.delete(key);
-    await rm(join(this.#localDir, folder), { recursive: true, force: true });
   }
 }
 

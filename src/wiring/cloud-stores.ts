@@ -1,5 +1,7 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type AwsClients, createAwsClients } from '../adapters/aws/clients.ts';
-import type { CloudConfig } from '../adapters/aws/config.ts';
+import { type CloudConfig, KEPT_MODELS_PREFIX } from '../adapters/aws/config.ts';
 import { DynamoCatalogue } from '../adapters/aws/dynamo-catalogue.ts';
 import { DynamoDismissedPairs, DynamoScannedPairs } from '../adapters/aws/dynamo-duplicates.ts';
 import { DynamoOutageReports } from '../adapters/aws/dynamo-outage-reports.ts';
@@ -12,6 +14,7 @@ import { GenerationalIndex } from '../app/index-generations.ts';
 import { contentTypeOf, thumbnailKeyOf } from '../app/keys.ts';
 import type { LinkBuilders } from '../app/pic-search.ts';
 import type { IndexIdentity } from '../domain/ports.ts';
+import { BucketModels } from '../model/kept-models.ts';
 
 /**
  * The cloud adapters, one builder per configuration part (src/adapters/aws/config.ts), shared by the
@@ -93,18 +96,32 @@ export async function milvusCollections(
 export const CLOUD_GENERATION_TTL_MS = 10_000;
 
 /**
+ * Each generation's model in the bucket under KEPT_MODELS_PREFIX (the worker keeps it; search fetches it
+ * into this container's temporary folder, per bucket: Lambda's /tmp).
+ */
+export function keptModels(aws: AwsClients, config: Pick<CloudConfig, 'bucket'>): BucketModels {
+  return new BucketModels(
+    new S3ObjectStore(aws.s3, { bucket: config.bucket, keyPrefix: KEPT_MODELS_PREFIX }),
+    join(tmpdir(), 'pic-search-models', config.bucket),
+  );
+}
+
+/**
  * The library's index: the live generation's collection for reads, the `writer` identity's for writes
  * (src/app/index-generations.ts). Reading the generations record needs GetItem on the table's library item.
+ * `kept`: where generations' models are kept, and the writer's manifest (the worker's) to keep.
  */
 export async function liveIndex(
   aws: AwsClients,
   config: Pick<CloudConfig, 'milvus' | 'tableName'>,
   writer: IndexIdentity,
+  kept: { models?: BucketModels; writerManifest?: string } = {},
 ): Promise<GenerationalIndex> {
   const { model, profile, dimension } = writer;
   return new GenerationalIndex(await milvusCollections(aws, config), taskStore(aws, config), {
     writer: { model, profile, dimension },
     ttlMs: CLOUD_GENERATION_TTL_MS,
+    ...kept,
   });
 }
 

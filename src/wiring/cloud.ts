@@ -28,10 +28,12 @@ import {
   duplicateStores,
   imageStores,
   jobQueue,
+  keptModels,
   liveIndex,
   outageReports,
   taskStore,
 } from './cloud-stores.ts';
+import { liveModelEmbedders } from './live-models.ts';
 
 export interface CloudStores extends Stores {
   images: S3ObjectStore;
@@ -58,6 +60,11 @@ export interface CloudOptions {
   logger?: Logger;
   /** Share one embedder (tests, benchmarks); otherwise one is made from the manifest. */
   embedder?: Embedder;
+  /**
+   * The manifest of a shared `embedder`, kept in the bucket with the index generations it builds
+   * (src/model/kept-models.ts); an embedder made here keeps the configured manifest. @default none
+   */
+  modelManifest?: string;
   /** Providers tried in order before the CPU. @default ['cpu'] (Lambda); the GPU worker passes ['cuda'] */
   executionProviders?: ExecutionProvider[];
   /**
@@ -94,13 +101,22 @@ export async function createCloudSystem(
   const ownEmbedder = options.embedder === undefined;
   const embedder = options.embedder ?? (await createCloudEmbedder(config, options));
   const tasks = taskStore(aws, config);
+  const writerManifest = ownEmbedder ? config.modelManifest : options.modelManifest;
   const stores: CloudStores = {
     ...imageStores(aws, config),
     queue: jobQueue(aws, config),
     catalogue: catalogueTable(aws, config),
     tasks,
-    index: await liveIndex(aws, config, embedder.info),
+    index: await liveIndex(aws, config, embedder.info, {
+      models: keptModels(aws, config),
+      ...(writerManifest ? { writerManifest } : {}),
+    }),
   };
+  const liveModels = liveModelEmbedders({
+    generations: stores.index,
+    open: (loaded) => OnnxEmbedder.create(loaded, searchEmbedderSettings(config)),
+    ...(log ? { log } : {}),
+  });
   if (options.ensureIndex ?? true) {
     const generations = await stores.index.init();
     await stores.index.ensure(stores.index.writer).catch((error: unknown) => {
@@ -125,6 +141,7 @@ export async function createCloudSystem(
     links: cloudLinks(stores),
     outage: () => outages.current(),
     generations: stores.index,
+    embedderFor: liveModels.embedderFor,
   });
   const taskDeps: TaskDeps = {
     ...stores,
@@ -160,6 +177,7 @@ export async function createCloudSystem(
     stores,
     async close() {
       await worker.stop();
+      await liveModels.close();
       if (ownEmbedder) await embedder.close();
       await stores.index.close();
       aws.destroy();
@@ -207,4 +225,15 @@ export async function createCloudEmbedder(
     });
   }
   return OnnxEmbedder.create(loaded, { ...settings, ...(log ? { logger: log } : {}) });
+}
+
+/**
+ * A live generation's kept model, opened by a process that searches while a re-index builds the deployed
+ * model's generation: on this thread, CPU only, with the deployed model's threads and decode limits.
+ */
+export function searchEmbedderSettings(config: Pick<CloudConfig, 'threads' | 'maxPixels'>) {
+  return {
+    intraOpNumThreads: config.threads,
+    limits: { ...DEFAULT_DECODE_LIMITS, maxPixels: config.maxPixels },
+  };
 }

@@ -1,7 +1,16 @@
 import type { Operations } from '../app/operations.ts';
-import { createCloudEmbedder } from './cloud.ts';
-import { awsClientsFor, catalogueTable, cloudLinks, imageStores, liveIndex } from './cloud-stores.ts';
+import { OnnxEmbedder } from '../embedder/onnx-embedder.ts';
+import { createCloudEmbedder, searchEmbedderSettings } from './cloud.ts';
+import {
+  awsClientsFor,
+  catalogueTable,
+  cloudLinks,
+  imageStores,
+  keptModels,
+  liveIndex,
+} from './cloud-stores.ts';
 import { operationsOf, readParts } from './lambda.ts';
+import { liveModelEmbedders } from './live-models.ts';
 
 /**
  * POST /search: the one function that embeds (onnxruntime-node and sharp from the runtime layer, the
@@ -14,13 +23,20 @@ export async function searchOperations(
   const aws = awsClientsFor(config);
   const stores = imageStores(aws, config);
   const embedder = await createCloudEmbedder(config);
-  const index = await liveIndex(aws, config, embedder.info);
+  const index = await liveIndex(aws, config, embedder.info, { models: keptModels(aws, config) });
+  // Until a re-index switches, the live generation may be the previous model's: the worker kept it in
+  // the bucket, and it is fetched and opened here on the first search that needs it.
+  const liveModels = liveModelEmbedders({
+    generations: index,
+    open: (loaded) => OnnxEmbedder.create(loaded, searchEmbedderSettings(config)),
+  });
   return operationsOf('search', {
     ...stores,
     catalogue: catalogueTable(aws, config),
     index,
     generations: index,
     embedder,
+    embedderFor: liveModels.embedderFor,
     links: cloudLinks(stores),
     imagePrefix: config.imagePrefix,
   });

@@ -60,7 +60,10 @@ export function operationsOf(
   fn: LambdaName,
   given: Partial<Stores> &
     Partial<
-      Pick<OperationsDeps, 'embedder' | 'links' | 'imageInspector' | 'imagePrefix' | 'outage' | 'generations'>
+      Pick<
+        OperationsDeps,
+        'embedder' | 'embedderFor' | 'links' | 'imageInspector' | 'imagePrefix' | 'outage' | 'generations'
+      >
     >,
 ): Operations {
   const { images, thumbnails, queue, catalogue, index, tasks, embedder, imageInspector, ...rest } = given;

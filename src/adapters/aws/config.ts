@@ -26,6 +26,12 @@ export const StorePrefix = z
   .regex(/^[^/].*\/$/, 'must end with "/", not start with "/", and not be empty (the whole bucket)');
 
 /**
+ * Where the worker keeps each index generation's model files in the bucket, for searches until a
+ * re-index switches (src/model/kept-models.ts); the images bucket's own prefix, like the thumbnails'.
+ */
+export const KEPT_MODELS_PREFIX = 'index-models/';
+
+/**
  * Thumbnails must never be ingested as images, and the worker's grants on thumbnails must never reach
  * an image: neither prefix may start with the other. Returns the problem, if any.
  */
