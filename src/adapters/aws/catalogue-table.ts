@@ -17,9 +17,9 @@ import {
  * - `id#<vector id>`    the claim of a vector id by one object key, written with a condition (a
  *   different key holding the id is a hash collision); search results map ids → keys → records with
  *   two BatchGetItem calls.
- * - `counters`          pending / indexed / failed, moved by ADD in the same transaction as the records
- *   they count, so progress never scans.
- * - `rate#<minute>`     images indexed in that minute (ADD), expiring through TTL `expiresAt`.
+ * - `counters`, `counters#<n>`  shards of pending / indexed / failed: each transaction of records ADDs
+ *   its moves to one, so progress never scans (it sums the shards) and concurrent writers seldom conflict.
+ * - `rate#<minute>#<n>` images indexed in that minute through shard n (ADD), expiring through TTL `expiresAt`.
  */
 export const CatalogueTable = {
   partitionKey: { name: 'pk', type: 'S' },

@@ -32,20 +32,20 @@ type Item = Record<string, AttributeValue>;
 /** `stale`: refused, the key keeps a newer version. */
 type ChangeResult = { ok: true; moved?: Move; stale?: boolean } | { ok: false; ownerKey: string };
 
-const COUNTERS = 'counters';
 const STATES: ImageState[] = ['pending', 'indexed', 'failed'];
 /** BatchGetItem takes at most 100 keys, BatchWriteItem 25 requests. */
 const BATCH_GET = 100;
 const BATCH_WRITE = 25;
-/** TransactWriteItems takes at most 100 items: the records of one, plus the counters and the rate bucket. */
+/** TransactWriteItems takes at most 100 items: the records of one, plus a counter shard and a rate bucket. */
 const TRANSACT_RECORDS = 98;
 const MAX_ATTEMPTS = 8;
+/** recount() puts every counter shard in one transaction. */
+const MAX_COUNTER_SHARDS = 100;
 
 /**
- * The end of the last transaction this process sent to each table: the next waits for it. Every
- * transaction writes the counters item, and two at once on one item cancel each other (TransactionConflict);
- * moto, besides, copies the whole table at each transaction and puts that copy back when one is cancelled,
- * so two at once lose each other's writes.
+ * The end of the last transaction this process sent to each table: the next waits for it. moto copies
+ * the whole table at each transaction and puts that copy back when one is cancelled, so two at once lose
+ * each other's writes (DynamoDB itself would run them, or cancel one on a shared item: TransactionConflict).
  */
 const lastTransaction = new Map<string, Promise<unknown>>();
 
@@ -54,6 +54,13 @@ export interface DynamoCatalogueOptions {
   windowSeconds?: number;
   /** Records a page of list() reads. @default 500 */
   pageSize?: number;
+  /**
+   * Items the counters are spread over (1 to 100). Each transaction adds to one, chosen at random, so
+   * concurrent writers rarely meet on a counter item; progress sums them all. Raise it freely; lower it
+   * only with a recount after (verify --repair), as counts left in the dropped shards are no longer read.
+   * @default 16
+   */
+  counterShards?: number;
 }
 
 /**
@@ -102,9 +109,9 @@ type Change =
  * The catalogue on one DynamoDB table (schema and item kinds: catalogue-table.ts). A batch of state
  * changes is a conditional claim of each vector id, then one TransactWriteItems: a put of each record
  * conditional on the item it replaces (optimistic `ver` check; the whole batch is read again and retried
- * when one fails) together with the ADDs to the counters and the rate bucket that the batch makes. The
+ * when one fails) together with the ADDs the batch makes to one counter shard and its rate bucket. The
  * counters are written with the records they count or not at all, so they cannot drift, and progress
- * never scans. https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html
+ * never scans: it sums the shards. https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html
  *
  * Cost: a transaction's items cost two write units each instead of one. On moto, which deep-copies the
  * whole table for each item of a transaction (moto/dynamodb/models/__init__.py, transact_write_items),
@@ -115,6 +122,7 @@ export class DynamoCatalogue implements Catalogue {
   readonly #table: string;
   readonly #windowMinutes: number;
   readonly #pageSize: number;
+  readonly #counterShards: number;
   /** What this process last saw of each key (bounded): a guess that saves reads, checked by each put's condition (#transact). */
   readonly #seen = new Map<string, Seen>();
 
@@ -123,6 +131,15 @@ export class DynamoCatalogue implements Catalogue {
     this.#table = tableName;
     this.#windowMinutes = Math.max(1, Math.round((options.windowSeconds ?? 300) / 60));
     this.#pageSize = options.pageSize ?? 500;
+    this.#counterShards = options.counterShards ?? 16;
+    if (
+      !Number.isInteger(this.#counterShards) ||
+      this.#counterShards < 1 ||
+      this.#counterShards > MAX_COUNTER_SHARDS
+    )
+      throw new Error(
+        `counterShards must be an integer from 1 to ${MAX_COUNTER_SHARDS}, not ${this.#counterShards}`,
+      );
   }
 
   async markPending(entries: PendingEntry[]): Promise<ClaimResult[]> {
@@ -280,7 +297,7 @@ export class DynamoCatalogue implements Catalogue {
     this.#seen.clear();
     const pks: string[] = [];
     for await (const record of this.list()) pks.push(imagePk(record.key), idPk(record.id));
-    pks.push(COUNTERS, ...this.#rateBuckets());
+    pks.push(...this.#counterShardPks(), ...this.#rateBuckets());
     for (let i = 0; i < pks.length; i += BATCH_WRITE) {
       let requests = pks
         .slice(i, i + BATCH_WRITE)
@@ -296,30 +313,44 @@ export class DynamoCatalogue implements Catalogue {
   }
 
   /**
-   * Counts the records (paged through the byKey index) and puts the counters. A state change written
-   * while the records are paged may be counted twice or not at all: verify runs it when it found drift.
+   * Counts the records (paged through the byKey index) and puts the counts in the first counter shard and
+   * zeros in the others, in one transaction. A state change written while the records are paged may be
+   * counted twice or not at all: verify runs it when it found drift.
    */
   async recount(): Promise<Record<ImageState, number>> {
     const counts: Record<ImageState, number> = { pending: 0, indexed: 0, failed: 0 };
     for await (const record of this.list()) counts[record.state]++;
-    await this.#db.send(
-      new PutItemCommand({
+    const puts: TransactWriteItem[] = this.#counterShardPks().map((pk, shard) => ({
+      Put: {
         TableName: this.#table,
         Item: {
-          pk: { S: COUNTERS },
-          ...Object.fromEntries(STATES.map((state) => [state, { N: String(counts[state]) }])),
+          pk: { S: pk },
+          ...Object.fromEntries(
+            STATES.map((state) => [state, { N: String(shard === 0 ? counts[state] : 0) }]),
+          ),
         },
-      }),
-    );
-    return counts;
+      },
+    }));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#transactInTurn(new TransactWriteItemsCommand({ TransactItems: puts }));
+        return counts;
+      } catch (error) {
+        // Cancelled only by a transaction writing a shard at the same time (TransactionConflict).
+        if (!(error instanceof TransactionCanceledException) || attempt + 1 >= MAX_ATTEMPTS) throw error;
+        await backoff(attempt);
+      }
+    }
   }
 
+  /**
+   * The counter shards' sums. BatchGetItem reads the shards one by one, not at one instant: while writes
+   * run, a record's arrival may be missed in one shard and its next move seen in another, so a count may be
+   * briefly off by the transitions made during the read; once writes stop the sums are exact.
+   */
   async progress(recentFailures: number): Promise<ProgressCounts> {
-    const [counters, rates, failures] = await Promise.all([
-      this.#db.send(
-        new GetItemCommand({ TableName: this.#table, Key: { pk: { S: COUNTERS } }, ConsistentRead: true }),
-      ),
-      this.#batchGet(this.#rateBuckets()),
+    const [items, failures] = await Promise.all([
+      this.#batchGet([...this.#counterShardPks(), ...this.#rateBuckets()]),
       recentFailures > 0
         ? this.#db.send(
             new QueryCommand({
@@ -333,8 +364,15 @@ export class DynamoCatalogue implements Catalogue {
           )
         : undefined,
     ]);
-    const item = counters.Item ?? {};
-    const [pending, indexed, failed] = STATES.map((state) => Math.max(0, num(item[state])));
+    const counters = items.filter((item) => !str(item.pk).startsWith(RATE_PREFIX));
+    const rates = items.filter((item) => str(item.pk).startsWith(RATE_PREFIX));
+    // A shard may hold a negative count (a record counted in one shard, its next move in another).
+    const [pending, indexed, failed] = STATES.map((state) =>
+      Math.max(
+        0,
+        counters.reduce((sum, item) => sum + num(item[state]), 0),
+      ),
+    );
     return {
       total: (pending ?? 0) + (indexed ?? 0) + (failed ?? 0),
       pending: pending ?? 0,
@@ -439,19 +477,25 @@ export class DynamoCatalogue implements Catalogue {
     const command = new TransactWriteItemsCommand({
       TransactItems: [...puts, ...this.#counterWrites(writes.map(([, { move }]) => move))],
     });
+    try {
+      await this.#transactInTurn(command);
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof TransactionCanceledException)) throw error;
+      // Reasons come in the order of the items; a conflict with another transaction fails none of ours
+      // (the retry then adds to another counter shard, chosen again).
+      const reasons = error.CancellationReasons ?? [];
+      return writes.filter((_, i) => reasons[i]?.Code === 'ConditionalCheckFailed');
+    }
+  }
+
+  /** Sends a transaction once this process's previous one on the table has ended (lastTransaction). */
+  async #transactInTurn(command: TransactWriteItemsCommand): Promise<void> {
     const sent = (lastTransaction.get(this.#table) ?? Promise.resolve())
       .catch(() => undefined)
       .then(() => this.#db.send(command));
     lastTransaction.set(this.#table, sent);
-    try {
-      await sent;
-      return undefined;
-    } catch (error) {
-      if (!(error instanceof TransactionCanceledException)) throw error;
-      // Reasons come in the order of the items; a conflict with another transaction fails none of ours.
-      const reasons = error.CancellationReasons ?? [];
-      return writes.filter((_, i) => reasons[i]?.Code === 'ConditionalCheckFailed');
-    }
+    await sent;
   }
 
   /** Reads the plans' items again (one BatchGetItem per 100). */
@@ -492,7 +536,11 @@ export class DynamoCatalogue implements Catalogue {
     }
   }
 
-  /** The counter and rate-bucket ADDs of the moves (none when nothing moves), as transaction items. */
+  /**
+   * The ADDs of the moves (none when nothing moves) to one counter shard and its rate bucket, as
+   * transaction items. The shard is drawn at random for each transaction: two writers at once meet on
+   * one shard with odds 1 in counterShards, where a single counters item would make every two conflict.
+   */
   #counterWrites(moves: Move[]): TransactWriteItem[] {
     const deltas = new Map<ImageState, number>();
     for (const { from, to } of moves) {
@@ -503,12 +551,13 @@ export class DynamoCatalogue implements Catalogue {
     const changed = [...deltas].filter(([, delta]) => delta !== 0);
     const indexed = moves.filter((move) => move.to === 'indexed').length;
     const minute = Math.floor(Date.now() / 60_000);
+    const shard = Math.floor(Math.random() * this.#counterShards);
     const writes: TransactWriteItem[] = [];
     if (changed.length > 0) {
       writes.push({
         Update: {
           TableName: this.#table,
-          Key: { pk: { S: COUNTERS } },
+          Key: { pk: { S: counterShardPk(shard) } },
           UpdateExpression: `ADD ${changed.map((_, i) => `#s${i} :d${i}`).join(', ')}`,
           ExpressionAttributeNames: Object.fromEntries(changed.map(([state], i) => [`#s${i}`, state])),
           ExpressionAttributeValues: Object.fromEntries(
@@ -521,7 +570,7 @@ export class DynamoCatalogue implements Catalogue {
       writes.push({
         Update: {
           TableName: this.#table,
-          Key: { pk: { S: `rate#${minute}` } },
+          Key: { pk: { S: rateBucketPk(minute, shard) } },
           UpdateExpression: 'ADD #indexed :n SET expiresAt = :expires',
           ExpressionAttributeNames: { '#indexed': 'indexed' },
           ExpressionAttributeValues: {
@@ -534,9 +583,16 @@ export class DynamoCatalogue implements Catalogue {
     return writes;
   }
 
+  #counterShardPks(): string[] {
+    return Array.from({ length: this.#counterShards }, (_, shard) => counterShardPk(shard));
+  }
+
+  /** The rate buckets of every shard for each minute of the window. */
   #rateBuckets(): string[] {
     const now = Math.floor(Date.now() / 60_000);
-    return Array.from({ length: this.#windowMinutes }, (_, i) => `rate#${now - i}`);
+    return Array.from({ length: this.#windowMinutes }, (_, i) =>
+      Array.from({ length: this.#counterShards }, (_, shard) => rateBucketPk(now - i, shard)),
+    ).flat();
   }
 
   async #getImageItem(key: string): Promise<Item | undefined> {
@@ -697,6 +753,10 @@ function remember<V>(map: Map<string, V>, key: string, value: V): void {
 }
 
 const imagePk = (key: string) => `img#${key}`;
+/** Shard 0 keeps the name of the single counters item tables had before the shards, and so its counts. */
+const counterShardPk = (shard: number) => (shard === 0 ? 'counters' : `counters#${shard}`);
+const RATE_PREFIX = 'rate#';
+const rateBucketPk = (minute: number, shard: number) => `${RATE_PREFIX}${minute}#${shard}`;
 const idPk = (id: string) => `id#${id}`;
 const str = (value: AttributeValue | undefined) => value?.S ?? '';
 const num = (value: AttributeValue | undefined) => Number(value?.N ?? 0);
