@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { access, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -168,6 +168,8 @@ describe('re-index on a model change (embedded)', () => {
   it('serves the old index with its kept model while the new one is built, switches, and drops the old', async () => {
     // Prepare: the seeded model regenerated in place with the default head (the same file names), so the
     // old model is at hand only as the copy kept with its generation.
+    const keptModel = join(dataLayout(dataDir).models, 'original', 'vgg16-seeded.onnx');
+    expect((await stat(keptModel)).ino).toBe((await stat(join(modelDir, 'vgg16-seeded.onnx'))).ino);
     const regenerated = await writeSeededModel({ modelDir });
     expect(regenerated.manifestPath).toBe(macManifest);
     system = await open(macManifest);

@@ -14,7 +14,7 @@ import { Worker, type WorkerOptions } from '../app/worker.ts';
 import { IndexMismatchError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
 import { sameIdentity } from '../domain/index-identity.ts';
-import type { Embedder } from '../domain/ports.ts';
+import type { Embedder, IndexIdentity } from '../domain/ports.ts';
 import { type ExecutionProvider, OnnxEmbedder } from '../embedder/onnx-embedder.ts';
 import { ingestSessions, restartOrExit, ThreadedEmbedder } from '../embedder/threaded-embedder.ts';
 import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
@@ -119,11 +119,14 @@ export async function createCloudSystem(
   });
   if (options.ensureIndex ?? true) {
     const generations = await stores.index.init();
-    await stores.index.ensure(stores.index.writer).catch((error: unknown) => {
-      // A worker whose model a re-index is building writes into that generation; any other refuses to start
-      // (cloud mode has no POST /reindex yet: docs/models.md), leaving the queue's messages waiting.
+    await stores.index.ensure(stores.index.writer).catch(async (error: unknown) => {
+      // A worker whose model a re-index builds (or is to build: POST /reindex recorded it, a worker prepares
+      // it) writes into that generation; any other refuses to start, leaving the queue's messages waiting.
+      const writer = stores.index.writer;
+      const reindex = await tasks.latest('reindex');
       const building =
-        generations.building && sameIdentity(generations.building.identity, stores.index.writer);
+        (generations.building && sameIdentity(generations.building.identity, writer)) ||
+        (reindex?.state === 'running' && sameIdentity(reindex.options.target as IndexIdentity, writer));
       if (!(error instanceof IndexMismatchError) || !building) throw error;
     });
   }

@@ -31,6 +31,7 @@ let modelDir: string;
 let classic: Embedder;
 let current: Embedder;
 let system: CloudSystem | undefined;
+let worker: CloudSystem | undefined;
 let reindex: HttpHandler;
 let count: HttpHandler;
 let search: HttpHandler;
@@ -100,7 +101,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   process.env = savedEnv;
-  await system?.close();
+  await Promise.all([system?.close(), worker?.close()]);
   await Promise.all([classic?.close(), current?.close()]);
   await rm(modelDir, { recursive: true, force: true });
   // Where the search function fetched the kept model (src/wiring/cloud-stores.ts keptModels).
@@ -121,7 +122,9 @@ it('builds the new model a collection of its own while the old one answers, swit
   expect(started.statusCode).toBe(202);
   const task = JSON.parse(started.body as string) as { id: string };
   const beforeBuild = await searchNow(query);
-  system.worker.start();
+  // A worker of the new model starts now that a re-index is to build its generation.
+  worker = await open(current, SEEDED_MANIFEST);
+  worker.worker.start();
   await put(`images/${photos[3]?.name}`, photos[3]?.path as string);
   await clients.s3.send(new DeleteObjectCommand({ Bucket: stack.bucket, Key: `images/${photos[2]?.name}` }));
   const counts: number[] = [];
