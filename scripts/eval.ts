@@ -170,7 +170,7 @@ export async function evaluate(
 const tablesAndTargets = (results: ConfigResult[]) =>
   `${report(results)}\n\n${targetLines(targetChecks(results, DEFAULT_CONFIG), DEFAULT_CONFIG).join('\n')}`;
 
-/** Writes calibrated thresholds into a manifest (for models given with --manifest). */
+/** Writes thresholds calibrated at a precision into its model's manifest (for models given with --manifest). */
 async function writeThresholds(manifestPath: string, result: ConfigResult): Promise<void> {
   const { manifest } = await loadManifest(manifestPath);
   const thresholds = calibrate(Object.values(result.answers).flat());
@@ -178,7 +178,7 @@ async function writeThresholds(manifestPath: string, result: ConfigResult): Prom
     ...manifest,
     matchThresholds: {
       ...thresholds,
-      calibratedOn: `npm run eval (${new Date().toISOString().slice(0, 10)})`,
+      calibratedOn: `npm run eval (${result.precision}, ${new Date().toISOString().slice(0, 10)})`,
     },
   });
   await writeFile(manifestPath, `${JSON.stringify(updated, null, 2)}\n`);
@@ -228,8 +228,13 @@ if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith
         console.log(
           `${config.label} ${precision} (${result.model}) done after ${((performance.now() - started) / 1000).toFixed(0)} s; load average ${loadavg()[0]?.toFixed(1)}`,
         );
-        if (values.calibrate && config.manifestPath && precision === 'fp32')
-          await writeThresholds(config.manifestPath, result);
+        if (values.calibrate && config.manifestPath)
+          await writeThresholds(
+            precision === 'int8'
+              ? int8ManifestPathFor((await loadManifest(manifestPath)).modelPath)
+              : manifestPath,
+            result,
+          );
         // After every run, so a long run stopped halfway keeps what it measured (--report prints it).
         if (values.json) await writeFile(values.json, JSON.stringify(results, null, 2));
       }

@@ -2,7 +2,7 @@ import { basename, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { addWhitening } from '../src/model/calibration.ts';
 import { convertModelFile, type NormalisationName } from '../src/model/convert.ts';
-import { DEFAULT_DESCRIPTOR } from '../src/model/descriptors.ts';
+import { DEFAULT_DESCRIPTOR, whiteningShape } from '../src/model/descriptors.ts';
 import type { PreprocessProfile } from '../src/model/manifest.ts';
 import { Descriptor } from '../src/model/manifest.ts';
 
@@ -58,7 +58,9 @@ try {
     descriptor: options.descriptor,
     source: `model:convert of ${basename(input)}`,
   });
-  const manifest = options.whitening ? await addWhitening(manifestPath, options.whitening) : written.manifest;
+  const manifest = options.whitening
+    ? await addWhitening(manifestPath, whiteningShape(options.whitening))
+    : written.manifest;
   console.log(
     `Cut at ${converted.cutAt}; dropped ${converted.droppedInitializers.length} classifier initialisers.`,
   );

@@ -8,14 +8,13 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { Command } from 'commander';
 import { loadConfig } from '../src/config.ts';
 import { OnnxEmbedder } from '../src/embedder/onnx-embedder.ts';
-import { dot } from '../src/embedder/vectors.ts';
 import { DEFAULT_DECODE_LIMITS } from '../src/imaging/decode.ts';
 import { SharpImageProcessor } from '../src/imaging/image-processor.ts';
 import { tensorSpecOf } from '../src/imaging/preprocess.ts';
@@ -23,10 +22,11 @@ import { type LoadedManifest, loadManifest, type Quantization } from '../src/mod
 import { sha256Of, writeModelFiles } from '../src/model/model-files.ts';
 import { cpuInfo, int8ModelPathFor } from '../src/model/precision.ts';
 import { QUALITY_BOUNDS, qualityGate } from '../src/model/quality-gate.ts';
+import { seededInt8Thresholds } from '../src/model/seeded.ts';
 import { resolveModel } from '../src/wiring/embedded.ts';
 import { median, round } from './bench-support.ts';
-import { buildCorpus } from './eval-corpus.ts';
 import { recall } from './eval-metrics.ts';
+import { embedImages, offlineCorpus, scanAnswers } from './eval-offline.ts';
 import { ensurePythonVenv, venvBinOf } from './python-venv.ts';
 
 const REPO_ROOT = resolve(import.meta.dirname, '..');
@@ -95,9 +95,12 @@ try {
     log(
       `Pure inference on ${speed.cpu} [${speed.flags.join(' ')}], 1 thread, batch 1: fp32 ${speed.fp32MsPerImage} ms, int8 ${speed.int8MsPerImage} ms an image (int8 ÷ fp32 speed ${round(speed.fp32MsPerImage / speed.int8MsPerImage)}); the machine may be shared`,
     );
-    const { file: _file, sha256: _sha256, ...manifest } = fp32.manifest;
+    const { file: _file, sha256: _sha256, matchThresholds: _fp32Thresholds, ...manifest } = fp32.manifest;
+    // int8 moves scores: the fp32 thresholds are not its own (docs/search-quality.md).
+    const matchThresholds = seededInt8Thresholds(fp32.manifest);
     const written = await writeModelFiles(int8ModelPathFor(fp32.modelPath), bytes, {
       ...manifest,
+      ...(matchThresholds ? { matchThresholds } : {}),
       source: `npm run model:quantize: int8 QDQ of ${fp32.manifest.source}`,
       quantization: {
         source: { file: basename(fp32.modelPath), sha256: fp32.manifest.sha256 },
@@ -154,38 +157,9 @@ async function calibrationTensors(loaded: LoadedManifest, file: string) {
  * cosine gate), and recall@1 of the upright queries against each model's own index of the originals.
  */
 async function compare(fp32Model: LoadedManifest, int8Model: LoadedManifest, dir: string) {
-  const corpus = await buildCorpus(dir);
-  const indexFiles = (await readdir(corpus.indexDir, { recursive: true }))
-    .filter((name) => name.endsWith('.jpg'))
-    .sort()
-    .map((name) => join(corpus.indexDir, name));
-  const keys = indexFiles.map((file) => `corpus/${file.slice(corpus.indexDir.length + 1)}`);
-  const files = [...indexFiles, ...corpus.queries.map((query) => query.file)];
-  const images = await Promise.all(files.map((file) => readFile(file)));
-  const vectorsOf = async (loaded: LoadedManifest) => {
-    const embedder = await OnnxEmbedder.create(loaded, { intraOpNumThreads: availableParallelism() });
-    try {
-      return (await embedder.embed(images)).map((outcome, i) => {
-        if (!outcome.ok) throw new Error(`${files[i]}: ${outcome.reason}`);
-        return outcome.vector;
-      });
-    } finally {
-      await embedder.close();
-    }
-  };
-  const recallOf = (vectors: Float32Array[]) => {
-    const index = vectors.slice(0, indexFiles.length);
-    const answers = corpus.queries.map((query, q) => {
-      const vector = vectors[indexFiles.length + q] as Float32Array;
-      const scores = index.map((v, i) => ({
-        key: keys[i] as string,
-        score: dot(v, vector),
-        match: 'weak' as const,
-      }));
-      return { query, hits: scores.sort((a, b) => b.score - a.score).slice(0, 5), totalMs: 0 };
-    });
-    return recall(answers);
-  };
+  const offline = await offlineCorpus(dir);
+  const vectorsOf = (loaded: LoadedManifest) => embedImages(loaded, offline.images, offline.files);
+  const recallOf = (vectors: Float32Array[]) => recall(scanAnswers(offline, vectors));
   const fp32 = await vectorsOf(fp32Model);
   const int8 = await vectorsOf(int8Model);
   const [before, after] = [recallOf(fp32), recallOf(int8)];

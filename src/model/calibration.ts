@@ -10,7 +10,7 @@ import { jpegView, storedSize } from '../imaging/decode.ts';
 import { loadManifest, type ModelManifest } from './manifest.ts';
 import { sha256Of, writeManifest } from './model-files.ts';
 import { createPrng } from './prng.ts';
-import { learnWhitening } from './whitening.ts';
+import { learnWhitening, type WhiteningShape } from './whitening.ts';
 
 export const CALIBRATION_DIR = resolve(import.meta.dirname, '../../samples/calibration');
 /** Random crops a photo gives besides itself and its mirror: 27 photos → 270 descriptors. */
@@ -40,22 +40,24 @@ export async function calibrationImages(dir = CALIBRATION_DIR): Promise<Buffer[]
   return images;
 }
 
-const LEARNT_ON = `PCA with eigenvalue shrinkage on the photos of samples/calibration (whole, mirrored, ${CROPS_PER_PHOTO} seeded crops each)`;
+const learntOn = ({ shrinkage, power }: WhiteningShape) =>
+  `PCA on the photos of samples/calibration (whole, mirrored, ${CROPS_PER_PHOTO} seeded crops each), each direction scaled by (λ + ${shrinkage} × mean λ)^−${power}`;
 
 /**
  * Embeds the calibration images with the model of `manifestPath` (which must not be whitened yet), learns
- * a whitening to `dimension`, writes it beside the model and records it in the manifest. `learnt`: the
- * bytes of a whitening learnt so before for this very model (the seeded model ships one), used as is.
+ * a whitening of `shape`, writes it beside the model and records it in the manifest. `learnt`: the bytes
+ * of a whitening of that shape learnt so before for this very model (the seeded model ships one), used as is.
  */
 export async function addWhitening(
   manifestPath: string,
-  dimension: number,
+  shape: WhiteningShape,
   learnt?: { bytes: Uint8Array; from: string },
 ): Promise<ModelManifest> {
+  const { dimension, shrinkage, power } = shape;
   const loaded = await loadManifest(manifestPath);
   if (loaded.manifest.output.whitening) throw new Error(`${manifestPath} is already whitened`);
   const inputDimension = loaded.manifest.output.dimension;
-  const bytes = learnt?.bytes ?? (await learnFromCalibration(manifestPath, dimension));
+  const bytes = learnt?.bytes ?? (await learnFromCalibration(manifestPath, shape));
   const file = `${basename(loaded.modelPath, '.onnx')}.whitening-${dimension}.f32`;
   await writeFile(join(dirname(loaded.modelPath), file), bytes);
   const manifest: ModelManifest = {
@@ -68,7 +70,9 @@ export async function addWhitening(
         sha256: sha256Of(bytes),
         inputDimension,
         dimension,
-        learntOn: learnt ? `${LEARNT_ON}; learnt once and shipped as ${learnt.from}` : LEARNT_ON,
+        shrinkage,
+        power,
+        learntOn: `${learntOn(shape)}${learnt ? `; learnt once and shipped as ${learnt.from}` : ''}`,
       },
     },
   };
@@ -78,7 +82,7 @@ export async function addWhitening(
   return manifest;
 }
 
-async function learnFromCalibration(manifestPath: string, dimension: number): Promise<Uint8Array> {
+async function learnFromCalibration(manifestPath: string, shape: WhiteningShape): Promise<Uint8Array> {
   const embedder = await OnnxEmbedder.create(await loadManifest(manifestPath));
   let descriptors: Float32Array[];
   try {
@@ -87,7 +91,7 @@ async function learnFromCalibration(manifestPath: string, dimension: number): Pr
   } finally {
     await embedder.close();
   }
-  const { mean, projection } = learnWhitening(descriptors, dimension);
+  const { mean, projection } = learnWhitening(descriptors, shape);
   const bytes = new Uint8Array(mean.length * 4 + projection.length * 4);
   const values = new Float32Array(bytes.buffer);
   values.set(mean);

@@ -1,4 +1,5 @@
 import type { Descriptor } from './manifest.ts';
+import type { WhiteningShape } from './whitening.ts';
 
 /**
  * The descriptor new models get, chosen by measurement (`npm run eval`, docs/search-quality.md): GeM
@@ -13,3 +14,16 @@ export const DEFAULT_DESCRIPTOR: Descriptor = 'gem';
  * as it was measured on the seeded weights only.
  */
 export const DEFAULT_SEEDED_WHITENING = 256;
+
+/**
+ * How strongly a whitening scales its weak directions: (λ + shrinkage × mean λ)^−power. Measured against
+ * gentler shapes (`npm run eval:whitening`, docs/models.md): none of them lets the int8 model pass its
+ * quality gate, because what amplifies the int8 error is the centring, not this scaling, and these
+ * have the best recall@1.
+ */
+export const WHITENING_STRENGTH = { shrinkage: 1, power: 0.5 } as const;
+
+/** The whitening to `dimension` dimensions at WHITENING_STRENGTH. */
+export function whiteningShape(dimension: number): WhiteningShape {
+  return { dimension, ...WHITENING_STRENGTH };
+}

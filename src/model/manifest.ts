@@ -40,6 +40,13 @@ const Whitening = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   inputDimension: z.number().int().positive(),
   dimension: z.number().int().positive(),
+  /**
+   * Each kept direction is scaled by (λ + shrinkage × mean λ)^−power (src/model/whitening.ts). Absent in
+   * manifests written before they were recorded, which used 1 and 0.5. The matrix's SHA-256, part of the
+   * index identity, already tells two shapes apart; these say which one it is.
+   */
+  shrinkage: z.number().nonnegative().optional(),
+  power: z.number().positive().optional(),
   /** How it was learnt (method, calibration set); never from a user's library or queries. */
   learntOn: z.string().min(1),
 });

@@ -1,14 +1,16 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SAMPLE_PHOTOS_DIR } from '../sample-photos.ts';
-import { loadManifest } from './manifest.ts';
+import { WHITENING_STRENGTH } from './descriptors.ts';
+import { indexModelName, loadManifest } from './manifest.ts';
 import { sha256Of } from './model-files.ts';
 import { decodeModel } from './onnx-proto.ts';
-import { ensureSeededModel, generateSeededModel, seededModelPath } from './seeded.ts';
+import { int8ManifestPathFor, int8ModelPathFor } from './precision.ts';
+import { ensureSeededModel, generateSeededModel, seededInt8Thresholds, seededModelPath } from './seeded.ts';
 
 /** SHA-256 of seed 42's file as generated on the project machine; pins cross-machine determinism. */
 const SEED_42_SHA256 = '266a717fba1540bb181859fe6bc7d822d479cd67dfca1db75e0f71f15f534ec8';
@@ -72,6 +74,42 @@ describe('ensureSeededModel', () => {
     });
   });
 
+  it('removes the int8 model of the files it replaces, so that it is made again rather than refused', async () => {
+    // Prepare
+    const classic = { modelDir: join(dir, 'stale'), descriptor: 'mac', whitening: 0 } as const;
+    await ensureSeededModel(classic);
+    const int8Files = [
+      int8ModelPathFor(seededModelPath(classic.modelDir)),
+      int8ManifestPathFor(seededModelPath(classic.modelDir)),
+    ];
+    for (const file of int8Files) await writeFile(file, 'an int8 model of the previous files');
+    await writeFile(seededModelPath(classic.modelDir), 'truncated');
+
+    // Act
+    await ensureSeededModel(classic);
+
+    // Assess
+    for (const file of int8Files) await expect(stat(file)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('records thresholds per precision: the int8 model of MAC gets its own, heads nobody calibrated in int8 none', async () => {
+    // Act
+    const mac = await ensureSeededModel({ modelDir: join(dir, 'mac'), descriptor: 'mac', whitening: 0 });
+    const gem = await ensureSeededModel({ modelDir: join(dir, 'default') });
+
+    // Assess
+    expect(mac.manifest.matchThresholds).toMatchObject({ duplicate: 0.9931, similar: 0.9864 });
+    expect(seededInt8Thresholds(mac.manifest)).toMatchObject({
+      duplicate: 0.9947,
+      similar: 0.9863,
+      calibratedOn: expect.stringMatching(/int8/),
+    });
+    expect(seededInt8Thresholds(gem.manifest)).toBeUndefined();
+    expect(
+      seededInt8Thresholds({ ...mac.manifest, source: 'model:convert of vgg16-7.onnx' }),
+    ).toBeUndefined();
+  });
+
   it('prepares the default model, GeM whitened to 256 with the shipped whitening, calibrated labels', async () => {
     // Act
     const { manifest, manifestPath } = await ensureSeededModel({ modelDir: join(dir, 'default') });
@@ -79,7 +117,13 @@ describe('ensureSeededModel', () => {
 
     // Assess
     expect(manifest.output).toMatchObject({ descriptor: 'gem', dimension: 256 });
-    expect(manifest.output.whitening).toMatchObject({ inputDimension: 512, dimension: 256 });
+    expect(manifest.output.whitening).toMatchObject({
+      inputDimension: 512,
+      dimension: 256,
+      ...WHITENING_STRENGTH,
+    });
+    // The shipped whitening is unchanged: indexes built with the default keep their identity.
+    expect(indexModelName(manifest)).toBe('vgg16-seeded-42+gem-w256-60a088e5');
     expect(manifest.output.whitening?.learntOn).toMatch(/samples\/calibration/);
     expect(manifest.matchThresholds?.duplicate).toBeGreaterThan(manifest.matchThresholds?.similar ?? 1);
     expect(loaded.whitening?.projection).toHaveLength(256 * 512);

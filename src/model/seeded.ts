@@ -1,11 +1,19 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { addWhitening, CALIBRATION_DIR } from './calibration.ts';
-import { DEFAULT_DESCRIPTOR, DEFAULT_SEEDED_WHITENING } from './descriptors.ts';
-import { type Descriptor, ModelManifest, type PreprocessProfile } from './manifest.ts';
+import { DEFAULT_DESCRIPTOR, DEFAULT_SEEDED_WHITENING, whiteningShape } from './descriptors.ts';
+import {
+  type Descriptor,
+  type MatchThresholds,
+  ModelManifest,
+  type PreprocessProfile,
+  type Whitening,
+} from './manifest.ts';
 import { manifestPathFor, sha256OfFile, writeModelFiles } from './model-files.ts';
 import { encodeModel } from './onnx-proto.ts';
+import { int8ManifestPathFor, int8ModelPathFor } from './precision.ts';
 import { buildVgg16, VGG16_INPUT_SIZE } from './vgg16.ts';
+import type { WhiteningShape } from './whitening.ts';
 
 export const DEFAULT_SEED = 42;
 export const SEEDED_MODEL_FILE = 'vgg16-seeded.onnx';
@@ -28,17 +36,44 @@ export function generateSeededModel(seed: number, descriptor: Descriptor = DEFAU
   return encodeModel(buildVgg16({ seed, head: { kind: 'embedding', descriptor } }));
 }
 
+type Precision = 'fp32' | 'int8';
+
 /**
- * Match thresholds of seed 42 with the `quality` profile, per descriptor (and whitening), calibrated by
- * `npm run eval` (docs/search-quality.md): `duplicate` at ≥ 99 % precision of the top hit, `similar`
- * where the top hit is right more often than not. Other seeds and profiles are uncalibrated.
+ * Match thresholds of seed 42 with the `quality` profile, per descriptor (and whitening) and precision,
+ * calibrated by `npm run eval` on that precision's own answers (docs/search-quality.md): `duplicate` at
+ * ≥ 99 % precision of the top hit, `similar` where the top hit is right more often than not. int8 moves
+ * the compressed scores of MAC and R-MAC enough to need its own. Other seeds, profiles and precisions
+ * are uncalibrated: their hits are labelled `weak`.
  */
-const SEED_42_MATCH_THRESHOLDS: Partial<Record<string, { duplicate: number; similar: number }>> = {
-  mac: { duplicate: 0.9931, similar: 0.9864 },
-  gem: { duplicate: 0.9984, similar: 0.9945 },
-  rmac: { duplicate: 0.9964, similar: 0.9908 },
-  'gem-w256': { duplicate: 0.6318, similar: 0.2142 },
+const SEED_42_MATCH_THRESHOLDS: Partial<
+  Record<string, Partial<Record<Precision, { duplicate: number; similar: number }>>>
+> = {
+  mac: { fp32: { duplicate: 0.9931, similar: 0.9864 }, int8: { duplicate: 0.9947, similar: 0.9863 } },
+  gem: { fp32: { duplicate: 0.9984, similar: 0.9945 } },
+  rmac: { fp32: { duplicate: 0.9964, similar: 0.9908 }, int8: { duplicate: 0.9964, similar: 0.9909 } },
+  'gem-w256': { fp32: { duplicate: 0.6318, similar: 0.2142 } },
 };
+
+function seed42Thresholds(
+  profile: PreprocessProfile,
+  descriptor: Descriptor,
+  whitening: number | undefined,
+  precision: Precision,
+): MatchThresholds | undefined {
+  if (profile !== 'quality') return undefined;
+  const thresholds =
+    SEED_42_MATCH_THRESHOLDS[`${descriptor}${whitening ? `-w${whitening}` : ''}`]?.[precision];
+  return thresholds && { ...thresholds, calibratedOn: `npm run eval (${precision}), docs/search-quality.md` };
+}
+
+/**
+ * The thresholds a seeded model's int8 model records (`npm run model:quantize`); undefined for other
+ * models, whose int8 thresholds `npm run eval -- --manifest … --precisions int8 --calibrate` measures.
+ */
+export function seededInt8Thresholds(fp32: ModelManifest): MatchThresholds | undefined {
+  if (!isSeededManifest(fp32) || fp32.name !== `vgg16-seeded-${DEFAULT_SEED}`) return undefined;
+  return seed42Thresholds(fp32.profile, fp32.output.descriptor, fp32.output.whitening?.dimension, 'int8');
+}
 
 function seededManifest(
   seed: number,
@@ -47,9 +82,7 @@ function seededManifest(
   whitening: number | undefined,
 ): Omit<ModelManifest, 'file' | 'sha256'> {
   const thresholds =
-    seed === DEFAULT_SEED && profile === 'quality'
-      ? SEED_42_MATCH_THRESHOLDS[`${descriptor}${whitening ? `-w${whitening}` : ''}`]
-      : undefined;
+    seed === DEFAULT_SEED ? seed42Thresholds(profile, descriptor, whitening, 'fp32') : undefined;
   return {
     name: `vgg16-seeded-${seed}`,
     pretrained: false,
@@ -58,9 +91,7 @@ function seededManifest(
     normalisation: { kind: 'caffe', mean: CAFFE_BGR_MEAN },
     profile,
     output: { name: 'embedding', dimension: 512, descriptor, l2Normalised: true },
-    ...(thresholds
-      ? { matchThresholds: { ...thresholds, calibratedOn: 'npm run eval, docs/search-quality.md' } }
-      : {}),
+    ...(thresholds ? { matchThresholds: thresholds } : {}),
   };
 }
 
@@ -84,10 +115,11 @@ async function shippedWhitening(
   seed: number,
   profile: PreprocessProfile,
   descriptor: Descriptor,
-  dimension: number,
+  shape: WhiteningShape,
 ): Promise<{ bytes: Uint8Array; from: string } | undefined> {
   if (seed !== DEFAULT_SEED || profile !== 'quality') return undefined;
-  const from = `samples/calibration/whitening/vgg16-seeded-${seed}-${descriptor}-${dimension}.f32`;
+  const { dimension, shrinkage, power } = shape;
+  const from = `samples/calibration/whitening/vgg16-seeded-${seed}-${descriptor}-${dimension}-s${shrinkage}-p${power}.f32`;
   const bytes = await readFile(join(CALIBRATION_DIR, '..', '..', from)).catch(() => undefined);
   return bytes ? { bytes, from } : undefined;
 }
@@ -118,16 +150,22 @@ export async function writeSeededModel(options: SeededModelOptions): Promise<See
   const { modelDir, seed = DEFAULT_SEED, profile = 'quality', descriptor = DEFAULT_DESCRIPTOR } = options;
   const whitening = whiteningFor(options, seed, profile, descriptor);
   const bytes = generateSeededModel(seed, descriptor);
+  // An int8 model beside describes the files replaced here: remove it, so that it is made again
+  // (`npm start` does) rather than refused at every start.
+  const fp32Path = seededModelPath(modelDir);
+  for (const stale of [int8ModelPathFor(fp32Path), int8ManifestPathFor(fp32Path)])
+    await rm(stale, { force: true });
   const written = await writeModelFiles(
-    seededModelPath(modelDir),
+    fp32Path,
     bytes,
     seededManifest(seed, profile, descriptor, whitening),
   );
   if (!whitening) return { ...written, generated: true };
+  const shape = whiteningShape(whitening);
   const shipped = options.learnWhitening
     ? undefined
-    : await shippedWhitening(seed, profile, descriptor, whitening);
-  const manifest = await addWhitening(written.manifestPath, whitening, shipped);
+    : await shippedWhitening(seed, profile, descriptor, shape);
+  const manifest = await addWhitening(written.manifestPath, shape, shipped);
   return { manifestPath: written.manifestPath, manifest, generated: true };
 }
 
@@ -148,12 +186,17 @@ export async function ensureSeededModel(options: SeededModelOptions): Promise<Se
     existing.profile === profile &&
     existing.output.descriptor === descriptor &&
     existing.output.whitening?.dimension === whitening &&
+    (!whitening || sameStrength(existing.output.whitening, whiteningShape(whitening))) &&
     JSON.stringify(existing.matchThresholds) === JSON.stringify(wanted.matchThresholds) &&
     (await fileMatches(join(modelDir, existing.file), existing.sha256))
   ) {
     return { manifestPath, manifest: existing, generated: false };
   }
   return writeSeededModel({ ...options, seed, profile, descriptor, whitening: whitening ?? 0 });
+}
+
+function sameStrength(recorded: Whitening | undefined, wanted: WhiteningShape): boolean {
+  return recorded?.shrinkage === wanted.shrinkage && recorded.power === wanted.power;
 }
 
 async function readValidManifest(path: string): Promise<ModelManifest | undefined> {

@@ -1,9 +1,20 @@
 /**
  * PCA whitening learnt without labels (Jégou & Chum 2012; as in R-MAC and GeM retrieval): centre the
- * descriptors, rotate onto the covariance's leading eigenvectors and scale each by 1/√(λ + s), where the
- * shrinkage s (the mean eigenvalue) keeps the weakest directions, estimated from few images, from being
- * blown up into noise. The result is L2-normalised again after projection (src/embedder/vectors.ts).
+ * descriptors, rotate onto the covariance's leading eigenvectors and scale each by (λ + s)^−power, where the
+ * shrinkage s (`shrinkage` × the mean eigenvalue) keeps the weakest directions, estimated from few images,
+ * from being blown up into noise. Full whitening is power ½ with s = 0; a gentler one (more shrinkage, a
+ * lower power) amplifies those directions less, and with them any error of the vector it is applied to
+ * (an int8 model's: docs/models.md). The result is L2-normalised again after projection
+ * (src/embedder/vectors.ts).
  */
+
+export interface WhiteningShape {
+  /** Output dimensions: the leading eigenvectors kept. */
+  dimension: number;
+  /** s in (λ + s)^−power, in units of the mean eigenvalue. */
+  shrinkage: number;
+  power: number;
+}
 
 export interface LearntWhitening {
   mean: Float32Array;
@@ -11,11 +22,22 @@ export interface LearntWhitening {
   projection: Float32Array;
 }
 
-export function learnWhitening(descriptors: Float32Array[], dimension: number): LearntWhitening {
+export function learnWhitening(descriptors: Float32Array[], shape: WhiteningShape): LearntWhitening {
+  return whiteningOf(principalComponents(descriptors), shape);
+}
+
+/** The descriptors' mean and their covariance's eigenpairs, largest eigenvalue first. */
+export interface PrincipalComponents {
+  mean: Float64Array;
+  values: number[];
+  /** Eigenvector k is row k, its sign fixed so that its largest entry is positive. */
+  vectors: Float64Array[];
+}
+
+export function principalComponents(descriptors: Float32Array[]): PrincipalComponents {
   const count = descriptors.length;
   const input = descriptors[0]?.length ?? 0;
   if (count < 2) throw new Error('Whitening needs at least two calibration descriptors');
-  if (dimension > input) throw new Error(`Cannot whiten ${input} dimensions up to ${dimension}`);
   const mean = new Float64Array(input);
   for (const d of descriptors)
     for (let i = 0; i < input; i++) mean[i] = (mean[i] as number) + (d[i] as number) / count;
@@ -33,26 +55,30 @@ export function learnWhitening(descriptors: Float32Array[], dimension: number): 
   }
   for (let i = 0; i < input; i++)
     for (let j = 0; j < i; j++) covariance[i * input + j] = covariance[j * input + i] as number;
-  const { values, vectors } = symmetricEigen(covariance, input);
+  const eigen = symmetricEigen(covariance, input);
   const order = Array.from({ length: input }, (_, i) => i).sort(
-    (a, b) => (values[b] as number) - (values[a] as number),
+    (a, b) => (eigen.values[b] as number) - (eigen.values[a] as number),
   );
-  const shrinkage = values.reduce((sum, v) => sum + Math.max(0, v), 0) / input;
+  const vectors = order.map((k) => {
+    const vector = Float64Array.from({ length: input }, (_, i) => eigen.vectors[i * input + k] as number);
+    const largest = vector.reduce((best, v) => (Math.abs(v) > Math.abs(best) ? v : best), 0);
+    return largest < 0 ? vector.map((v) => -v) : vector;
+  });
+  return { mean, values: order.map((k) => Math.max(0, eigen.values[k] as number)), vectors };
+}
+
+export function whiteningOf(components: PrincipalComponents, shape: WhiteningShape): LearntWhitening {
+  const { dimension, shrinkage, power } = shape;
+  const input = components.mean.length;
+  if (dimension > input) throw new Error(`Cannot whiten ${input} dimensions up to ${dimension}`);
+  const s = (shrinkage * components.values.reduce((sum, v) => sum + v, 0)) / input;
   const projection = new Float32Array(dimension * input);
   for (let row = 0; row < dimension; row++) {
-    const k = order[row] as number;
-    const scale = 1 / Math.sqrt(Math.max(0, values[k] as number) + shrinkage);
-    // Eigenvector k is column k of `vectors`; its sign is fixed so that its largest entry is positive.
-    let largest = 0;
-    for (let i = 0; i < input; i++) {
-      const v = vectors[i * input + k] as number;
-      if (Math.abs(v) > Math.abs(largest)) largest = v;
-    }
-    const sign = largest < 0 ? -1 : 1;
-    for (let i = 0; i < input; i++)
-      projection[row * input + i] = sign * scale * (vectors[i * input + k] as number);
+    const scale = ((components.values[row] as number) + s) ** -power;
+    const vector = components.vectors[row] as Float64Array;
+    for (let i = 0; i < input; i++) projection[row * input + i] = scale * (vector[i] as number);
   }
-  return { mean: Float32Array.from(mean), projection };
+  return { mean: Float32Array.from(components.mean), projection };
 }
 
 /**

@@ -1,0 +1,130 @@
+/**
+ * `npm run eval:whitening`: how whitening shapes trade recall for int8 robustness, measured offline
+ * (docs/models.md, whitening and int8). Prepares the seeded GeM model without whitening and its int8 model
+ * (`npm run model:quantize`) in a temporary folder, embeds the calibration views (fp32) and the evaluation
+ * corpus (fp32 and int8) once, then for every candidate learns the whitening from the calibration views and
+ * prints the int8 quality gate's figures (cosine to fp32, recall@1 drop) and the upright recall@1, per
+ * edit, with the `duplicate` threshold and its held-out precision. Several minutes on 2 cores.
+ *
+ *   npm run eval:whitening -- [--candidates 256:1:0.5,256:4:0.5,128:1:0.5,256:32:0.5:0.5]
+ *
+ * A candidate is dimension:shrinkage:power[:centring]; centring is the share of the calibration mean
+ * subtracted (1, what the product does; less keeps part of the descriptors' common component), measured
+ * here only. `0` alone is GeM without whitening.
+ */
+import { execFile } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import { makeDataDir, removeDir } from '../local/service-process.ts';
+import { l2Normalise, whiten } from '../src/embedder/vectors.ts';
+import { calibrationImages } from '../src/model/calibration.ts';
+import { loadManifest } from '../src/model/manifest.ts';
+import { cpuInfo, int8ManifestPathFor } from '../src/model/precision.ts';
+import { qualityGate } from '../src/model/quality-gate.ts';
+import { writeSeededModel } from '../src/model/seeded.ts';
+import { principalComponents, type WhiteningShape, whiteningOf } from '../src/model/whitening.ts';
+import { TRANSFORMS } from './eval-corpus.ts';
+import { calibrate, heldOutDuplicatePrecision, recall } from './eval-metrics.ts';
+import { embedImages, offlineCorpus, scanAnswers } from './eval-offline.ts';
+
+const DEFAULT_CANDIDATES = '0,256:1:0.5,256:4:0.5,256:16:0.5,256:1:0.25,128:1:0.5,64:1:0.5';
+
+export interface Candidate {
+  shape?: WhiteningShape;
+  centring: number;
+}
+
+/** "256:4:0.5" → whitened to 256 at shrinkage 4, power ½, fully centred; "0" → no whitening. */
+export function parseCandidate(spec: string): Candidate {
+  if (spec === '0') return { centring: 1 };
+  const [dimension, shrinkage, power, centring = 1, ...rest] = spec.split(':').map(Number);
+  const valid = [dimension, shrinkage, power, centring].every(
+    (n) => Number.isFinite(n) && (n as number) >= 0,
+  );
+  if (!valid || rest.length > 0 || !Number.isInteger(dimension) || !dimension)
+    throw new Error(
+      `Bad candidate '${spec}': use dimension:shrinkage:power[:centring], e.g. 256:4:0.5, or 0`,
+    );
+  return { shape: { dimension, shrinkage, power } as WhiteningShape, centring };
+}
+
+if (
+  import.meta.url === `file://${process.argv[1]}` ||
+  process.argv[1]?.endsWith('scripts/eval-whitening.ts')
+) {
+  const { values } = parseArgs({ options: { candidates: { type: 'string', default: DEFAULT_CANDIDATES } } });
+  const candidates = (values.candidates as string)
+    .split(',')
+    .map((spec) => ({ spec, ...parseCandidate(spec) }));
+  const cpu = await cpuInfo();
+  console.log(
+    `CPU: ${cpu.model} × ${cpus().length} [${cpu.flags.join(' ')}]; load average ${loadavg()[0]?.toFixed(1)}`,
+  );
+  const work = await makeDataDir();
+  try {
+    const { manifestPath } = await writeSeededModel({
+      modelDir: join(work, 'gem'),
+      descriptor: 'gem',
+      whitening: 0,
+    });
+    console.log('quantizing GeM without whitening (npm run model:quantize) …');
+    await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', 'scripts/model-quantize.ts', '--manifest', manifestPath],
+      { cwd: resolve(import.meta.dirname, '..'), maxBuffer: 1 << 26 },
+    );
+    const fp32Model = await loadManifest(manifestPath);
+    const int8Model = await loadManifest(int8ManifestPathFor(fp32Model.modelPath));
+    console.log('embedding the corpus (fp32, int8) and the calibration views (fp32) …');
+    const offline = await offlineCorpus(join(work, 'corpus'));
+    const fp32Raw = await embedImages(fp32Model, offline.images, offline.files);
+    const int8Raw = await embedImages(int8Model, offline.images, offline.files);
+    const views = await calibrationImages();
+    const components = principalComponents(
+      await embedImages(
+        fp32Model,
+        views,
+        views.map((_, i) => `view ${i}`),
+      ),
+    );
+    console.log(
+      `\n| dimension | shrinkage | power | centring | gate cos min | cos mean | recall@1 fp32 | int8 | ${TRANSFORMS.join(' | ')} | duplicate threshold | held out fp32 (n) | int8 (n) |`,
+    );
+    console.log(`|${' --- |'.repeat(13 + TRANSFORMS.length)}`);
+    for (const { shape, centring } of candidates) {
+      const learnt = shape && whiteningOf(components, shape);
+      const apply = (vector: Float32Array) =>
+        learnt
+          ? l2Normalise(
+              whiten(vector, {
+                ...learnt,
+                mean: learnt.mean.map((m) => m * centring),
+                dimension: shape.dimension,
+              }),
+            )
+          : vector;
+      const fp32 = fp32Raw.map(apply);
+      const int8 = int8Raw.map(apply);
+      const [fp32Answers, int8Answers] = [scanAnswers(offline, fp32), scanAnswers(offline, int8)];
+      const [before, after] = [recall(fp32Answers), recall(int8Answers)];
+      const gate = qualityGate({
+        fp32,
+        int8,
+        recallAt1: { fp32: before.recall1, int8: after.recall1, queries: before.queries },
+      });
+      const perEdit = TRANSFORMS.map((t) =>
+        recall(fp32Answers.filter((a) => a.query.transform === t)).recall1.toFixed(2),
+      );
+      const held = (answers: typeof fp32Answers) => {
+        const { precision, count } = heldOutDuplicatePrecision(answers);
+        return `${precision?.toFixed(3) ?? '—'} (${count})`;
+      };
+      console.log(
+        `| ${shape ? [shape.dimension, shape.shrinkage, shape.power, centring].join(' | ') : 'none | | |'} | ${gate.minCosine.toFixed(5)}${gate.ok ? '' : ' ✗'} | ${gate.meanCosine.toFixed(5)} | ${before.recall1.toFixed(3)} | ${after.recall1.toFixed(3)} | ${perEdit.join(' | ')} | ${calibrate(fp32Answers).duplicate} | ${held(fp32Answers)} | ${held(int8Answers)} |`,
+      );
+    }
+  } finally {
+    await removeDir(work);
+  }
+}
