@@ -23,7 +23,7 @@ import {
 } from '../src/app/operations.ts';
 import type { ReindexReport } from '../src/app/reindex.ts';
 import type { TaskView } from '../src/app/tasks.ts';
-import type { VerifyReport } from '../src/app/verify.ts';
+import { type VerifyReport, verifyReportLines } from '../src/app/verify.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 import { SAMPLE_PHOTOS_DIR } from '../src/sample-photos.ts';
@@ -194,21 +194,6 @@ function reindexLines(task: TaskView): string[] {
     `re-indexed ${indexed} images with ${to}${failed > 0 ? `; ${failed} failed (see progress)` : ''}`,
     `switched to the new index after ${seconds(switchedAt - started)}; the old one was dropped ${seconds(Date.parse(task.finishedAt ?? task.updatedAt) - switchedAt)} later`,
   ];
-}
-
-function reportLines(report: VerifyReport): string[] {
-  const lines = [`checked   ${report.objects} objects, ${report.records} records, ${report.vectors} vectors`];
-  if (report.keptOut > 0) lines.push(`kept out  ${report.keptOut} photos a delete-all kept (not drift)`);
-  for (const [kind, { count, examples }] of Object.entries(report.drift)) {
-    if (count > 0)
-      lines.push(`${kind}: ${count}${examples.length > 0 ? ` (${examples.slice(0, 5).join(', ')})` : ''}`);
-  }
-  lines.push(
-    report.driftCount === 0
-      ? 'no drift'
-      : `${report.driftCount} drift${report.repaired ? ', repaired' : ': run verify --repair to fix it'}`,
-  );
-  return lines;
 }
 
 function taskLines({ deleteAll, verify, reindex }: Progress['tasks']): string[] {
@@ -531,7 +516,7 @@ function buildProgram(): Command {
           return { json: task, lines: [`verification ${task.state}: ${task.error ?? ''}`], failed: true };
         }
         const report = task.report as VerifyReport;
-        return { json: report, lines: reportLines(report) };
+        return { json: report, lines: verifyReportLines(report) };
       }),
     );
 

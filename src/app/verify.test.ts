@@ -16,7 +16,7 @@ import {
   taskDone,
   tempSystem,
 } from './test-system.ts';
-import { type VerifyReport, verifyLibrary } from './verify.ts';
+import { type VerifyReport, verifyLibrary, verifyReportLines } from './verify.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -154,6 +154,11 @@ describe('verify during a re-index (embedded)', () => {
       kinds: ['missingVectors', 'ghostVectors', 'staleVersions', 'notIndexed'],
       reason: expect.stringMatching(/re-index is building .* Verify again after the switch/),
     });
+    expect(verifyReportLines(during)).toContainEqual(
+      expect.stringMatching(
+        /^skipped {3}missingVectors, ghostVectors, staleVersions, notIndexed: a re-index/,
+      ),
+    );
     expect(during.drift.recordsWithoutObjects.examples).toEqual(['lib/held.jpg']);
     expect(during).toMatchObject({ driftCount: 1, records: 5 });
 

@@ -183,6 +183,23 @@ export async function verifyLibrary(deps: VerifyDeps, options: { repair: boolean
   };
 }
 
+/** The report in lines for a terminal (the CLI's verify). */
+export function verifyReportLines(report: VerifyReport): string[] {
+  const lines = [`checked   ${report.objects} objects, ${report.records} records, ${report.vectors} vectors`];
+  if (report.keptOut > 0) lines.push(`kept out  ${report.keptOut} photos a delete-all kept (not drift)`);
+  for (const [kind, { count, examples }] of Object.entries(report.drift)) {
+    if (count > 0)
+      lines.push(`${kind}: ${count}${examples.length > 0 ? ` (${examples.slice(0, 5).join(', ')})` : ''}`);
+  }
+  if (report.skipped) lines.push(`skipped   ${report.skipped.kinds.join(', ')}: ${report.skipped.reason}`);
+  lines.push(
+    report.driftCount === 0
+      ? 'no drift'
+      : `${report.driftCount} drift${report.repaired ? ', repaired' : ': run verify --repair to fix it'}`,
+  );
+  return lines;
+}
+
 /** The generation a re-index builds (or switched to) while verify listed the stores; undefined when none. */
 function reindexing(
   before: IndexGenerations | undefined,
