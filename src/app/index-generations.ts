@@ -183,8 +183,16 @@ export class GenerationalIndex implements VectorIndex, PairFinder {
     return (await this.live()).index.search(vector, options);
   }
 
+  async searchEach(vectors: Float32Array[], options: SearchOptions): Promise<VectorHit[][]> {
+    return (await this.live()).index.searchEach(vectors, options);
+  }
+
   async get(id: string): Promise<Float32Array | undefined> {
     return (await this.live()).index.get(id);
+  }
+
+  async getMany(ids: string[]): Promise<Map<string, Float32Array>> {
+    return (await this.live()).index.getMany(ids);
   }
 
   async count(): Promise<number> {

@@ -50,7 +50,8 @@ export interface TaskOptions {
 export const SCAN_TOP_K = 20;
 /** Pairs in one stored chunk: 100 pairs of keys up to 1 KiB fit any store's item (DynamoDB: 400 KB). */
 export const MAX_PAIRS_PER_CHUNK = 100;
-const SCAN_CONCURRENCY = 8;
+/** Query vectors per search request of a duplicates scan (Milvus takes up to 16,384). */
+const SCAN_QUERIES = 100;
 
 /** What /progress shows of a task. */
 export interface TaskView {
@@ -212,9 +213,7 @@ async function scanForDuplicates(deps: TaskDeps, task: Task, options: TaskOption
   const progress = task.progress as { scanned: number; pairs: number; chunks: number };
   while (progress.scanned < entries.length) {
     const batch = entries.slice(progress.scanned, progress.scanned + batchSize);
-    const pairs = (
-      await mapLimited(batch, SCAN_CONCURRENCY, (entry) => neighboursOf(deps, entry, threshold))
-    ).flat();
+    const pairs = await neighboursOf(deps, batch, threshold);
     const stored = chunks(pairs, MAX_PAIRS_PER_CHUNK);
     await Promise.all(stored.map((chunk, n) => store.put(task.id, progress.chunks + n, chunk)));
     progress.scanned += batch.length;
@@ -230,17 +229,28 @@ async function scanForDuplicates(deps: TaskDeps, task: Task, options: TaskOption
   return true;
 }
 
+/** Each entry's neighbours at `threshold` or closer: its stored vector searched, SCAN_QUERIES at a time. */
 async function neighboursOf(
   deps: TaskDeps,
-  entry: { id: string; key: string },
+  batch: { id: string; key: string }[],
   threshold: number,
 ): Promise<VectorPair[]> {
-  const vector = await deps.index.get(entry.id);
-  if (vector === undefined) return [];
-  const hits = await deps.index.search(vector, { topK: SCAN_TOP_K + 1, minScore: threshold });
-  return hits
-    .filter((hit) => hit.id !== entry.id)
-    .map((hit) => ({ a: entry, b: { id: hit.id, key: hit.key }, score: hit.score }));
+  const vectors = await deps.index.getMany(batch.map((entry) => entry.id));
+  // An entry deleted since the listing has no vector left: nothing to pair.
+  const present = batch.filter((entry) => vectors.has(entry.id));
+  const pairs: VectorPair[] = [];
+  for (const group of chunks(present, SCAN_QUERIES)) {
+    const found = await deps.index.searchEach(
+      group.map((entry) => vectors.get(entry.id) as Float32Array),
+      { topK: SCAN_TOP_K + 1, minScore: threshold },
+    );
+    for (const [n, entry] of group.entries()) {
+      for (const hit of found[n] ?? []) {
+        if (hit.id !== entry.id) pairs.push({ a: entry, b: { id: hit.id, key: hit.key }, score: hit.score });
+      }
+    }
+  }
+  return pairs;
 }
 
 async function mapLimited<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {

@@ -349,8 +349,12 @@ export interface VectorIndex {
   delete(ids: string[]): Promise<void>;
   /** Best first. */
   search(vector: Float32Array, options: SearchOptions): Promise<VectorHit[]>;
+  /** The hits of several query vectors, in their order: one request where the index takes several (duplicates scan). */
+  searchEach(vectors: Float32Array[], options: SearchOptions): Promise<VectorHit[][]>;
   /** The vector stored for `id`, for "more like this"; undefined when absent. */
   get(id: string): Promise<Float32Array | undefined>;
+  /** The vectors stored for several ids, in one request where the index allows; absent ids are left out. */
+  getMany(ids: string[]): Promise<Map<string, Float32Array>>;
   count(): Promise<number>;
   /** Removes every vector, keeps the identity. */
   clear(): Promise<void>;

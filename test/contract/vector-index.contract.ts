@@ -185,6 +185,39 @@ export function describeVectorIndexContract(name: string, make: () => Promise<Ve
       expect(hits.every((h) => h.score >= 0.4)).toBe(true);
     });
 
+    it('searches several vectors in one call, each as search() alone would, and keeps their order', async () => {
+      await index.ensure(IDENTITY);
+      const vectors = randomUnitVectors(60, 11);
+      await index.upsert(vectors.map((v, i) => item(`each/${i}.jpg`, v)));
+      const queries = [...randomUnitVectors(3, 12), atAngle(0)];
+
+      const each = await index.searchEach(queries, { topK: 5, minScore: 0 });
+
+      expect(each).toHaveLength(queries.length);
+      for (const [n, query] of queries.entries()) {
+        const alone = await index.search(query, { topK: 5, minScore: 0 });
+        expect(each[n]?.map((hit) => hit.id)).toEqual(alone.map((hit) => hit.id));
+        // Milvus may sum in another order for a batch: the last float digits can differ.
+        for (const [i, hit] of (each[n] ?? []).entries())
+          expect(hit.score).toBeCloseTo(alone[i]?.score as number, 5);
+      }
+      expect(await index.searchEach([], { topK: 5 })).toEqual([]);
+    });
+
+    it('gives back the stored vectors of several ids at once, leaving unknown ids out', async () => {
+      await index.ensure(IDENTITY);
+      const vectors = randomUnitVectors(3, 5);
+      await index.upsert(vectors.map((v, i) => item(`many/${i}.jpg`, v)));
+      const ids = [...vectors.keys()].map((i) => vectorIdOf(`many/${i}.jpg`));
+
+      const found = await index.getMany([...ids, vectorIdOf('many/unknown.jpg')]);
+
+      expect([...found.keys()].sort()).toEqual([...ids].sort());
+      for (const [i, id] of ids.entries())
+        expect(dot(found.get(id) as Float32Array, vectors[i] as Float32Array)).toBeCloseTo(1, 4);
+      expect((await index.getMany([])).size).toBe(0);
+    });
+
     it('gives back the stored vector of an id, and undefined for an unknown one', async () => {
       await index.ensure(IDENTITY);
       const [vector] = randomUnitVectors(1, 3) as [Float32Array];

@@ -271,6 +271,20 @@ export class ExactVectorIndex implements VectorIndex, PairFinder {
     });
   }
 
+  /** One scan per vector: this index lives in memory, so several vectors save no round trip. */
+  async searchEach(vectors: Float32Array[], options: SearchOptions): Promise<VectorHit[][]> {
+    return Promise.all(vectors.map((vector) => this.search(vector, options)));
+  }
+
+  async getMany(ids: string[]): Promise<Map<string, Float32Array>> {
+    const found = new Map<string, Float32Array>();
+    for (const id of ids) {
+      const vector = await this.get(id);
+      if (vector) found.set(id, vector);
+    }
+    return found;
+  }
+
   count(): Promise<number> {
     return this.#exclusive(async () => this.#ids.length);
   }

@@ -148,17 +148,21 @@ export class MilvusVectorIndex implements VectorIndex {
     });
   }
 
-  search(vector: Float32Array, options: SearchOptions): Promise<VectorHit[]> {
+  async search(vector: Float32Array, options: SearchOptions): Promise<VectorHit[]> {
+    return (await this.searchEach([vector], options))[0] ?? [];
+  }
+
+  searchEach(vectors: Float32Array[], options: SearchOptions): Promise<VectorHit[][]> {
     return this.#call('search', async () => {
       const { topK, prefix, minScore } = options;
       if (!Number.isInteger(topK) || topK < 1 || topK > MAX_TOP_K) {
         throw new ValidationError(`topK must be an integer from 1 to ${MAX_TOP_K}`);
       }
       const filter = prefixFilter(prefix);
-      if ((await this.#readIdentity()) === undefined) return [];
+      if (vectors.length === 0 || (await this.#readIdentity()) === undefined) return vectors.map(() => []);
       const result = await this.#client.search({
         collection_name: this.#collection,
-        data: [Array.from(vector)],
+        data: vectors.map((vector) => Array.from(vector)),
         anns_field: 'vector',
         limit: topK,
         metric_type: 'COSINE',
@@ -168,26 +172,38 @@ export class MilvusVectorIndex implements VectorIndex {
         ...(this.#indexType === 'HNSW' ? { params: { ef: Math.max(64, topK) } } : {}),
       });
       check(result.status);
-      // One query vector: the SDK returns its hits as a flat list; ids are strings (int64). The prefix is
-      // in the filter, so these are the topK best under it; only the score threshold is applied here.
-      return (result.results as unknown as { id: string; key: string; score: number }[])
-        .filter((hit) => minScore === undefined || hit.score >= minScore)
-        .map((hit) => ({ id: String(hit.id), key: hit.key, score: Math.max(-1, Math.min(1, hit.score)) }));
+      // The SDK returns one query vector's hits as a flat list, several as a list per vector; ids are
+      // strings (int64). The prefix is in the filter, so these are the topK best under it; only the score
+      // threshold is applied here.
+      type Hit = { id: string; key: string; score: number };
+      const lists = (vectors.length === 1 ? [result.results] : result.results) as unknown as Hit[][];
+      return lists.map((hits) =>
+        hits
+          .filter((hit) => minScore === undefined || hit.score >= minScore)
+          .map((hit) => ({ id: String(hit.id), key: hit.key, score: Math.max(-1, Math.min(1, hit.score)) })),
+      );
     });
   }
 
-  get(id: string): Promise<Float32Array | undefined> {
+  async get(id: string): Promise<Float32Array | undefined> {
+    return (await this.getMany([id])).get(id);
+  }
+
+  getMany(ids: string[]): Promise<Map<string, Float32Array>> {
     return this.#call('get', async () => {
-      if ((await this.#readIdentity()) === undefined) return undefined;
+      const found = new Map<string, Float32Array>();
+      if (ids.length === 0 || (await this.#readIdentity()) === undefined) return found;
       const result = await this.#client.query({
         collection_name: this.#collection,
-        filter: `id in [${checkId(id)}]`,
-        output_fields: ['vector'],
+        filter: `id in [${ids.map(checkId).join(',')}]`,
+        output_fields: ['id', 'vector'],
         consistency_level: ConsistencyLevelEnum.Strong,
       });
       check(result.status);
-      const row = result.data[0] as { vector?: number[] } | undefined;
-      return row?.vector ? Float32Array.from(row.vector) : undefined;
+      for (const row of result.data as { id: string | number; vector?: number[] }[]) {
+        if (row.vector) found.set(String(row.id), Float32Array.from(row.vector));
+      }
+      return found;
     });
   }
 
