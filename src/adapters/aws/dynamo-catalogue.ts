@@ -39,6 +39,12 @@ const BATCH_WRITE = 25;
 /** TransactWriteItems takes at most 100 items: the records of one, plus a counter shard and a rate bucket. */
 const TRANSACT_RECORDS = 98;
 const MAX_ATTEMPTS = 8;
+/**
+ * Transactions cancelled only by another at once on one of their items (TransactionConflict): nothing to
+ * read again, and the retry draws another counter shard, so they get a budget of their own (~10 s of
+ * back-off). Past it the write fails, and the worker records its images failed.
+ */
+const MAX_CONFLICTS = 16;
 /** recount() puts every counter shard in one transaction. */
 const MAX_COUNTER_SHARDS = 100;
 
@@ -337,7 +343,7 @@ export class DynamoCatalogue implements Catalogue {
         return counts;
       } catch (error) {
         // Cancelled only by a transaction writing a shard at the same time (TransactionConflict).
-        if (!(error instanceof TransactionCanceledException) || attempt + 1 >= MAX_ATTEMPTS) throw error;
+        if (!(error instanceof TransactionCanceledException) || attempt + 1 >= MAX_CONFLICTS) throw error;
         await backoff(attempt);
       }
     }
@@ -436,7 +442,8 @@ export class DynamoCatalogue implements Catalogue {
    * TransactWriteItems per TRANSACT_RECORDS keys with the counter and rate-bucket ADDs the puts make:
    * all or nothing. A put whose condition fails cancels the transaction; the items of those that failed
    * are read again and the whole transaction built again, so `next` sees what the table holds (and may
-   * then find it newer: 'stale', not written). A key twice among the plans goes into a later transaction.
+   * then find it newer: 'stale', not written). A transaction cancelled only by a conflict is sent again
+   * (MAX_CONFLICTS). A key twice among the plans goes into a later transaction.
    */
   async #transact<P extends Plan>(
     plans: P[],
@@ -445,9 +452,13 @@ export class DynamoCatalogue implements Catalogue {
     const written: [P, Write][] = [];
     const stale: P[] = [];
     for (const group of distinctGroups(plans, TRANSACT_RECORDS)) {
-      for (let attempt = 0; ; attempt++) {
+      for (let attempt = 0, conflicts = 0; ; ) {
         if (attempt >= MAX_ATTEMPTS)
-          throw new Error(`catalogue update kept conflicting after ${MAX_ATTEMPTS} attempts`);
+          throw new Error(`catalogue update kept failing its conditions after ${MAX_ATTEMPTS} attempts`);
+        if (conflicts >= MAX_CONFLICTS)
+          throw new Error(
+            `catalogue update kept conflicting with other transactions after ${MAX_CONFLICTS} attempts`,
+          );
         const writes: [P, Write][] = [];
         const refused: P[] = [];
         for (const plan of group) {
@@ -461,9 +472,13 @@ export class DynamoCatalogue implements Catalogue {
           stale.push(...refused);
           break;
         }
+        if (failed.length === 0) {
+          await backoff(conflicts++);
+          continue;
+        }
         for (const [plan] of failed) this.#seen.delete(plan.key);
         await this.#reread(failed.map(([plan]) => plan));
-        await backoff(attempt);
+        await backoff(attempt++);
       }
     }
     return { written, stale };
