@@ -7,7 +7,7 @@ import { NotFoundError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
 import { createEmbeddedSystem, dataLayout } from '../wiring/embedded.ts';
 import { waitUntilSettled } from './settle.ts';
-import { runTaskSlice, type TaskDeps } from './tasks.ts';
+import { runTaskSlice, startDeleteAll, type TaskDeps } from './tasks.ts';
 import {
   FIXTURES,
   photoFolder,
@@ -61,6 +61,20 @@ async function indexedLibrary(env: Record<string, string> = {}): Promise<TempSys
  */
 async function untilNextWholeSecond(): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
+}
+
+/** The real store, with the name of each method called on it recorded in `calls`. */
+function recordingCalls<T extends object>(store: T, name: string, calls: string[]): T {
+  return new Proxy(store, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        calls.push(`${name}.${String(property)}`);
+        return value.apply(target, args);
+      };
+    },
+  });
 }
 
 function taskDepsOf(s: TempSystem): TaskDeps {
@@ -118,6 +132,25 @@ describe('delete-all', () => {
     } finally {
       await restarted.close();
     }
+  });
+
+  it('does no work per record before it answers: one read of the counters and the index cleared', async () => {
+    const s = await indexedLibrary();
+    await s.worker.stop();
+    const calls: string[] = [];
+    const deps = {
+      ...taskDepsOf(s),
+      catalogue: recordingCalls(s.stores.catalogue, 'catalogue', calls),
+      index: recordingCalls(s.stores.index, 'index', calls),
+    };
+
+    const task = await startDeleteAll(deps, false);
+
+    // No listing, counting or per-record removal: those are the worker's, in slices (the cleanup).
+    expect(calls).toEqual(['catalogue.progress', 'index.clear']);
+    expect(task.progress).toMatchObject({ vectors: COUNT, records: COUNT, recordsRemoved: 0 });
+    expect(await s.operations.count()).toBe(0);
+    expect((await s.operations.progress(0)).tasks.deleteAll).toMatchObject({ id: task.id, state: 'running' });
   });
 
   it('leaves kept photos out when their jobs were still queued at the delete-all', async () => {

@@ -7,11 +7,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { ObjectStore, ScannedPairs, Task, TaskKind, VectorPair } from '../domain/ports.ts';
+import { ownsItsId } from '../domain/ids.ts';
+import type { ImageRecord, ObjectStore, ScannedPairs, Task, TaskKind, VectorPair } from '../domain/ports.ts';
 import { isImageKey } from '../imaging/formats.ts';
 import type { DuplicateScanner } from './duplicates.ts';
 import type { GenerationalIndex } from './index-generations.ts';
-import { forgetImages, type IdOf, type Stores, storedBefore } from './indexing.ts';
+import { type IdOf, type Stores, storedBefore } from './indexing.ts';
 import { reindexSlice, reindexToStart } from './reindex.ts';
 import { type VerifyReport, verifyLibrary } from './verify.ts';
 
@@ -98,16 +99,23 @@ function newTask(
 
 /**
  * Empties the library at once and queues the cleanup: the index is cleared (Milvus drops and re-creates
- * the collection; the embedded index deletes its rows: both independent of the number of records), so
- * search and count are empty when this returns; the emptying mark (clearedAt) makes every record from
- * before it a leftover that ingest ignores and the cleanup removes. Bounded time whatever the library's size.
+ * the collection; the embedded index deletes its rows: no work per record), so search and count are empty
+ * when this returns; the emptying mark (clearedAt) makes every record from before it a leftover that
+ * ingest ignores and the cleanup removes. The figures come from the catalogue's counters (one read), not
+ * from counting the index. Nothing here grows with the library but the index's own clear.
  */
 export async function startDeleteAll(deps: TaskDeps, deleteObjects: boolean): Promise<Task> {
-  const [vectors, counts] = await Promise.all([deps.index.count(), deps.catalogue.progress(0)]);
+  const counts = await deps.catalogue.progress(0);
   const task = newTask(
     'delete-all',
     { deleteObjects },
-    { vectors, records: counts.total, recordsRemoved: 0, thumbnailsRemoved: 0, objectsRemoved: 0 },
+    {
+      vectors: counts.indexed,
+      records: counts.total,
+      recordsRemoved: 0,
+      thumbnailsRemoved: 0,
+      objectsRemoved: 0,
+    },
   );
   await deps.index.clear();
   await deps.tasks.start(task, task.startedAt);
@@ -268,58 +276,51 @@ async function verify(deps: TaskDeps, task: Task): Promise<boolean> {
 }
 
 /**
- * Removes what a delete-all left behind, oldest kind first: records from before the emptying (with their
- * thumbnails and any vector a worker wrote meanwhile), then thumbnails, then, when asked, the objects
- * stored before it. Lists from the start each step: what was removed is gone from the listing, and what
- * was stored after the emptying is passed over. True once nothing is left.
+ * Removes what a delete-all left behind, oldest kind first: records from before the emptying (with any
+ * vector a worker wrote meanwhile), then thumbnails, then, when asked, the objects stored before it. Lists
+ * from the start each step: what was removed is gone from the listing, and what was written after the
+ * emptying is passed over. True once nothing is left.
  */
 async function cleanUp(deps: TaskDeps, task: Task, options: TaskOptions): Promise<boolean> {
   const sliceEnds = Date.now() + (options.sliceMs ?? 20_000);
   const batchSize = options.batchSize ?? 500;
   const before = task.startedAt;
   const progress = task.progress;
-  const add = (name: string, n: number) => {
-    progress[name] = (progress[name] ?? 0) + n;
-  };
-  const steps: { name: string; next: () => Promise<string[]>; remove: (keys: string[]) => Promise<void> }[] =
-    [
-      {
-        name: 'recordsRemoved',
-        async next() {
-          const keys: string[] = [];
-          for await (const record of deps.catalogue.list()) {
-            if (record.updatedAt < before) keys.push(record.key);
-            if (keys.length >= batchSize) break;
-          }
-          return keys;
-        },
-        // In parallel groups: the DynamoDB catalogue removes a record in four requests, one key after another.
-        remove: (keys) =>
-          Promise.all(chunks(keys, FORGET_GROUP).map((group) => forgetImages(deps, deps.idOf, group))).then(
-            () => undefined,
-          ),
+  /** Each step removes one batch and says how many it found (0: that kind is done) and removed. */
+  const steps: { name: string; removeBatch: () => Promise<{ found: number; removed: number }> }[] = [
+    {
+      name: 'recordsRemoved',
+      async removeBatch() {
+        const leftovers: ImageRecord[] = [];
+        for await (const record of deps.catalogue.list()) {
+          if (record.updatedAt < before) leftovers.push(record);
+          if (leftovers.length >= batchSize) break;
+        }
+        // Vectors first: a worker that writes one meanwhile rewrites its record after, which then stays.
+        await deps.index.delete(leftovers.filter(ownsItsId).map((record) => record.id));
+        const removed = await deps.catalogue.removeLeftovers(leftovers);
+        return { found: leftovers.length, removed: removed.length };
       },
-      {
-        name: 'thumbnailsRemoved',
-        next: () => listStoredBefore(deps.thumbnails, '', before, batchSize),
-        remove: (keys) => removeAll(deps.thumbnails, keys),
-      },
-      ...(task.options.deleteObjects
-        ? [
-            {
-              name: 'objectsRemoved',
-              next: () => listStoredBefore(deps.images, deps.imagePrefix, before, batchSize, isImageKey),
-              remove: (keys: string[]) => removeAll(deps.images, keys),
-            },
-          ]
-        : []),
-    ];
+    },
+    {
+      name: 'thumbnailsRemoved',
+      removeBatch: () => removeStoredBefore(deps.thumbnails, '', before, batchSize),
+    },
+    ...(task.options.deleteObjects
+      ? [
+          {
+            name: 'objectsRemoved',
+            removeBatch: () =>
+              removeStoredBefore(deps.images, deps.imagePrefix, before, batchSize, isImageKey),
+          },
+        ]
+      : []),
+  ];
   for (const step of steps) {
     for (;;) {
-      const keys = await step.next();
-      if (keys.length === 0) break;
-      await step.remove(keys);
-      add(step.name, keys.length);
+      const { found, removed } = await step.removeBatch();
+      if (found === 0) break;
+      progress[step.name] = (progress[step.name] ?? 0) + removed;
       if (Date.now() >= sliceEnds) return false;
       task.updatedAt = new Date();
       await deps.tasks.save(task);
@@ -328,27 +329,23 @@ async function cleanUp(deps: TaskDeps, task: Task, options: TaskOptions): Promis
   return true;
 }
 
-async function listStoredBefore(
+async function removeStoredBefore(
   store: ObjectStore,
   prefix: string,
   before: Date,
   limit: number,
   accept: (key: string) => boolean = () => true,
-): Promise<string[]> {
+): Promise<{ found: number; removed: number }> {
   const keys: string[] = [];
   for await (const object of store.list(prefix)) {
     if (storedBefore(object, before) && accept(object.key)) keys.push(object.key);
     if (keys.length >= limit) break;
   }
-  return keys;
+  await mapLimited(keys, REMOVE_CONCURRENCY, (key) => store.delete(key));
+  return { found: keys.length, removed: keys.length };
 }
 
 const REMOVE_CONCURRENCY = 16;
-const FORGET_GROUP = 25;
-
-async function removeAll(store: ObjectStore, keys: string[]): Promise<void> {
-  await mapLimited(keys, REMOVE_CONCURRENCY, (key) => store.delete(key));
-}
 
 function chunks<T>(items: T[], size: number): T[][] {
   return Array.from({ length: Math.ceil(items.length / size) }, (_, i) =>

@@ -194,6 +194,12 @@ export interface Catalogue {
    * objects gone, or the delete's); returns the keys refused because they keep a newer version.
    */
   remove(keys: string[], version: Version): Promise<string[]>;
+  /**
+   * Removes a delete-all's leftovers (records written before the emptying) as listed: each record, with its
+   * id claim, only if unchanged since (a worker that rewrote it meanwhile keeps it), and the counters by
+   * what was removed. No tombstone: the emptying mark already keeps older events out. Returns the keys removed.
+   */
+  removeLeftovers(records: ImageRecord[]): Promise<string[]>;
   /** The version each key keeps, its tombstone's included; keys that keep none are absent. */
   versions(keys: string[]): Promise<Map<string, Version>>;
   clear(): Promise<void>;

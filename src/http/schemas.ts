@@ -307,7 +307,7 @@ export const duplicatesResponse = z.object({
 
 export const deletedOneResponse = z.object({ deleted: z.string() });
 export const deletedAllResponse = z.object({
-  deleted: z.number().int().describe('Vectors in the index when it was emptied.'),
+  deleted: z.number().int().describe("Images indexed when it was emptied (the catalogue's count)."),
   task: taskResponse.describe('The cleanup of records, thumbnails (and objects), running in the background.'),
 });
 

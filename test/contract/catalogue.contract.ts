@@ -279,6 +279,26 @@ export function describeCatalogueContract(name: string, make: () => Promise<Cata
       expect(await keysOf(catalogue.list())).toEqual(['keep.jpg', 'new.jpg']);
     });
 
+    it("removes a delete-all's leftovers as listed, keeps one rewritten since, frees their ids and moves the counts", async () => {
+      const pending = entry('l/pending.jpg');
+      const indexed = entry('l/indexed.jpg');
+      const rewritten = entry('l/rewritten.jpg');
+      await catalogue.markPending([pending, indexed, rewritten]);
+      await catalogue.markIndexed([{ ...indexed, model: 'm', profile: 'p' }]);
+      const listed: ImageRecord[] = [];
+      for await (const record of catalogue.list('l/')) listed.push(record);
+      await sleep(5);
+      // Another process (a worker) writes one of them again after the cleanup listed it.
+      await fixture.otherProcess.markIndexed([{ ...rewritten, model: 'm', profile: 'p' }]);
+
+      const removed = await catalogue.removeLeftovers(listed);
+
+      expect(removed.sort()).toEqual(['l/indexed.jpg', 'l/pending.jpg']);
+      expect(await keysOf(catalogue.list())).toEqual(['l/rewritten.jpg']);
+      expect(await catalogue.progress(0)).toMatchObject({ total: 1, pending: 0, indexed: 1, failed: 0 });
+      expect(await catalogue.markPending([{ key: 'l/other.jpg', id: pending.id }])).toEqual([{ ok: true }]);
+    });
+
     it('refuses a late write of an older version after a newer one, also from another process', async () => {
       const image = entry('v/late.jpg');
       const [older, newer] = [versionNow(), versionNow()];

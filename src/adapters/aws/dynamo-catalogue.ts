@@ -12,6 +12,8 @@ import {
   TransactionCanceledException,
   type TransactWriteItem,
   TransactWriteItemsCommand,
+  UpdateItemCommand,
+  type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { ConflictError } from '../../domain/errors.ts';
 import { ownsItsId } from '../../domain/ids.ts';
@@ -290,6 +292,47 @@ export class DynamoCatalogue implements Catalogue {
     return stale.map((plan) => plan.key);
   }
 
+  /**
+   * Conditional deletes (the record's `updatedAt` as listed), then the claims of those removed, then one
+   * ADD to the counters for the batch, outside any transaction: a transaction costs moto a copy of the whole
+   * table per item, hours for a 100k-record cleanup. A crash between the deletes and the ADD leaves the
+   * counters high by at most this batch, which verify finds as counter drift and repairs (recount).
+   */
+  async removeLeftovers(records: ImageRecord[]): Promise<string[]> {
+    for (const { key } of records) this.#seen.delete(key);
+    // After this process's transactions: moto puts back its copy of the table when one is cancelled.
+    const removed = await this.#afterLastTransaction(async () => {
+      const deleted = await Promise.all(
+        records.map((record) =>
+          this.#conditional(
+            new DeleteItemCommand({
+              TableName: this.#table,
+              Key: { pk: { S: imagePk(record.key) } },
+              ConditionExpression: 'updatedAt = :at',
+              ExpressionAttributeValues: { ':at': { N: String(record.updatedAt.getTime()) } },
+            }),
+          ),
+        ),
+      );
+      const gone = records.filter((_, i) => deleted[i]);
+      await Promise.all(
+        gone.map(({ key, id }) =>
+          this.#conditional(
+            new DeleteItemCommand({
+              TableName: this.#table,
+              Key: { pk: { S: idPk(id) } },
+              ConditionExpression: 'objectKey = :key',
+              ExpressionAttributeValues: { ':key': { S: key } },
+            }),
+          ),
+        ),
+      );
+      await this.#addToCounters(gone.map(({ state }) => ({ from: state })));
+      return gone;
+    });
+    return removed.map(({ key }) => key);
+  }
+
   async versions(keys: string[]): Promise<Map<string, Version>> {
     const out = new Map<string, Version>();
     for (const item of await this.#batchGet([...new Set(keys)].map(imagePk))) {
@@ -304,18 +347,31 @@ export class DynamoCatalogue implements Catalogue {
     const pks: string[] = [];
     for await (const record of this.list()) pks.push(imagePk(record.key), idPk(record.id));
     pks.push(...this.#counterShardPks(), ...this.#rateBuckets());
-    for (let i = 0; i < pks.length; i += BATCH_WRITE) {
-      let requests = pks
-        .slice(i, i + BATCH_WRITE)
-        .map((pk) => ({ DeleteRequest: { Key: { pk: { S: pk } } } }));
-      for (let attempt = 0; requests.length > 0; attempt++) {
-        const out = await this.#db.send(
-          new BatchWriteItemCommand({ RequestItems: { [this.#table]: requests } }),
-        );
-        requests = (out.UnprocessedItems?.[this.#table] ?? []) as typeof requests;
-        if (requests.length > 0) await backoff(attempt);
-      }
-    }
+    await this.#batchWrite(pks.map((pk) => ({ DeleteRequest: { Key: { pk: { S: pk } } } })));
+  }
+
+  /**
+   * Writes new indexed records and their id claims in BatchWriteItem requests, then adds them to the
+   * counters: no conditions, no transaction. Only for seeding a large table in a benchmark
+   * (scripts/bench-delete-all.ts), where a transaction per batch takes hours on moto; the service never
+   * writes this way.
+   */
+  async seedIndexed(records: Omit<ImageRecord, 'state'>[]): Promise<void> {
+    await this.#batchWrite(
+      records.flatMap((record): WriteRequest[] => [
+        {
+          PutRequest: {
+            Item: {
+              ...toItem({ ...record, state: 'indexed' }, 1),
+              pk: { S: imagePk(record.key) },
+              kp: { S: 'img' },
+            },
+          },
+        },
+        { PutRequest: { Item: { pk: { S: idPk(record.id) }, objectKey: { S: record.key } } } },
+      ]),
+    );
+    await this.#addToCounters(records.map(() => ({ to: 'indexed' })));
   }
 
   /**
@@ -339,7 +395,8 @@ export class DynamoCatalogue implements Catalogue {
     }));
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.#transactInTurn(new TransactWriteItemsCommand({ TransactItems: puts }));
+        const command = new TransactWriteItemsCommand({ TransactItems: puts });
+        await this.#afterLastTransaction(() => this.#db.send(command));
         return counts;
       } catch (error) {
         // Cancelled only by a transaction writing a shard at the same time (TransactionConflict).
@@ -493,7 +550,7 @@ export class DynamoCatalogue implements Catalogue {
       TransactItems: [...puts, ...this.#counterWrites(writes.map(([, { move }]) => move))],
     });
     try {
-      await this.#transactInTurn(command);
+      await this.#afterLastTransaction(() => this.#db.send(command));
       return undefined;
     } catch (error) {
       if (!(error instanceof TransactionCanceledException)) throw error;
@@ -504,13 +561,11 @@ export class DynamoCatalogue implements Catalogue {
     }
   }
 
-  /** Sends a transaction once this process's previous one on the table has ended (lastTransaction). */
-  async #transactInTurn(command: TransactWriteItemsCommand): Promise<void> {
-    const sent = (lastTransaction.get(this.#table) ?? Promise.resolve())
-      .catch(() => undefined)
-      .then(() => this.#db.send(command));
+  /** Runs `write` (a transaction, or writes a cancelled one must not undo on moto) once this process's previous one on the table has ended (lastTransaction). */
+  #afterLastTransaction<T>(write: () => Promise<T>): Promise<T> {
+    const sent = (lastTransaction.get(this.#table) ?? Promise.resolve()).catch(() => undefined).then(write);
     lastTransaction.set(this.#table, sent);
-    await sent;
+    return sent;
   }
 
   /** Reads the plans' items again (one BatchGetItem per 100). */
@@ -548,6 +603,13 @@ export class DynamoCatalogue implements Catalogue {
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) return false;
       throw error;
+    }
+  }
+
+  /** The counter and rate-bucket ADDs of the moves, as single writes (outside a transaction). */
+  async #addToCounters(moves: Move[]): Promise<void> {
+    for (const { Update } of this.#counterWrites(moves)) {
+      if (Update) await this.#db.send(new UpdateItemCommand(Update));
     }
   }
 
@@ -615,6 +677,20 @@ export class DynamoCatalogue implements Catalogue {
       new GetItemCommand({ TableName: this.#table, Key: { pk: { S: imagePk(key) } }, ConsistentRead: true }),
     );
     return out.Item;
+  }
+
+  /** BatchWriteItem in chunks of 25, retrying UnprocessedItems (throttling) with backoff. */
+  async #batchWrite(requests: WriteRequest[]): Promise<void> {
+    for (let i = 0; i < requests.length; i += BATCH_WRITE) {
+      let unprocessed = requests.slice(i, i + BATCH_WRITE);
+      for (let attempt = 0; unprocessed.length > 0; attempt++) {
+        const out = await this.#db.send(
+          new BatchWriteItemCommand({ RequestItems: { [this.#table]: unprocessed } }),
+        );
+        unprocessed = out.UnprocessedItems?.[this.#table] ?? [];
+        if (unprocessed.length > 0) await backoff(attempt);
+      }
+    }
   }
 
   /**

@@ -138,6 +138,7 @@ export class SqliteCatalogue implements Catalogue {
         'SELECT * FROM images WHERE key >= ? ORDER BY key LIMIT ?',
       ),
       removeImage: this.#db.prepare('DELETE FROM images WHERE key = ?'),
+      removeLeftover: this.#db.prepare('DELETE FROM images WHERE key = ? AND updated_at = ?'),
       removeId: this.#db.prepare('DELETE FROM ids WHERE key = ?'),
       counts: this.#db.prepare<[], { state: ImageState; n: number }>('SELECT state, n FROM state_counts'),
       recent: this.#db.prepare<[number], { n: number }>(
@@ -267,6 +268,19 @@ export class SqliteCatalogue implements Catalogue {
         this.#stmt.pruneTombstones.run(now - TOMBSTONE_RETENTION_MS);
         return stale;
       })
+      .immediate();
+  }
+
+  /** The triggers on `images` move the counters with each row removed. */
+  async removeLeftovers(records: ImageRecord[]): Promise<string[]> {
+    return this.#db
+      .transaction(() =>
+        records.flatMap(({ key, updatedAt }) => {
+          if (this.#stmt.removeLeftover.run(key, updatedAt.getTime()).changes === 0) return [];
+          this.#stmt.removeId.run(key);
+          return [key];
+        }),
+      )
       .immediate();
   }
 
