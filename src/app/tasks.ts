@@ -34,8 +34,9 @@ export interface TaskOptions {
   /** How long one slice may work before it queues the next. @default 20000 */
   sliceMs?: number;
   /**
-   * Records, thumbnails or objects removed in one step; vectors searched in one step of a scan; objects a
-   * re-index lists and queues in one step. @default 500
+   * Records, thumbnails or objects removed in one step (@default 2000: each step lists from the start, which
+   * costs moto a pass over the table); vectors searched in one step of a scan, objects a re-index lists and
+   * queues in one step (@default 500).
    */
   batchSize?: number;
   /** How long a re-index slice waiting for the worker pauses before it counts again. @default 2000 */
@@ -283,7 +284,7 @@ async function verify(deps: TaskDeps, task: Task): Promise<boolean> {
  */
 async function cleanUp(deps: TaskDeps, task: Task, options: TaskOptions): Promise<boolean> {
   const sliceEnds = Date.now() + (options.sliceMs ?? 20_000);
-  const batchSize = options.batchSize ?? 500;
+  const batchSize = options.batchSize ?? CLEANUP_BATCH;
   const before = task.startedAt;
   const progress = task.progress;
   /** Each step removes one batch and says how many it found (0: that kind is done) and removed. */
@@ -346,6 +347,7 @@ async function removeStoredBefore(
 }
 
 const REMOVE_CONCURRENCY = 16;
+const CLEANUP_BATCH = 2000;
 
 function chunks<T>(items: T[], size: number): T[][] {
   return Array.from({ length: Math.ceil(items.length / size) }, (_, i) =>

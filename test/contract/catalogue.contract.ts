@@ -285,6 +285,8 @@ export function describeCatalogueContract(name: string, make: () => Promise<Cata
       const rewritten = entry('l/rewritten.jpg');
       await catalogue.markPending([pending, indexed, rewritten]);
       await catalogue.markIndexed([{ ...indexed, model: 'm', profile: 'p' }]);
+      // The loser of a collision: failed, under an id another key owns.
+      await catalogue.markFailed({ key: 'l/loser.jpg', id: rewritten.id, reason: 'collision' });
       const listed: ImageRecord[] = [];
       for await (const record of catalogue.list('l/')) listed.push(record);
       await sleep(5);
@@ -293,10 +295,13 @@ export function describeCatalogueContract(name: string, make: () => Promise<Cata
 
       const removed = await catalogue.removeLeftovers(listed);
 
-      expect(removed.sort()).toEqual(['l/indexed.jpg', 'l/pending.jpg']);
+      expect(removed.sort()).toEqual(['l/indexed.jpg', 'l/loser.jpg', 'l/pending.jpg']);
       expect(await keysOf(catalogue.list())).toEqual(['l/rewritten.jpg']);
       expect(await catalogue.progress(0)).toMatchObject({ total: 1, pending: 0, indexed: 1, failed: 0 });
       expect(await catalogue.markPending([{ key: 'l/other.jpg', id: pending.id }])).toEqual([{ ok: true }]);
+      expect(await catalogue.markPending([{ key: 'l/another.jpg', id: rewritten.id }])).toEqual([
+        { ok: false, ownerKey: 'l/rewritten.jpg' },
+      ]);
     });
 
     it('refuses a late write of an older version after a newer one, also from another process', async () => {

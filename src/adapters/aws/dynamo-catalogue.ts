@@ -60,7 +60,7 @@ const lastTransaction = new Map<string, Promise<unknown>>();
 export interface DynamoCatalogueOptions {
   /** Window of the "recently indexed" figure progress reports (whole minutes). @default 300 */
   windowSeconds?: number;
-  /** Records a page of list() reads. @default 500 */
+  /** Records a page of list() reads (DynamoDB returns at most 1 MB a page, some 4000 records). @default 2000 */
   pageSize?: number;
   /**
    * Items the counters are spread over (1 to 100). Each transaction adds to one, chosen at random, so
@@ -138,7 +138,7 @@ export class DynamoCatalogue implements Catalogue {
     this.#db = db;
     this.#table = tableName;
     this.#windowMinutes = Math.max(1, Math.round((options.windowSeconds ?? 300) / 60));
-    this.#pageSize = options.pageSize ?? 500;
+    this.#pageSize = options.pageSize ?? 2000;
     this.#counterShards = options.counterShards ?? 16;
     if (
       !Number.isInteger(this.#counterShards) ||
@@ -315,8 +315,13 @@ export class DynamoCatalogue implements Catalogue {
         ),
       );
       const gone = records.filter((_, i) => deleted[i]);
-      await Promise.all(
-        gone.map(({ key, id }) =>
+      // A pending or indexed record owns its claim, and an id claimed is taken by no other key until the
+      // claim goes: those are deleted in batches, unconditionally. A failed one may have lost its id to
+      // another key: its claim goes only if it is its own.
+      const [owning, failed] = [gone.filter(ownsItsId), gone.filter((record) => !ownsItsId(record))];
+      await Promise.all([
+        this.#batchWrite(owning.map(({ id }) => ({ DeleteRequest: { Key: { pk: { S: idPk(id) } } } }))),
+        ...failed.map(({ key, id }) =>
           this.#conditional(
             new DeleteItemCommand({
               TableName: this.#table,
@@ -326,7 +331,7 @@ export class DynamoCatalogue implements Catalogue {
             }),
           ),
         ),
-      );
+      ]);
       await this.#addToCounters(gone.map(({ state }) => ({ from: state })));
       return gone;
     });
