@@ -162,10 +162,8 @@ export async function createEmbeddedSystem(
       ...logAs('ingest-embedder'),
     }),
   ]);
-  const embedder = new AdmittingEmbedder(searchEmbedder, {
-    running: config.threads,
-    queued: config.searchQueue,
-  });
+  const admission = { running: config.threads, queued: config.searchQueue };
+  const embedder = new AdmittingEmbedder(searchEmbedder, admission);
   const tasksStore = new SqliteTaskStore(paths.tasks);
   const storesWithoutIndex = {
     images: new FolderObjectStore(paths.bucket, { urlBase: '/images' }),
@@ -203,12 +201,16 @@ export async function createEmbeddedSystem(
   }
   const liveModels = liveModelEmbedders({
     generations: index,
-    open: (loaded) =>
-      ThreadedEmbedder.create(loaded, {
-        intraOpNumThreads: config.searchThreads,
-        limits: { ...limits, maxPixels: config.maxQueryPixels },
-        niceIncrement: 10,
-      }),
+    // Behind the same bound as the configured model's searches (429 when full).
+    open: async (loaded) =>
+      new AdmittingEmbedder(
+        await ThreadedEmbedder.create(loaded, {
+          intraOpNumThreads: config.searchThreads,
+          limits: { ...limits, maxPixels: config.maxQueryPixels },
+          niceIncrement: 10,
+        }),
+        admission,
+      ),
     ...(log ? { log } : {}),
   });
   const links = {
