@@ -70,6 +70,7 @@ describe('prefixes and the Milvus address', () => {
     [{ imagePrefix: '' }, /not be empty[^\n]*\n.*at imagePrefix/],
     [{ imagePrefix: 'images/', thumbnailPrefix: 'images/small/' }, /thumbnailPrefix: .*overlap/],
     [{ imagePrefix: 'thumbnails/photos/' }, /thumbnailPrefix: .*overlap/],
+    [{ imagePrefix: 'index-models/photos/' }, /imagePrefix: .*index-models\/.*overlap/],
   ])('refuses prefixes under which thumbnails would be ingested: %j', (prefixes, problem) => {
     expect(() => parseConfig({ ...VALID, ...prefixes }, REPO)).toThrow(problem);
   });

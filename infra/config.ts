@@ -117,7 +117,7 @@ export function parseConfig(raw: Record<string, unknown>, repoRoot: string): Sta
   };
   const problems: string[] = [];
   const overlap = prefixOverlap(config.imagePrefix, config.thumbnailPrefix);
-  if (overlap) problems.push(`thumbnailPrefix: ${overlap}`);
+  if (overlap) problems.push(`${overlap.prefix}Prefix: ${overlap.problem}`);
   if (isPlaintextRemote(config.milvusAddress) && !config.milvusAllowPlaintext) {
     problems.push(
       `milvusAddress: ${config.milvusAddress} is plaintext gRPC (the token and vectors would cross the network unencrypted) — use https://, or pass -c milvusAllowPlaintext=true to accept it`,

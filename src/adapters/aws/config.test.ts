@@ -66,6 +66,8 @@ describe('loadCloudConfig', () => {
     [{ IMAGE_PREFIX: 'photos' }, /IMAGE_PREFIX.*end with/],
     [{ IMAGE_PREFIX: 'images/', THUMBNAIL_PREFIX: 'images/thumbnails/' }, /THUMBNAIL_PREFIX.*overlap/],
     [{ IMAGE_PREFIX: 'thumbnails/images/' }, /THUMBNAIL_PREFIX.*overlap/],
+    [{ IMAGE_PREFIX: 'index-models/photos/' }, /IMAGE_PREFIX.*index-models\/.*overlap/],
+    [{ THUMBNAIL_PREFIX: 'index-models/' }, /THUMBNAIL_PREFIX.*index-models\/.*overlap/],
   ])('refuses prefixes that would make thumbnails ingest themselves: %j', (prefixes, problem) => {
     expect(() => loadCloudConfig({ ...complete, ...prefixes })).toThrow(problem);
   });

@@ -31,13 +31,33 @@ export const StorePrefix = z
  */
 export const KEPT_MODELS_PREFIX = 'index-models/';
 
+const under = (a: string, b: string) => a.startsWith(b) || b.startsWith(a);
+
 /**
- * Thumbnails must never be ingested as images, and the worker's grants on thumbnails must never reach
- * an image: neither prefix may start with the other. Returns the problem, if any.
+ * Thumbnails and kept models must never be ingested as images, and the worker's grants on them must never
+ * reach an image: no two of the three prefixes may start with one another. Returns the problem, naming the
+ * configurable prefix at fault, if any.
  */
-export function prefixOverlap(imagePrefix: string, thumbnailPrefix: string): string | undefined {
-  if (thumbnailPrefix.startsWith(imagePrefix) || imagePrefix.startsWith(thumbnailPrefix)) {
-    return `the thumbnail prefix "${thumbnailPrefix}" and the image prefix "${imagePrefix}" overlap: thumbnails would be ingested as images, or the worker could overwrite images`;
+export function prefixOverlap(
+  imagePrefix: string,
+  thumbnailPrefix: string,
+): { prefix: 'image' | 'thumbnail'; problem: string } | undefined {
+  if (under(imagePrefix, thumbnailPrefix)) {
+    return {
+      prefix: 'thumbnail',
+      problem: `the thumbnail prefix "${thumbnailPrefix}" and the image prefix "${imagePrefix}" overlap: thumbnails would be ingested as images, or the worker could overwrite images`,
+    };
+  }
+  for (const [prefix, value] of [
+    ['image', imagePrefix],
+    ['thumbnail', thumbnailPrefix],
+  ] as const) {
+    if (under(value, KEPT_MODELS_PREFIX)) {
+      return {
+        prefix,
+        problem: `the ${prefix} prefix "${value}" and "${KEPT_MODELS_PREFIX}", where the worker keeps each index generation's model, overlap: choose another ${prefix} prefix`,
+      };
+    }
   }
   return undefined;
 }
@@ -72,7 +92,7 @@ const bucket = part(
   }),
   (e) => {
     const overlap = prefixOverlap(e.IMAGE_PREFIX, e.THUMBNAIL_PREFIX);
-    if (overlap) throw new ConfigError([`THUMBNAIL_PREFIX: ${overlap}`]);
+    if (overlap) throw new ConfigError([`${overlap.prefix.toUpperCase()}_PREFIX: ${overlap.problem}`]);
     return {
       bucket: e.IMAGES_BUCKET,
       imagePrefix: e.IMAGE_PREFIX,
