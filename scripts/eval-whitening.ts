@@ -91,7 +91,7 @@ if (
     console.log(
       `\n| dimension | shrinkage | power | centring | gate cos min | cos mean | recall@1 fp32 | int8 | ${TRANSFORMS.join(' | ')} | duplicate threshold | held out fp32 (n) | int8 (n) |`,
     );
-    console.log(`|${' --- |'.repeat(13 + TRANSFORMS.length)}`);
+    console.log(`|${' --- |'.repeat(11 + TRANSFORMS.length)}`);
     for (const { shape, centring } of candidates) {
       const learnt = shape && whiteningOf(components, shape);
       const apply = (vector: Float32Array) =>
