@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ImageError } from '../domain/errors.ts';
+import { ImageError, StoreBusyError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
 import type { Embedder, ObjectStore } from '../domain/ports.ts';
 import { DEFAULT_DECODE_LIMITS } from '../imaging/decode.ts';
@@ -345,5 +345,34 @@ describe('worker: the index agrees with the bucket', () => {
     expect(during.outage?.reason).toMatch(/ECONNREFUSED/);
     expect(health).toMatchObject({ status: 'degraded', outage: { store: 'index' } });
     expect((await operations.health()).status).toBe('ok');
+  });
+
+  it('waits out a catalogue too busy to record an image, instead of recording the image failed', async () => {
+    // The real catalogue, refusing its first two markIndexed calls as a DynamoDB table whose transactions
+    // keep conflicting does (StoreBusyError), while every probe of the stores answers.
+    let busy = 2;
+    const catalogue = new Proxy(system.stores.catalogue, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver);
+        if (property !== 'markIndexed') return typeof value === 'function' ? value.bind(target) : value;
+        return (...args: Parameters<typeof target.markIndexed>) => {
+          if (busy-- > 0) throw new StoreBusyError('the catalogue table is busy (test)');
+          return target.markIndexed(...args);
+        };
+      },
+    });
+    const deadBefore = system.stores.queue.deadLetters().length;
+    await dropAndQueue({ 'busy/daisies.jpg': 'chamomile-daisies.jpg', 'busy/pizza.jpg': 'pizza.jpg' });
+    const worker = startWorker({ catalogue });
+    await waitUntilSettled(system.operations, SETTLE);
+    await stopWorkers();
+
+    expect(busy).toBeLessThan(0);
+    expect(worker.stats).toMatchObject({ failed: 0, retried: 0 });
+    expect(worker.stats.handedBack).toBeGreaterThan(0);
+    expect(system.stores.queue.deadLetters()).toHaveLength(deadBefore);
+    for (const key of ['busy/daisies.jpg', 'busy/pizza.jpg']) {
+      expect((await system.stores.catalogue.get(key))?.state).toBe('indexed');
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { ImageError, NotFoundError } from '../domain/errors.ts';
+import { ImageError, NotFoundError, StoreBusyError } from '../domain/errors.ts';
 import { ownsItsId, vectorIdOf } from '../domain/ids.ts';
 import type { Embedder, Job, ObjectWithBody, Outage, ReceivedMessage } from '../domain/ports.ts';
 import { type Version, versionNow } from '../domain/versions.ts';
@@ -348,9 +348,16 @@ export class Worker {
     return undefined;
   }
 
-  /** Throws `error` back when a store is down (the batch is handed back); returns when it is the image's own. */
-  async #rethrowIfOutage(error: unknown, key: string): Promise<void> {
-    const outage = this.#outage ?? (await this.#checkStores(key));
+  /**
+   * Throws `error` back when a store is down or too busy for now (a StoreBusyError from `store`), so the
+   * batch is handed back; returns when it is the image's own.
+   */
+  async #rethrowIfOutage(error: unknown, key: string, store?: Outage['store']): Promise<void> {
+    const unavailable =
+      store && error instanceof StoreBusyError
+        ? { store, since: new Date(), reason: error.message, key }
+        : undefined;
+    const outage = this.#outage ?? unavailable ?? (await this.#checkStores(key));
     if (!outage) return;
     this.#outageSeen(outage);
     throw error;
@@ -688,7 +695,7 @@ export class Worker {
     const withVector = await this.#writeEachAlone(
       embedded,
       failed,
-      'Its vector could not be written',
+      ['index', 'Its vector could not be written'],
       (part) =>
         index.upsert(
           part.map(({ item, vector }) => ({ id: item.id, key: item.key, etag: item.object.etag, vector })),
@@ -697,7 +704,7 @@ export class Worker {
     const withThumbnail = await this.#writeEachAlone(
       withVector,
       failed,
-      'Its thumbnail could not be stored',
+      ['object store', 'Its thumbnail could not be stored'],
       async ([entry]) => {
         if (!entry?.thumbnail) return this.#log?.warn({ key: entry?.item.key }, 'no thumbnail could be made');
         await thumbnails.put(thumbnailKeyOf(entry.item.key), entry.thumbnail, THUMBNAIL_CONTENT_TYPE);
@@ -709,7 +716,7 @@ export class Worker {
     const recorded = await this.#writeEachAlone(
       withThumbnail,
       failed,
-      'Its record could not be written',
+      ['catalogue', 'Its record could not be written'],
       async (part) => {
         const refused = await catalogue.markIndexed(
           part.map(({ item }) => ({
@@ -736,14 +743,14 @@ export class Worker {
   }
 
   /**
-   * Writes the entries `size` at a time (all at once by default); a write that fails with every store
-   * reachable is tried again for each entry alone, so only the entries that fail on their own are moved
-   * to `failed`, with the reason. Returns the entries written.
+   * Writes the entries `size` at a time (all at once by default) to `store`; a write that fails with every
+   * store reachable is tried again for each entry alone, so only the entries that fail on their own are
+   * moved to `failed`, with the reason (`what` failed). Returns the entries written.
    */
   async #writeEachAlone<E extends { item: Claimed }>(
     entries: E[],
     failed: { item: Claimed; reason: string }[],
-    what: string,
+    [store, what]: [Outage['store'], string],
     write: (part: E[]) => Promise<unknown>,
     size = entries.length,
   ): Promise<E[]> {
@@ -755,13 +762,13 @@ export class Worker {
         written.push(...part);
         continue;
       } catch (error) {
-        await this.#rethrowIfOutage(error, (part[0] as E).item.key);
+        await this.#rethrowIfOutage(error, (part[0] as E).item.key, store);
         if (part.length === 1) {
           failed.push({ item: (part[0] as E).item, reason: `${what}: ${asError(error).message}` });
           continue;
         }
       }
-      written.push(...(await this.#writeEachAlone(part, failed, what, write, 1)));
+      written.push(...(await this.#writeEachAlone(part, failed, [store, what], write, 1)));
     }
     return written;
   }

@@ -50,6 +50,12 @@ export class ServiceUnavailableError extends AppError {
   }
 }
 
+/**
+ * A store that answers but refuses for now because it is too busy (throttled, or transactions that keep
+ * conflicting): the worker waits it out like an outage instead of failing the images it was writing.
+ */
+export class StoreBusyError extends ServiceUnavailableError {}
+
 /** A body of a content type the route does not take (a JSON route sent text/plain or a form). */
 export class UnsupportedMediaTypeError extends AppError {
   constructor(message: string) {

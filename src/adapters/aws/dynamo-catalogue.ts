@@ -15,7 +15,7 @@ import {
   UpdateItemCommand,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
-import { ConflictError } from '../../domain/errors.ts';
+import { ConflictError, StoreBusyError } from '../../domain/errors.ts';
 import { ownsItsId } from '../../domain/ids.ts';
 import type {
   Catalogue,
@@ -44,7 +44,8 @@ const MAX_ATTEMPTS = 8;
 /**
  * Transactions cancelled only by another at once on one of their items (TransactionConflict): nothing to
  * read again, and the retry draws another counter shard, so they get a budget of their own (~10 s of
- * back-off). Past it the write fails, and the worker records its images failed.
+ * back-off). Past it the table is too busy for now: StoreBusyError, which the worker waits out
+ * like an outage (its images are handed back, not failed).
  */
 const MAX_CONFLICTS = 16;
 /** recount() puts every counter shard in one transaction. */
@@ -518,8 +519,8 @@ export class DynamoCatalogue implements Catalogue {
         if (attempt >= MAX_ATTEMPTS)
           throw new Error(`catalogue update kept failing its conditions after ${MAX_ATTEMPTS} attempts`);
         if (conflicts >= MAX_CONFLICTS)
-          throw new Error(
-            `catalogue update kept conflicting with other transactions after ${MAX_CONFLICTS} attempts`,
+          throw new StoreBusyError(
+            `the catalogue table is busy: the update kept conflicting with other transactions after ${MAX_CONFLICTS} attempts`,
           );
         const writes: [P, Write][] = [];
         const refused: P[] = [];
