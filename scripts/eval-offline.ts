@@ -63,3 +63,36 @@ export function scanAnswers({ corpus, keys }: OfflineCorpus, vectors: Float32Arr
     return { query, hits: scores.sort((a, b) => b.score - a.score).slice(0, 5), totalMs: 0 };
   });
 }
+
+export interface ExactCopies {
+  photos: number;
+  /** The lowest score of a photo's int8 vector to its own fp32 vector: an exact copy's worst score. */
+  ownMin: number;
+  /** How many photos' int8 vectors score their own fp32 vector above every other photo's. */
+  first: number;
+  /** How many own scores reach the `duplicate` threshold. */
+  duplicates: number;
+  /** The highest score of a photo's int8 vector to another photo's fp32 vector: the best impostor. */
+  impostorMax: number;
+}
+
+/**
+ * Each indexed photo searched with its int8 vector against the fp32 index (GPU workers fp32, search int8):
+ * an exact copy must still score its own vector first and reach `duplicate`, above every impostor.
+ */
+export function exactCopies(fp32: Float32Array[], int8: Float32Array[], duplicate: number): ExactCopies {
+  if (fp32.length !== int8.length || fp32.length < 2)
+    throw new RangeError(
+      `compare the same photos (two at least): ${fp32.length} fp32 vs ${int8.length} int8`,
+    );
+  const result = { photos: fp32.length, ownMin: 1, first: 0, duplicates: 0, impostorMax: -1 };
+  for (const [i, query] of int8.entries()) {
+    const own = dot(query, fp32[i] as Float32Array);
+    const impostor = Math.max(...fp32.filter((_, j) => j !== i).map((vector) => dot(query, vector)));
+    result.ownMin = Math.min(result.ownMin, own);
+    result.impostorMax = Math.max(result.impostorMax, impostor);
+    if (own > impostor) result.first++;
+    if (own >= duplicate) result.duplicates++;
+  }
+  return result;
+}

@@ -4,7 +4,9 @@
  * (`npm run model:quantize`) in a temporary folder, embeds the calibration views (fp32) and the evaluation
  * corpus (fp32 and int8) once, then for every candidate learns the whitening from the calibration views and
  * prints the int8 quality gate's figures (cosine to fp32, recall@1 drop) and the upright recall@1, per
- * edit, with the `duplicate` threshold and its held-out precision. Several minutes on 2 cores.
+ * edit, with the `duplicate` threshold and its held-out precision; then, across precisions (int8 queries,
+ * fp32 index: GPU workers and an int8 search), upright recall@1 and how the indexed photos' exact copies
+ * score. Several minutes on 2 cores.
  *
  *   npm run eval:whitening -- [--candidates 256:1:0.5,256:4:0.5,128:1:0.5,256:32:0.5:0.5]
  *
@@ -26,7 +28,7 @@ import { writeSeededModel } from '../src/model/seeded.ts';
 import { principalComponents, type WhiteningShape, whiteningOf } from '../src/model/whitening.ts';
 import { TRANSFORMS } from './eval-corpus.ts';
 import { calibrate, heldOutDuplicatePrecision, recall } from './eval-metrics.ts';
-import { embedImages, offlineCorpus, scanAnswers } from './eval-offline.ts';
+import { embedImages, exactCopies, offlineCorpus, scanAnswers } from './eval-offline.ts';
 
 const DEFAULT_CANDIDATES = '0,256:1:0.5,256:4:0.5,256:16:0.5,256:1:0.25,128:1:0.5,64:1:0.5';
 
@@ -92,6 +94,7 @@ if (
       `\n| dimension | shrinkage | power | centring | gate cos min | cos mean | recall@1 fp32 | int8 | ${TRANSFORMS.join(' | ')} | duplicate threshold | held out fp32 (n) | int8 (n) |`,
     );
     console.log(`|${' --- |'.repeat(11 + TRANSFORMS.length)}`);
+    const acrossPrecisions: string[] = [];
     for (const { shape, centring } of candidates) {
       const learnt = shape && whiteningOf(components, shape);
       const apply = (vector: Float32Array) =>
@@ -120,10 +123,28 @@ if (
         const { precision, count } = heldOutDuplicatePrecision(answers);
         return `${precision?.toFixed(3) ?? '—'} (${count})`;
       };
+      const shapeCells = shape
+        ? [shape.dimension, shape.shrinkage, shape.power, centring].join(' | ')
+        : 'none | | |';
+      const indexed = offline.keys.length;
+      const across = recall(scanAnswers(offline, [...fp32.slice(0, indexed), ...int8.slice(indexed)]));
+      const duplicate = calibrate(fp32Answers).duplicate;
+      const copies = exactCopies(fp32.slice(0, indexed), int8.slice(0, indexed), duplicate);
+      acrossPrecisions.push(
+        `| ${shapeCells} | ${across.recall1.toFixed(3)} | ${copies.first} / ${copies.photos} | ${copies.duplicates} / ${copies.photos} | ${copies.ownMin.toFixed(4)} | ${copies.impostorMax.toFixed(4)} | ${(copies.ownMin - copies.impostorMax).toFixed(4)} |`,
+      );
       console.log(
-        `| ${shape ? [shape.dimension, shape.shrinkage, shape.power, centring].join(' | ') : 'none | | |'} | ${gate.minCosine.toFixed(5)}${gate.ok ? '' : ' ✗'} | ${gate.meanCosine.toFixed(5)} | ${before.recall1.toFixed(3)} | ${after.recall1.toFixed(3)} | ${perEdit.join(' | ')} | ${calibrate(fp32Answers).duplicate} | ${held(fp32Answers)} | ${held(int8Answers)} |`,
+        `| ${shapeCells} | ${gate.minCosine.toFixed(5)}${gate.ok ? '' : ' ✗'} | ${gate.meanCosine.toFixed(5)} | ${before.recall1.toFixed(3)} | ${after.recall1.toFixed(3)} | ${perEdit.join(' | ')} | ${duplicate} | ${held(fp32Answers)} | ${held(int8Answers)} |`,
       );
     }
+    console.log(
+      '\nint8 queries against the fp32 index; exact copies: each indexed photo searched with its int8 vector (duplicate: the fp32 threshold above)',
+    );
+    console.log(
+      '| dimension | shrinkage | power | centring | recall@1 | copy first | copy labelled duplicate | copy score min | impostor max | gap |',
+    );
+    console.log(`|${' --- |'.repeat(10)}`);
+    for (const row of acrossPrecisions) console.log(row);
   } finally {
     await removeDir(work);
   }
