@@ -171,6 +171,44 @@ describe('delete-all', () => {
     expect(await s.operations.count()).toBe(0);
   });
 
+  it('leaves kept photos out when a worker was embedding them as the delete-all landed', async () => {
+    const s = await indexedLibrary();
+    await s.worker.stop();
+    await s.stores.queue.send(
+      Object.keys(PHOTOS).map((name) => ({ kind: 'upsert', key: `lib/${name}`, force: true })),
+    );
+    // The real embedder, held until the delete-all has landed: the worker looked at the photos before it.
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let embedding = false;
+    const embedder = new Proxy(s.ingestEmbedder, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target);
+        if (property !== 'embed') return typeof value === 'function' ? value.bind(target) : value;
+        return async (...args: Parameters<typeof target.embed>) => {
+          embedding = true;
+          await held;
+          return target.embed(...args);
+        };
+      },
+    });
+    const worker = new Worker(s.stores, embedder, { batchSize: COUNT, maxReceiveCount: 5 });
+    worker.start();
+    while (!embedding) await new Promise((resolve) => setTimeout(resolve, 20));
+    await untilNextWholeSecond();
+    await s.operations.deleteAll({ deleteObjects: false });
+    await s.runTask((await s.operations.progress(0)).tasks.deleteAll?.id as string);
+    release();
+    await waitUntilSettled(s.operations, { timeoutMs: 60_000 });
+    await worker.stop();
+
+    expect(worker.stats).toMatchObject({ keptOut: COUNT, indexed: 0 });
+    expect(await s.operations.count()).toBe(0);
+    expect((await s.stores.catalogue.get(`lib/${Object.keys(PHOTOS)[0]}`))?.state).not.toBe('indexed');
+  });
+
   it('survives a crash between slices: the next slice is in the queue and a restarted worker finishes it', async () => {
     const s = await indexedLibrary();
     await s.worker.stop();

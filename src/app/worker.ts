@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { ImageError, NotFoundError, StoreBusyError } from '../domain/errors.ts';
 import { ownsItsId, vectorIdOf } from '../domain/ids.ts';
-import type { Embedder, Job, ObjectWithBody, Outage, ReceivedMessage } from '../domain/ports.ts';
+import type { Embedder, ImageRecord, Job, ObjectWithBody, Outage, ReceivedMessage } from '../domain/ports.ts';
 import { type Version, versionNow } from '../domain/versions.ts';
 import { claimAll, forgetImages, type IdOf, isIndexed, isKeptOut, type Stores } from './indexing.ts';
 import { isIndexableKey, THUMBNAIL_CONTENT_TYPE, thumbnailKeyOf } from './keys.ts';
@@ -573,25 +573,38 @@ export class Worker {
    * The images of the batch that are still current after embedding, checked before anything is
    * committed: an image whose key holds a newer version in the catalogue is left to that write (it
    * looks again after its own write); one whose object changed meanwhile is queued again. Neither is
-   * written, so no stale vector replaces a newer one.
+   * written, so no stale vector replaces a newer one. A delete-all that emptied the library since the
+   * look keeps its photos out (isKeptOut), as it would have had it come before the look.
    */
   async #stillCurrent(batch: Claimed[], version: Version): Promise<Claimed[]> {
-    const { images, catalogue } = this.#stores;
+    const { images, catalogue, tasks } = this.#stores;
     const keys = batch.map((item) => item.key);
-    const [versions, objects] = await Promise.all([
+    const [versions, objects, clearedAt] = await Promise.all([
       catalogue.versions(keys),
       Promise.all(keys.map((key) => images.head(key))),
+      tasks.clearedAt(),
     ]);
-    const superseded = batch.filter((item) => (versions.get(item.key) ?? 0) > version);
+    const emptiedSinceLook = clearedAt !== undefined && clearedAt.getTime() * 1000 > version;
+    const records = emptiedSinceLook ? await catalogue.getMany(keys) : new Map<string, ImageRecord>();
+    const keptOut = emptiedSinceLook
+      ? batch.filter((item) => isKeptOut(item.object, records.get(item.key), clearedAt))
+      : [];
+    this.stats.keptOut += keptOut.length;
+    const superseded = batch.filter(
+      (item) => !keptOut.includes(item) && (versions.get(item.key) ?? 0) > version,
+    );
     const moved = batch.filter(
-      (item, i) => !superseded.includes(item) && objects[i]?.etag !== item.object.etag,
+      (item, i) =>
+        !keptOut.includes(item) && !superseded.includes(item) && objects[i]?.etag !== item.object.etag,
     );
     this.stats.superseded += superseded.length;
     await this.#requeue(
       moved.map((item) => item.key),
       'the bucket changed while these were embedded',
     );
-    return batch.filter((item) => !superseded.includes(item) && !moved.includes(item));
+    return batch.filter(
+      (item) => !keptOut.includes(item) && !superseded.includes(item) && !moved.includes(item),
+    );
   }
 
   /**
