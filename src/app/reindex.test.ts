@@ -4,17 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../config.ts';
 import { ConflictError, IndexMismatchError } from '../domain/errors.ts';
 import { vectorIdOf } from '../domain/ids.ts';
 import type { IndexIdentity } from '../domain/ports.ts';
 import { writeSeededModel } from '../model/seeded.ts';
-import { createEmbeddedSystem, dataLayout, type EmbeddedSystem } from '../wiring/embedded.ts';
+import { dataLayout, type EmbeddedSystem } from '../wiring/embedded.ts';
 import { generationName } from './index-generations.ts';
 import type { SearchResponse } from './operations.ts';
 import { waitUntilSettled } from './settle.ts';
 import { runTaskSlice, startReindex, type TaskDeps, type TaskView } from './tasks.ts';
-import { FIXTURES, photoFolder, REPO_ROOT, SEEDED_MANIFEST } from './test-system.ts';
+import { FIXTURES, openWithModel, photoFolder, REPO_ROOT, SEEDED_MANIFEST } from './test-system.ts';
 
 const PHOTOS = {
   'pizza.jpg': 'pizza.jpg',
@@ -46,16 +45,7 @@ describe('re-index on a model change (embedded)', () => {
   let macManifest: string;
   let system: EmbeddedSystem | undefined;
 
-  const open = (manifest: string) =>
-    createEmbeddedSystem(
-      loadConfig({
-        PIC_DATA_DIR: dataDir,
-        PIC_BATCH_SIZE: '4',
-        PIC_WATCH: 'false',
-        PIC_MODEL_MANIFEST: manifest,
-      }),
-      { taskOptions: { pollMs: 200, dropGraceMs: 2000 } },
-    );
+  const open = (manifest: string) => openWithModel(dataDir, manifest, 2000);
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'pic-reindex-'));

@@ -108,3 +108,23 @@ export function switchableIndex(index: VectorIndex): VectorIndex & { down: boole
   } satisfies VectorIndex & { down: boolean };
   return wrapper;
 }
+
+/**
+ * An embedded system on `dataDir` with the model of `manifest`, its tasks polled every 200 ms and an old
+ * generation dropped `dropGraceMs` after a switch: the re-index tests open one library with two models.
+ */
+export function openWithModel(
+  dataDir: string,
+  manifest: string,
+  dropGraceMs: number,
+): Promise<EmbeddedSystem> {
+  return createEmbeddedSystem(
+    loadConfig({
+      PIC_DATA_DIR: dataDir,
+      PIC_BATCH_SIZE: '4',
+      PIC_WATCH: 'false',
+      PIC_MODEL_MANIFEST: manifest,
+    }),
+    { taskOptions: { pollMs: 200, dropGraceMs } },
+  );
+}

@@ -2,14 +2,14 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../config.ts';
 import { vectorIdOf } from '../domain/ids.ts';
 import type { IndexGeneration } from '../domain/ports.ts';
 import { writeSeededModel } from '../model/seeded.ts';
-import { createEmbeddedSystem, type EmbeddedSystem } from '../wiring/embedded.ts';
+import type { EmbeddedSystem } from '../wiring/embedded.ts';
 import { waitUntilSettled } from './settle.ts';
 import {
   FIXTURES,
+  openWithModel,
   photoFolder,
   SEEDED_MANIFEST,
   type TempSystem,
@@ -104,16 +104,7 @@ describe('verify during a re-index (embedded)', () => {
     cleanups.push(() =>
       Promise.all([dataDir, modelDir, folder].map((dir) => rm(dir, { recursive: true, force: true }))),
     );
-    const open = (manifest: string) =>
-      createEmbeddedSystem(
-        loadConfig({
-          PIC_DATA_DIR: dataDir,
-          PIC_BATCH_SIZE: '4',
-          PIC_WATCH: 'false',
-          PIC_MODEL_MANIFEST: manifest,
-        }),
-        { taskOptions: { pollMs: 200, dropGraceMs: 500 } },
-      );
+    const open = (manifest: string) => openWithModel(dataDir, manifest, 500);
     const mac = await writeSeededModel({ modelDir, descriptor: 'mac', whitening: 0 });
     const classic = await open(mac.manifestPath);
     await classic.ingestFolder(folder, 'lib');
