@@ -20,6 +20,7 @@ import type {
   PairFinder,
   SearchOptions,
   TaskStore,
+  VectorEntry,
   VectorHit,
   VectorIndex,
   VectorPair,
@@ -159,7 +160,7 @@ export class GenerationalIndex implements VectorIndex, PairFinder {
     return (await this.generations()).live.identity;
   }
 
-  async upsert(items: { id: string; key: string; vector: Float32Array }[]): Promise<void> {
+  async upsert(items: (VectorEntry & { vector: Float32Array })[]): Promise<void> {
     const { live, building } = await this.generations();
     const target = [live, building].find((generation) => generation && this.#isWriter(generation));
     if (!target) {
@@ -199,7 +200,7 @@ export class GenerationalIndex implements VectorIndex, PairFinder {
     return (await this.live()).index.count();
   }
 
-  async *entries(): AsyncIterable<{ id: string; key: string }> {
+  async *entries(): AsyncIterable<VectorEntry> {
     yield* (await this.live()).index.entries();
   }
 

@@ -7,7 +7,7 @@ import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { convertModelFile } from './convert.ts';
 import type { ModelManifest } from './manifest.ts';
 import { ModelError } from './model-error.ts';
-import { sha256OfFile } from './model-files.ts';
+import { fileExists, sha256OfFile } from './model-files.ts';
 
 /** A published full-classifier file that model:fetch may label pretrained once its bytes match. */
 export interface PretrainedSource {
@@ -68,7 +68,7 @@ export async function fetchPretrained(
   const { modelDir, source = VGG16_MODEL_ZOO, log = () => {} } = options;
   const placed = join(modelDir, source.fileName);
   const classifier = options.file ? resolve(options.file) : placed;
-  if (options.file || (await exists(placed))) {
+  if (options.file || (await fileExists(placed))) {
     log(`Verifying ${classifier} …`);
     await verify(classifier, source);
   } else {
@@ -163,7 +163,7 @@ function offlineHelp(source: PretrainedSource, modelDir: string, failures: strin
 }
 
 async function verify(path: string, source: PretrainedSource): Promise<void> {
-  if (!(await exists(path))) throw new ModelError(`${path} does not exist`, 'not_onnx');
+  if (!(await fileExists(path))) throw new ModelError(`${path} does not exist`, 'not_onnx');
   const actual = await fingerprint(path);
   if (actual.size !== source.size || actual.sha256 !== source.sha256) {
     throw new ModelError(
@@ -196,8 +196,4 @@ function reason(error: unknown, signal: AbortSignal): string {
 
 function megabytes(bytes: number): string {
   return `${(bytes / 1e6).toFixed(0)} MB`;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return (await stat(path).catch(() => undefined)) !== undefined;
 }

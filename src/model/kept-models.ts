@@ -1,10 +1,10 @@
-import { access, copyFile, link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, readFile, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { NotFoundError } from '../domain/errors.ts';
 import { describeIdentity, sameIdentity } from '../domain/index-identity.ts';
 import type { IndexGeneration, ModelShelf, ObjectStore } from '../domain/ports.ts';
 import { embedderInfoOf, loadManifest, type ModelManifest } from './manifest.ts';
-import { sha256Of } from './model-files.ts';
+import { fileExists, sha256Of, writeFileAtomically, writeManifest } from './model-files.ts';
 
 /**
  * The model files of each index generation, kept under the generation's name while it lives
@@ -32,7 +32,7 @@ export class FolderModels implements ModelShelf {
    */
   async keep(generation: IndexGeneration, manifestPath: string): Promise<void> {
     const dir = join(this.#root, folderOf(generation));
-    if (await exists(join(dir, MANIFEST))) return;
+    if (await fileExists(join(dir, MANIFEST))) return;
     const { files, manifest } = await keptCopyOf(generation, manifestPath);
     await mkdir(dir, { recursive: true });
     for (const { path, name } of files) {
@@ -43,12 +43,12 @@ export class FolderModels implements ModelShelf {
         return copyFile(path, target);
       });
     }
-    await writeAtomically(join(dir, MANIFEST), manifestBytes(manifest));
+    await writeManifest(join(dir, MANIFEST), manifest);
   }
 
   async manifestOf(generation: IndexGeneration): Promise<string | undefined> {
     const path = join(this.#root, folderOf(generation), MANIFEST);
-    return (await exists(path)) ? path : undefined;
+    return (await fileExists(path)) ? path : undefined;
   }
 
   async drop(generation: IndexGeneration): Promise<void> {
@@ -84,7 +84,11 @@ export class BucketModels implements ModelShelf {
       }
       await this.#store.put(`${folder}/${name}`, bytes);
     }
-    await this.#store.put(`${folder}/${MANIFEST}`, manifestBytes(manifest), 'application/json');
+    await this.#store.put(
+      `${folder}/${MANIFEST}`,
+      Buffer.from(JSON.stringify(manifest, null, 2)),
+      'application/json',
+    );
   }
 
   /**
@@ -101,14 +105,14 @@ export class BucketModels implements ModelShelf {
     const manifest = JSON.parse(stored.body.toString('utf8')) as ModelManifest;
     const dir = join(this.#localDir, `${folder}-${manifest.sha256.slice(0, 16)}`);
     const manifestPath = join(dir, MANIFEST);
-    if (await exists(manifestPath)) return manifestPath;
+    if (await fileExists(manifestPath)) return manifestPath;
     await mkdir(dir, { recursive: true });
     for (const name of fileNamesOf(manifest)) {
       if (name !== basename(name))
         throw new Error(`the kept model of ${folder} names a file outside its folder`);
-      await writeAtomically(join(dir, name), (await this.#store.get(`${folder}/${name}`)).body);
+      await writeFileAtomically(join(dir, name), (await this.#store.get(`${folder}/${name}`)).body);
     }
-    await writeAtomically(manifestPath, stored.body);
+    await writeFileAtomically(manifestPath, stored.body);
     return manifestPath;
   }
 
@@ -165,22 +169,4 @@ function fileNamesOf(manifest: ModelManifest): string[] {
 /** The generation's name; the index the library had before generations (name '') keeps its model as 'original'. */
 function folderOf(generation: IndexGeneration): string {
   return generation.name || 'original';
-}
-
-function manifestBytes(manifest: ModelManifest): Buffer {
-  return Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
-}
-
-/** A temporary name first: a process that stops halfway leaves no file under the real name. */
-async function writeAtomically(path: string, bytes: Uint8Array): Promise<void> {
-  const temporary = `${path}.${process.pid}.tmp`;
-  await writeFile(temporary, bytes);
-  await rename(temporary, path);
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
 }

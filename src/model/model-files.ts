@@ -76,6 +76,15 @@ export async function writeManifest(manifestPath: string, manifest: ModelManifes
   );
 }
 
+/** Writes `data` to a process-unique temporary name beside `path`, then renames it into place. */
+export function writeFileAtomically(path: string, data: Uint8Array | string): Promise<void> {
+  return atomicWrite(path, `${path}.${process.pid}.tmp`, data);
+}
+
+export async function fileExists(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined)) !== undefined;
+}
+
 async function atomicWrite(path: string, temporary: string, data: Uint8Array | string): Promise<void> {
   try {
     await writeFile(temporary, data);

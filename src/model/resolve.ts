@@ -1,9 +1,8 @@
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type FetchOptions, fetchPretrained, PRETRAINED_MODEL_FILE } from './fetch.ts';
 import { type LoadedManifest, loadManifest } from './manifest.ts';
 import { ModelError } from './model-error.ts';
-import { manifestPathFor } from './model-files.ts';
+import { fileExists, manifestPathFor } from './model-files.ts';
 import { ensureSeededModel, isSeededManifest } from './seeded.ts';
 
 /** What start-up logs through; a pino logger fits. */
@@ -43,7 +42,7 @@ export async function resolveModel(options: ResolveModelOptions): Promise<Resolv
     return announce(await loadChecked(options.manifestPath), 'explicit', log);
   }
   const pretrainedManifest = manifestPathFor(join(modelDir, PRETRAINED_MODEL_FILE));
-  if (await exists(pretrainedManifest)) {
+  if (await fileExists(pretrainedManifest)) {
     try {
       return announce(await loadChecked(pretrainedManifest), 'pretrained', log);
     } catch (error) {
@@ -65,7 +64,7 @@ export async function resolveModel(options: ResolveModelOptions): Promise<Resolv
 
 async function loadChecked(manifestPath: string): Promise<LoadedManifest> {
   const loaded = await loadManifest(manifestPath);
-  if (!(await exists(loaded.modelPath))) {
+  if (!(await fileExists(loaded.modelPath))) {
     throw new ModelError(`${manifestPath} names ${loaded.modelPath}, which does not exist`, 'not_onnx');
   }
   return loaded;
@@ -83,8 +82,4 @@ function announce(loaded: LoadedManifest, origin: ResolvedModel['origin'], log: 
       'Install verified VGG16 weights with `npm run model:fetch`.';
   log.warn(warning);
   return { ...loaded, origin, warning };
-}
-
-async function exists(path: string): Promise<boolean> {
-  return (await stat(path).catch(() => undefined)) !== undefined;
 }

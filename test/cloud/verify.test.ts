@@ -4,7 +4,6 @@ import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { isSettled } from '../../src/app/settle.ts';
 import type { VerifyReport } from '../../src/app/verify.ts';
 import { vectorIdOf } from '../../src/domain/ids.ts';
-import type { VectorIndex } from '../../src/domain/ports.ts';
 import type { CloudSystem } from '../../src/wiring/cloud.ts';
 import { fixturePhotos, startCloud, waitFor } from './harness.ts';
 import { type CloudStack, emulatorClients } from './support.ts';
@@ -63,9 +62,7 @@ afterAll(async () => {
 });
 
 it('reports stale versions made through the real stores, repairs them by re-queueing, and then finds none', async () => {
-  // The port's view of the index: what any writer of vectors passes (GenerationalIndex keeps the items whole).
-  const { catalogue } = system.stores;
-  const index: VectorIndex = system.stores.index;
+  const { catalogue, index } = system.stores;
   const [firstBytes, thirdBytes] = await Promise.all([readFile(first.path), readFile(third.path)]);
   // Arrange: the look at the first photo's object that its vector and record came from.
   const firstId = vectorIdOf(keyOf(first));

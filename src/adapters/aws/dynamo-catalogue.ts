@@ -276,18 +276,7 @@ export class DynamoCatalogue implements Catalogue {
     });
     await Promise.all(
       written.flatMap(([{ key, old }]) =>
-        old && !isTombstone(old)
-          ? [
-              this.#conditional(
-                new DeleteItemCommand({
-                  TableName: this.#table,
-                  Key: { pk: { S: idPk(str(old.vid)) } },
-                  ConditionExpression: 'objectKey = :key',
-                  ExpressionAttributeValues: { ':key': { S: key } },
-                }),
-              ),
-            ]
-          : [],
+        old && !isTombstone(old) ? [this.#releaseClaim(key, str(old.vid))] : [],
       ),
     );
     return stale.map((plan) => plan.key);
@@ -322,16 +311,7 @@ export class DynamoCatalogue implements Catalogue {
       const [owning, failed] = [gone.filter(ownsItsId), gone.filter((record) => !ownsItsId(record))];
       await Promise.all([
         this.#batchWrite(owning.map(({ id }) => ({ DeleteRequest: { Key: { pk: { S: idPk(id) } } } }))),
-        ...failed.map(({ key, id }) =>
-          this.#conditional(
-            new DeleteItemCommand({
-              TableName: this.#table,
-              Key: { pk: { S: idPk(id) } },
-              ConditionExpression: 'objectKey = :key',
-              ExpressionAttributeValues: { ':key': { S: key } },
-            }),
-          ),
-        ),
+        ...failed.map(({ key, id }) => this.#releaseClaim(key, id)),
       ]);
       await this.#addToCounters(gone.map(({ state }) => ({ from: state })));
       return gone;
@@ -599,6 +579,18 @@ export class DynamoCatalogue implements Catalogue {
       new GetItemCommand({ TableName: this.#table, Key: { pk: { S: idPk(id) } }, ConsistentRead: true }),
     );
     return str(owner.Item?.objectKey);
+  }
+
+  /** Deletes the claim of `id` if `key` still holds it; false when another key does (or none). */
+  #releaseClaim(key: string, id: string): Promise<boolean> {
+    return this.#conditional(
+      new DeleteItemCommand({
+        TableName: this.#table,
+        Key: { pk: { S: idPk(id) } },
+        ConditionExpression: 'objectKey = :key',
+        ExpressionAttributeValues: { ':key': { S: key } },
+      }),
+    );
   }
 
   /** Sends a conditional write; false when its condition did not hold. */
