@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { OnnxEmbedder } from '../src/embedder/onnx-embedder.ts';
-import { type LoadedManifest, loadManifest } from '../src/model/manifest.ts';
+import { type LoadedManifest, loadManifest, type Quantization } from '../src/model/manifest.ts';
 import { cpuInfo, int8ManifestPathFor } from '../src/model/precision.ts';
 import { median, round } from './bench-support.ts';
 
@@ -19,7 +19,7 @@ export interface Int8Comparison {
   rows: { threads: number; batch: number; fp32: number; int8: number; ratio: number }[];
   /** int8 ÷ fp32 images/s where int8 is fastest (batch size and intra-op threads). */
   best: { threads: number; batch: number; ratio: number };
-  recallAt1?: { fp32: number; int8: number; queries: number };
+  recallAt1?: Quantization['gate']['recallAt1'];
 }
 
 async function imagesPerSecond(embedder: OnnxEmbedder, tensor: Float32Array, batch: number, runs: number) {
@@ -96,7 +96,7 @@ export function int8Lines(result: Int8Comparison): string[] {
   ];
   if (result.recallAt1)
     lines.push(
-      `recall@1 on the eval corpus (model:quantize gate): fp32 ${result.recallAt1.fp32}, int8 ${result.recallAt1.int8} (${result.recallAt1.queries} queries)`,
+      `recall@1 on the eval corpus (model:quantize gate): fp32 ${result.recallAt1.fp32}, int8 ${result.recallAt1.int8}, int8 queries on the fp32 index ${result.recallAt1.acrossPrecisions} (${result.recallAt1.queries} queries)`,
     );
   return lines;
 }

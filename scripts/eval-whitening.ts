@@ -1,12 +1,13 @@
 /**
  * `npm run eval:whitening`: how whitening shapes trade recall for int8 robustness, measured offline
- * (docs/models.md, whitening and int8). Prepares the seeded GeM model without whitening and its int8 model
- * (`npm run model:quantize`) in a temporary folder, embeds the calibration views (fp32) and the evaluation
- * corpus (fp32 and int8) once, then for every candidate learns the whitening from the calibration views and
- * prints the int8 quality gate's figures (cosine to fp32, recall@1 drop) and the upright recall@1, per
- * edit, with the `duplicate` threshold and its held-out precision; then, across precisions (int8 queries,
- * fp32 index: GPU workers and an int8 search), upright recall@1 and how the indexed photos' exact copies
- * score. Several minutes on 2 cores.
+ * (docs/models.md, whitening and int8). Prepares the seeded GeM model without whitening and its int8 graph
+ * (model:quantize's quantizer, ungated: it is measured here) in a temporary folder, embeds the calibration
+ * views (fp32) and the evaluation corpus (fp32 and int8) once, then for every candidate learns the
+ * whitening from the calibration views and prints the int8 quality gate's figures (exact copies' cosine to
+ * fp32 against the bound the candidate's `duplicate` threshold sets, recall@1 drop) and the upright
+ * recall@1, per edit, with the `duplicate` threshold and its held-out precision; then, across precisions
+ * (int8 queries, fp32 index: GPU workers and an int8 search), upright recall@1 and how the indexed photos'
+ * exact copies score. Several minutes on 2 cores.
  *
  *   npm run eval:whitening -- [--candidates 256:1:0.5,256:4:0.5,128:1:0.5,256:32:0.5:0.5]
  *
@@ -14,21 +15,22 @@
  * subtracted (1, what the product does; less keeps part of the descriptors' common component), measured
  * here only. `0` alone is GeM without whitening.
  */
-import { execFile } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
-import { parseArgs, promisify } from 'node:util';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { makeDataDir, removeDir } from '../local/service-process.ts';
 import { l2Normalise, whiten } from '../src/embedder/vectors.ts';
 import { calibrationImages } from '../src/model/calibration.ts';
 import { loadManifest } from '../src/model/manifest.ts';
-import { cpuInfo, int8ManifestPathFor } from '../src/model/precision.ts';
+import { cpuInfo } from '../src/model/precision.ts';
 import { qualityGate } from '../src/model/quality-gate.ts';
 import { writeSeededModel } from '../src/model/seeded.ts';
 import { principalComponents, type WhiteningShape, whiteningOf } from '../src/model/whitening.ts';
 import { TRANSFORMS } from './eval-corpus.ts';
 import { calibrate, heldOutDuplicatePrecision, recall } from './eval-metrics.ts';
 import { embedImages, exactCopies, offlineCorpus, scanAnswers } from './eval-offline.ts';
+import { quantizeToInt8 } from './int8-quantizer.ts';
 
 const DEFAULT_CANDIDATES = '0,256:1:0.5,256:4:0.5,256:16:0.5,256:1:0.25,128:1:0.5,64:1:0.5';
 
@@ -70,14 +72,10 @@ if (
       descriptor: 'gem',
       whitening: 0,
     });
-    console.log('quantizing GeM without whitening (npm run model:quantize) …');
-    await promisify(execFile)(
-      process.execPath,
-      ['--import', 'tsx', 'scripts/model-quantize.ts', '--manifest', manifestPath],
-      { cwd: resolve(import.meta.dirname, '..'), maxBuffer: 1 << 26 },
-    );
+    console.log('quantizing GeM without whitening (npm run model:quantize’s quantizer, ungated) …');
     const fp32Model = await loadManifest(manifestPath);
-    const int8Model = await loadManifest(int8ManifestPathFor(fp32Model.modelPath));
+    const int8Model = (await quantizeToInt8(fp32Model, await mkdtemp(join(work, 'int8-')), console.log))
+      .loaded;
     console.log('embedding the corpus (fp32, int8) and the calibration views (fp32) …');
     const offline = await offlineCorpus(join(work, 'corpus'));
     const fp32Raw = await embedImages(fp32Model, offline.images, offline.files);
@@ -91,9 +89,9 @@ if (
       ),
     );
     console.log(
-      `\n| dimension | shrinkage | power | centring | gate cos min | cos mean | recall@1 fp32 | int8 | ${TRANSFORMS.join(' | ')} | duplicate threshold | held out fp32 (n) | int8 (n) |`,
+      `\n| dimension | shrinkage | power | centring | copy cos min | bound | cos min (all) | cos mean | recall@1 fp32 | int8 | ${TRANSFORMS.join(' | ')} | duplicate threshold | held out fp32 (n) | int8 (n) |`,
     );
-    console.log(`|${' --- |'.repeat(11 + TRANSFORMS.length)}`);
+    console.log(`|${' --- |'.repeat(13 + TRANSFORMS.length)}`);
     const acrossPrecisions: string[] = [];
     for (const { shape, centring } of candidates) {
       const learnt = shape && whiteningOf(components, shape);
@@ -111,10 +109,20 @@ if (
       const int8 = int8Raw.map(apply);
       const [fp32Answers, int8Answers] = [scanAnswers(offline, fp32), scanAnswers(offline, int8)];
       const [before, after] = [recall(fp32Answers), recall(int8Answers)];
+      const indexed = offline.keys.length;
+      const across = recall(scanAnswers(offline, [...fp32.slice(0, indexed), ...int8.slice(indexed)]));
+      const duplicate = calibrate(fp32Answers).duplicate;
       const gate = qualityGate({
         fp32,
         int8,
-        recallAt1: { fp32: before.recall1, int8: after.recall1, queries: before.queries },
+        photos: indexed,
+        duplicate,
+        recallAt1: {
+          fp32: before.recall1,
+          int8: after.recall1,
+          acrossPrecisions: across.recall1,
+          queries: before.queries,
+        },
       });
       const perEdit = TRANSFORMS.map((t) =>
         recall(fp32Answers.filter((a) => a.query.transform === t)).recall1.toFixed(2),
@@ -126,15 +134,12 @@ if (
       const shapeCells = shape
         ? [shape.dimension, shape.shrinkage, shape.power, centring].join(' | ')
         : 'none | | |';
-      const indexed = offline.keys.length;
-      const across = recall(scanAnswers(offline, [...fp32.slice(0, indexed), ...int8.slice(indexed)]));
-      const duplicate = calibrate(fp32Answers).duplicate;
       const copies = exactCopies(fp32.slice(0, indexed), int8.slice(0, indexed), duplicate);
       acrossPrecisions.push(
         `| ${shapeCells} | ${across.recall1.toFixed(3)} | ${copies.first} / ${copies.photos} | ${copies.duplicates} / ${copies.photos} | ${copies.ownMin.toFixed(4)} | ${copies.impostorMax.toFixed(4)} | ${(copies.ownMin - copies.impostorMax).toFixed(4)} |`,
       );
       console.log(
-        `| ${shapeCells} | ${gate.minCosine.toFixed(5)}${gate.ok ? '' : ' ✗'} | ${gate.meanCosine.toFixed(5)} | ${before.recall1.toFixed(3)} | ${after.recall1.toFixed(3)} | ${perEdit.join(' | ')} | ${duplicate} | ${held(fp32Answers)} | ${held(int8Answers)} |`,
+        `| ${shapeCells} | ${gate.copyMinCosine.toFixed(4)} | ${gate.cosineBound.toFixed(4)}${gate.ok ? '' : ' ✗'} | ${gate.minCosine.toFixed(4)} | ${gate.meanCosine.toFixed(4)} | ${before.recall1.toFixed(3)} | ${after.recall1.toFixed(3)} | ${perEdit.join(' | ')} | ${duplicate} | ${held(fp32Answers)} | ${held(int8Answers)} |`,
       );
     }
     console.log(

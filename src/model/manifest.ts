@@ -89,12 +89,21 @@ export const Quantization = z.object({
   }),
   /** Scale and zero point of every quantized activation tensor, by tensor name. */
   parameters: z.record(z.string(), z.object({ scale: z.number().positive(), zeroPoint: z.number().int() })),
+  /** The quality gate's figures (src/model/quality-gate.ts): `photos` of the `images` are indexed photos. */
   gate: z.object({
     images: z.number().int().positive(),
+    photos: z.number().int().positive(),
     minCosine: z.number(),
     meanCosine: z.number(),
+    copyMinCosine: z.number(),
+    duplicate: z.number(),
     cosineBound: z.number(),
-    recallAt1: z.object({ fp32: z.number(), int8: z.number(), queries: z.number().int().positive() }),
+    recallAt1: z.object({
+      fp32: z.number(),
+      int8: z.number(),
+      acrossPrecisions: z.number(),
+      queries: z.number().int().positive(),
+    }),
     maxRecallDrop: z.number(),
   }),
   speed: z.object({

@@ -45,10 +45,13 @@ describe('chooseModel', () => {
       parameters: {},
       gate: {
         images: 1,
+        photos: 1,
         minCosine: 1,
         meanCosine: 1,
-        cosineBound: 0.999,
-        recallAt1: { fp32: 1, int8: 1, queries: 1 },
+        copyMinCosine: 1,
+        duplicate: 0.63,
+        cosineBound: 0.9495,
+        recallAt1: { fp32: 1, int8: 1, acrossPrecisions: 1, queries: 1 },
         maxRecallDrop: 0.01,
       },
       speed: {

@@ -92,21 +92,22 @@ describe('ensureSeededModel', () => {
     for (const file of int8Files) await expect(stat(file)).rejects.toThrow(/ENOENT/);
   });
 
-  it('records thresholds per precision: the int8 model of MAC gets its own, heads nobody calibrated in int8 none', async () => {
+  it('records thresholds per precision: the default head’s int8 model gets its own, other heads none', async () => {
     // Act
     const mac = await ensureSeededModel({ modelDir: join(dir, 'mac'), descriptor: 'mac', whitening: 0 });
     const gem = await ensureSeededModel({ modelDir: join(dir, 'default') });
 
     // Assess
-    expect(mac.manifest.matchThresholds).toMatchObject({ duplicate: 0.9931, similar: 0.9864 });
-    expect(seededInt8Thresholds(mac.manifest)).toMatchObject({
-      duplicate: 0.9947,
-      similar: 0.9863,
+    expect(gem.manifest.matchThresholds).toMatchObject({ duplicate: 0.6318, similar: 0.2142 });
+    expect(seededInt8Thresholds(gem.manifest)).toMatchObject({
+      duplicate: 0.6412,
+      similar: 0.2329,
       calibratedOn: expect.stringMatching(/int8/),
     });
-    expect(seededInt8Thresholds(gem.manifest)).toBeUndefined();
+    expect(mac.manifest.matchThresholds).toMatchObject({ duplicate: 0.9931, similar: 0.9864 });
+    expect(seededInt8Thresholds(mac.manifest)).toBeUndefined();
     expect(
-      seededInt8Thresholds({ ...mac.manifest, source: 'model:convert of vgg16-7.onnx' }),
+      seededInt8Thresholds({ ...gem.manifest, source: 'model:convert of vgg16-7.onnx' }),
     ).toBeUndefined();
   });
 

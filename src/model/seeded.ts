@@ -42,16 +42,19 @@ type Precision = 'fp32' | 'int8';
  * Match thresholds of seed 42 with the `quality` profile, per descriptor (and whitening) and precision,
  * calibrated by `npm run eval` on that precision's own answers (docs/search-quality.md): `duplicate` at
  * ≥ 99 % precision of the top hit, `similar` where the top hit is right more often than not. int8 moves
- * the compressed scores of MAC and R-MAC enough to need its own. Other seeds, profiles and precisions
- * are uncalibrated: their hits are labelled `weak`.
+ * scores, so it has its own; only the default head gets an int8 model (the quality gate refuses the
+ * others'). Other seeds, profiles and precisions are uncalibrated: their hits are labelled `weak`.
  */
 const SEED_42_MATCH_THRESHOLDS: Partial<
   Record<string, Partial<Record<Precision, { duplicate: number; similar: number }>>>
 > = {
-  mac: { fp32: { duplicate: 0.9931, similar: 0.9864 }, int8: { duplicate: 0.9947, similar: 0.9863 } },
+  mac: { fp32: { duplicate: 0.9931, similar: 0.9864 } },
   gem: { fp32: { duplicate: 0.9984, similar: 0.9945 } },
-  rmac: { fp32: { duplicate: 0.9964, similar: 0.9908 }, int8: { duplicate: 0.9964, similar: 0.9909 } },
-  'gem-w256': { fp32: { duplicate: 0.6318, similar: 0.2142 } },
+  rmac: { fp32: { duplicate: 0.9964, similar: 0.9908 } },
+  'gem-w256': {
+    fp32: { duplicate: 0.6318, similar: 0.2142 },
+    int8: { duplicate: 0.6412, similar: 0.2329 },
+  },
 };
 
 function seed42Thresholds(
