@@ -15,12 +15,13 @@
  *   npm run bench -- [--images 300] [--requests 50] [--any-requests 10] [--sizes 10000,100000,1000000]
  *                    [--search-vectors 100000] [--ingest-minutes 4] [--manifest models/x.manifest.json]
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
 import { parseArgs, promisify } from 'node:util';
 import sharp from 'sharp';
 import {
@@ -38,7 +39,6 @@ import { SqliteCatalogue } from '../src/adapters/embedded/sqlite-catalogue.ts';
 import { loadConfig } from '../src/config.ts';
 import { vectorIdOf } from '../src/domain/ids.ts';
 import type { IndexIdentity } from '../src/domain/ports.ts';
-import { OnnxEmbedder } from '../src/embedder/onnx-embedder.ts';
 import { ingestSessions } from '../src/embedder/threaded-embedder.ts';
 import { isImageKey } from '../src/imaging/formats.ts';
 import { type LoadedManifest, loadManifest } from '../src/model/manifest.ts';
@@ -120,33 +120,38 @@ async function ensureInt8(fp32: LoadedManifest): Promise<string | undefined> {
 
 /**
  * Images/s of inference alone, run the way the service's ingest runs it: its sessions (one per core, one
- * thread each, on this CPU) all busy at once, each on batches of `batch`.
+ * thread each, on this CPU), each on a thread of its own (here a process: scripts/bench-session.ts), all
+ * busy at once on batches of `batch`; the rate is timed to the last session's end.
  */
 async function pureInferenceAsIngest(loaded: LoadedManifest, batch: number, runs: number) {
   const { sessions, intraOpNumThreads } = ingestSessions(availableParallelism(), ['cpu']);
-  const embedders = await Promise.all(
-    Array.from({ length: sessions }, () => OnnxEmbedder.create(loaded, { intraOpNumThreads })),
+  const children = Array.from({ length: sessions }, () =>
+    spawn(
+      process.execPath,
+      [
+        ...['--import', 'tsx', 'scripts/bench-session.ts', manifestPathFor(loaded.modelPath)],
+        ...[String(batch), String(runs), String(intraOpNumThreads)],
+      ],
+      { cwd: repoRoot, stdio: ['pipe', 'pipe', 'inherit'] },
+    ),
   );
-  try {
-    const size = loaded.manifest.input.size;
-    const tensor = new Float32Array(3 * size * size * batch).map((_, i) => ((i * 37) % 255) - 120);
-    const all = (rounds: number) =>
-      Promise.all(
-        embedders.map(async (e) => {
-          for (let r = 0; r < rounds; r++) await e.infer(tensor, batch);
-        }),
-      );
-    await all(1);
-    const started = performance.now();
-    await all(runs);
-    return {
-      sessions,
-      batch,
-      imagesPerSecond: round((sessions * runs * batch * 1000) / (performance.now() - started)),
-    };
-  } finally {
-    await Promise.all(embedders.map((e) => e.close()));
-  }
+  const lines = children.map((child) => {
+    const reader = createInterface({ input: child.stdout });
+    return reader[Symbol.asyncIterator]();
+  });
+  const nextLine = async (i: number) => {
+    const { value, done } = await (lines[i] as AsyncIterator<string>).next();
+    if (done) throw new Error(`bench-session ${i} ended early (exit ${children[i]?.exitCode})`);
+    return value as string;
+  };
+  await Promise.all(children.map((_, i) => nextLine(i)));
+  for (const child of children) child.stdin.write('go\n');
+  const ms = await Promise.all(children.map(async (_, i) => Number(await nextLine(i))));
+  return {
+    sessions,
+    batch,
+    imagesPerSecond: round((sessions * runs * batch * 1000) / Math.max(...ms)),
+  };
 }
 
 /** Random crops and resizes of the fixtures: distinct images of ordinary photo sizes. */
@@ -421,7 +426,7 @@ export function benchLines(r: BenchReport): string[] {
       return `peak RSS of the service at ${n} vectors, ${p}  ${s ? `${s.peakRssMiB} MiB (RSS ${s.rssMiB} MiB after the searches)` : '–  (no int8 model)'}`;
     }),
     r.int8?.recallAt1
-      ? `recall@1 int8 vs fp32 (model:quantize's gate, eval corpus, upright)  ${r.int8.recallAt1.int8} vs ${r.int8.recallAt1.fp32} (${r.int8.recallAt1.queries} queries); per orientation: npm run eval -- --precisions fp32,int8`
+      ? `recall@1 int8 vs fp32 (model:quantize's gate, eval corpus, upright)  ${r.int8.recallAt1.int8} vs ${r.int8.recallAt1.fp32} (${r.int8.recallAt1.queries} queries; int8 queries on the fp32 index ${r.int8.recallAt1.acrossPrecisions}); per orientation: npm run eval -- --precisions fp32,int8`
       : 'recall@1 int8 vs fp32  –  (no int8 model)',
   ];
   const row = (figure: string, value: string, target = '') => `| ${figure} | ${value} | ${target} |`;
