@@ -14,8 +14,8 @@ import { Command } from 'commander';
 import { loadConfig } from '../src/config.ts';
 import { OnnxEmbedder } from '../src/embedder/onnx-embedder.ts';
 import { type LoadedManifest, loadManifest, type Quantization } from '../src/model/manifest.ts';
-import { writeModelFiles } from '../src/model/model-files.ts';
-import { cpuInfo, int8ModelPathFor } from '../src/model/precision.ts';
+import { writeFileAtomically, writeModelFiles } from '../src/model/model-files.ts';
+import { cpuInfo, type Int8Refusal, int8ModelPathFor, int8RefusalPathFor } from '../src/model/precision.ts';
 import { QUALITY_BOUNDS, qualityGate } from '../src/model/quality-gate.ts';
 import { seededInt8Thresholds } from '../src/model/seeded.ts';
 import { resolveModel } from '../src/wiring/embedded.ts';
@@ -50,11 +50,16 @@ try {
   const result = qualityGate(gate);
   const { recallAt1 } = gate;
   const summary = `exact copies: cosine min ${result.copyMinCosine.toFixed(6)} over ${gate.photos} photos, bound ${result.cosineBound.toFixed(6)} (duplicate threshold ${gate.duplicate}, ${gate.duplicateFrom}); all images: cosine min ${result.minCosine.toFixed(5)} mean ${result.meanCosine.toFixed(5)} over ${gate.fp32.length}; recall@1 fp32 ${recallAt1.fp32.toFixed(3)}, int8 ${recallAt1.int8.toFixed(3)}, int8 queries on the fp32 index ${recallAt1.acrossPrecisions.toFixed(3)} (${recallAt1.queries} queries)`;
+  const refusalPath = int8RefusalPathFor(fp32.modelPath);
   if (!result.ok) {
     console.error(`The int8 model is REFUSED and was not written: ${result.reasons.join('; ')}.`);
     console.error(summary);
+    const refusal: Int8Refusal = { sourceSha256: fp32.manifest.sha256, reasons: result.reasons };
+    await writeFileAtomically(refusalPath, `${JSON.stringify(refusal, null, 2)}\n`);
+    console.error(`Recorded in ${refusalPath}: npm start runs fp32 and does not quantize this model again.`);
     process.exitCode = 1;
   } else {
+    await rm(refusalPath, { force: true });
     log(`Quality gate passed: ${summary}`);
     const speed = await measureSpeed(fp32, int8.loaded);
     log(

@@ -1,4 +1,4 @@
-import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import pino from 'pino';
@@ -6,7 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OnnxEmbedder } from '../embedder/onnx-embedder.ts';
 import { type LoadedManifest, loadManifest, type ModelManifest, type Quantization } from './manifest.ts';
 import { sha256Of } from './model-files.ts';
-import { chooseModel, cpuInfo, int8ManifestPathFor, int8ModelPathFor } from './precision.ts';
+import {
+  chooseModel,
+  cpuInfo,
+  int8ManifestPathFor,
+  int8ModelPathFor,
+  int8RefusalPathFor,
+} from './precision.ts';
 
 const SEEDED = resolve(import.meta.dirname, '../../models/vgg16-seeded.manifest.json');
 
@@ -157,6 +163,32 @@ describe('chooseModel', () => {
     expect(chosen).toMatchObject({ precision: 'fp32', loaded: fp32 });
     expect(log.lines[0]).toEqual({ level: 'error', message: expect.stringMatching(/^INT8 MODEL REFUSED: /) });
     expect(log.lines[0]?.message).toMatch(reason);
+  });
+
+  it('does not ask for an int8 model the quality gate refused for this very fp32 file, and asks again for another', async () => {
+    await Promise.all(
+      [int8ModelPathFor, int8ManifestPathFor].map((pathFor) =>
+        unlink(pathFor(fp32.modelPath)).catch(() => undefined),
+      ),
+    );
+    const refusal = (sourceSha256: string) =>
+      writeFile(
+        int8RefusalPathFor(fp32.modelPath),
+        JSON.stringify({ sourceSha256, reasons: ['indexed photo 13 has cosine 0.99931, under 0.99998'] }),
+      );
+    try {
+      await refusal(fp32.manifest.sha256);
+      const refused = await chooseModel(fp32, { precision: 'auto', provider: 'cpu', log: memoryLog() });
+      await refusal('c'.repeat(64));
+      const other = await chooseModel(fp32, { precision: 'auto', provider: 'cpu', log: memoryLog() });
+
+      expect(refused.precision).toBe('fp32');
+      expect(refused).not.toHaveProperty('int8Missing');
+      expect(refused.reason).toMatch(/quality gate refused this model's int8 model \(indexed photo 13/);
+      expect(other).toMatchObject({ precision: 'fp32', int8Missing: int8ManifestPathFor(fp32.modelPath) });
+    } finally {
+      await rm(int8RefusalPathFor(fp32.modelPath), { force: true });
+    }
   });
 
   it('refuses an int8 file whose SHA-256 differs from its manifest', async () => {

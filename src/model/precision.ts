@@ -40,6 +40,25 @@ export function int8ManifestPathFor(fp32ModelPath: string): string {
   return int8ModelPathFor(fp32ModelPath).replace(/\.onnx$/, '.manifest.json');
 }
 
+/**
+ * models/x.int8.refused.json: the quality gate refused x's int8 model. `npm run model:quantize` writes it
+ * so that `npm start` does not quantize the same model again at every start; another fp32 file (by its
+ * SHA-256) is quantized afresh.
+ */
+export const Int8Refusal = z.object({ sourceSha256: z.string(), reasons: z.array(z.string()).min(1) });
+export type Int8Refusal = z.infer<typeof Int8Refusal>;
+
+export function int8RefusalPathFor(fp32ModelPath: string): string {
+  return int8ModelPathFor(fp32ModelPath).replace(/\.onnx$/, '.refused.json');
+}
+
+/** The gate's refusal of this very fp32 model's int8 model, if one is recorded. */
+async function recordedRefusal(fp32: LoadedManifest): Promise<Int8Refusal | undefined> {
+  const text = await readFile(int8RefusalPathFor(fp32.modelPath), 'utf8').catch(() => undefined);
+  const parsed = text === undefined ? undefined : Int8Refusal.safeParse(JSON.parse(text));
+  return parsed?.success && parsed.data.sourceSha256 === fp32.manifest.sha256 ? parsed.data : undefined;
+}
+
 /** The int8 model chosen, with the fp32 model to fall back on if its session fails; or the fp32 model alone. */
 export interface ChosenModel {
   loaded: LoadedManifest;
@@ -71,6 +90,12 @@ export async function chooseModel(
   if (provider === 'cuda') return fp32Only('the CUDA provider runs the fp32 (or fp16) model');
   const manifestPath = int8ManifestPathFor(fp32.modelPath);
   if (!(await stat(manifestPath).catch(() => undefined))) {
+    const refusal = await recordedRefusal(fp32);
+    if (refusal) {
+      const reason = `the quality gate refused this model's int8 model (${refusal.reasons.join('; ')})`;
+      if (precision === 'int8') log.error(`PIC_MODEL_PRECISION=int8 but ${reason}; using fp32`);
+      return fp32Only(reason);
+    }
     const reason = `no int8 model at ${manifestPath} (npm run model:quantize makes it)`;
     if (precision === 'int8') log.error(`PIC_MODEL_PRECISION=int8 but ${reason}; using fp32`);
     return { ...fp32Only(reason), int8Missing: manifestPath };

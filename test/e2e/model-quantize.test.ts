@@ -78,7 +78,17 @@ describe('npm run model:quantize', () => {
       expect(result.output).toMatch(
         /REFUSED and was not written: indexed photo \d+'s int8 vector has cosine 0\.99\d+ to its fp32 vector, under the 0\.99997\d an exact copy needs with this head's duplicate threshold 0\.9931/,
       );
-      await expect(stat(int8ModelPathFor(seededModelPath(join(dir, 'mac'))))).rejects.toThrow(/ENOENT/);
+      const fp32Path = seededModelPath(join(dir, 'mac'));
+      await expect(stat(int8ModelPathFor(fp32Path))).rejects.toThrow(/ENOENT/);
+      // Recorded, so that npm start runs fp32 without quantizing this model again at every start.
+      const chosen = await chooseModel(await loadManifest(mac.manifestPath), {
+        precision: 'auto',
+        provider: 'cpu',
+        log: { info: () => undefined, error: (line) => expect.fail(line) },
+      });
+      expect(chosen.precision).toBe('fp32');
+      expect(chosen).not.toHaveProperty('int8Missing');
+      expect(chosen.reason).toMatch(/quality gate refused this model's int8 model \(indexed photo \d+/);
     },
     QUANTIZE_TIMEOUT_MS,
   );
