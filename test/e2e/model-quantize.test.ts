@@ -64,24 +64,30 @@ describe('npm run model:quantize', () => {
     QUANTIZE_TIMEOUT_MS,
   );
 
-  it(
-    'refuses MAC’s int8 model, whose scores crowd too near 1 for its rounding, and writes nothing',
-    async () => {
+  it.each([
+    ['MAC', 'mac', 0.9931],
+    ['R-MAC', 'rmac', 0.9964],
+    ['plain GeM', 'gem', 0.9984],
+  ] as const)(
+    'refuses %s’s int8 model, whose scores crowd too near 1 for its rounding, writes nothing and records why',
+    async (_head, descriptor, duplicate) => {
       // Arrange
-      const mac = await ensureSeededModel({ modelDir: join(dir, 'mac'), descriptor: 'mac', whitening: 0 });
+      const modelDir = join(dir, descriptor);
+      const fp32 = await ensureSeededModel({ modelDir, descriptor, whitening: 0 });
 
       // Act
-      const result = await quantize(mac.manifestPath);
+      const result = await quantize(fp32.manifestPath);
 
       // Assess
       expect(result.code, result.output).toBe(1);
       expect(result.output).toMatch(
-        /REFUSED and was not written: indexed photo \d+'s int8 vector has cosine 0\.99\d+ to its fp32 vector, under the 0\.99997\d an exact copy needs with this head's duplicate threshold 0\.9931/,
+        new RegExp(
+          `REFUSED and was not written: indexed photo \\d+'s int8 vector has cosine 0\\.99\\d+ to its fp32 vector, under the 0\\.9999\\d+ an exact copy needs with this head's duplicate threshold ${duplicate}`,
+        ),
       );
-      const fp32Path = seededModelPath(join(dir, 'mac'));
-      await expect(stat(int8ModelPathFor(fp32Path))).rejects.toThrow(/ENOENT/);
+      await expect(stat(int8ModelPathFor(seededModelPath(modelDir)))).rejects.toThrow(/ENOENT/);
       // Recorded, so that npm start runs fp32 without quantizing this model again at every start.
-      const chosen = await chooseModel(await loadManifest(mac.manifestPath), {
+      const chosen = await chooseModel(await loadManifest(fp32.manifestPath), {
         precision: 'auto',
         provider: 'cpu',
         log: { info: () => undefined, error: (line) => expect.fail(line) },
