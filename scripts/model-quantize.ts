@@ -4,7 +4,8 @@
  * (.cache/quantize-venv, scripts/quantize/requirements.txt), calibration tensors from samples/calibration
  * made by the project's own image pipeline, onnxruntime's static quantizer (scripts/quantize/quantize.py),
  * the quality gate against fp32 on the evaluation corpus of `npm run eval`, and one speed measurement on
- * this processor. A model that fails the gate is not written; the exit status is 1 with the reasons.
+ * this processor. A model that fails the gate is not written; the exit status is 1 with the reasons, which
+ * are recorded beside the model (<model>.int8.refused.json) so that `npm start` does not try again.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -13,6 +13,8 @@ import { ensureSeededModel, seededInt8Thresholds, seededModelPath } from '../../
  * evaluation corpus (about 40 s a head on 2 cores, plus the venv's creation on a fresh clone).
  */
 const QUANTIZE_TIMEOUT_MS = 600_000;
+/** chooseModel's log: an error line (a refused int8 model) fails the test. */
+const failOnError = { info: () => undefined, error: (line: string) => expect.fail(line) };
 
 async function quantize(manifestPath: string): Promise<{ code: number; output: string }> {
   try {
@@ -57,7 +59,7 @@ describe('npm run model:quantize', () => {
       const chosen = await chooseModel(await loadManifest(fp32.manifestPath), {
         precision: 'int8',
         provider: 'cpu',
-        log: { info: () => undefined, error: (line) => expect.fail(line) },
+        log: failOnError,
       });
       expect(chosen.precision).toBe('int8');
     },
@@ -90,7 +92,7 @@ describe('npm run model:quantize', () => {
       const chosen = await chooseModel(await loadManifest(fp32.manifestPath), {
         precision: 'auto',
         provider: 'cpu',
-        log: { info: () => undefined, error: (line) => expect.fail(line) },
+        log: failOnError,
       });
       expect(chosen.precision).toBe('fp32');
       expect(chosen).not.toHaveProperty('int8Missing');
