@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { OnnxEmbedder } from '../src/embedder/onnx-embedder.ts';
 import { type LoadedManifest, loadManifest, type Quantization } from '../src/model/manifest.ts';
 import { cpuInfo, int8ManifestPathFor } from '../src/model/precision.ts';
-import { median, round } from './bench-support.ts';
+import { median, round, syntheticInput } from './bench-support.ts';
 
 export interface Int8Comparison {
   cpu: string;
@@ -50,7 +50,7 @@ export async function compareInt8(
       [fp32, int8].map((loaded) => OnnxEmbedder.create(loaded, { intraOpNumThreads: threads })),
     );
     for (const batch of batches) {
-      const tensor = new Float32Array(3 * size * size * batch).map((_, i) => ((i * 37) % 255) - 120);
+      const tensor = syntheticInput(size, batch);
       // Interleaved, so a neighbour's load falls on both alike.
       const fp32Rates: number[] = [];
       const int8Rates: number[] = [];

@@ -10,13 +10,14 @@ import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { OnnxEmbedder } from '../src/embedder/onnx-embedder.ts';
 import { loadManifest } from '../src/model/manifest.ts';
+import { syntheticInput } from './bench-support.ts';
 
 const [manifestPath, batch, runs, threads] = process.argv.slice(2);
 if (!manifestPath) throw new Error('usage: bench-session.ts <manifest> <batch> <runs> <intra-op threads>');
 const loaded = await loadManifest(manifestPath);
 const embedder = await OnnxEmbedder.create(loaded, { intraOpNumThreads: Number(threads) });
 const size = loaded.manifest.input.size;
-const tensor = new Float32Array(3 * size * size * Number(batch)).map((_, i) => ((i * 37) % 255) - 120);
+const tensor = syntheticInput(size, Number(batch));
 await embedder.infer(tensor, Number(batch));
 process.stdout.write('ready\n');
 await once(process.stdin, 'data');

@@ -14,6 +14,11 @@ export const median = (values: number[]) => percentile(values, 50);
 
 export const round = (value: number, digits = 2) => Number(value.toFixed(digits));
 
+/** A fixed, image-like input of `batch` images for a model of `size`×`size` (pure inference timings). */
+export function syntheticInput(size: number, batch = 1): Float32Array {
+  return new Float32Array(3 * size * size * batch).map((_, i) => ((i * 37) % 255) - 120);
+}
+
 /** Deterministic unit vector number `i` of a seeded stream, regenerated instead of kept in memory. */
 export function unitVector(i: number, seed = 1, dimension = 512): Float32Array {
   let state = (Math.imul(i + 1, 2654435761) ^ Math.imul(seed, 40503)) >>> 0;

@@ -20,7 +20,7 @@ import { cpuInfo, type Int8Refusal, int8ModelPathFor, int8RefusalPathFor } from 
 import { QUALITY_BOUNDS, qualityGate } from '../src/model/quality-gate.ts';
 import { seededInt8Thresholds } from '../src/model/seeded.ts';
 import { resolveModel } from '../src/wiring/embedded.ts';
-import { median, round } from './bench-support.ts';
+import { median, round, syntheticInput } from './bench-support.ts';
 import { calibrate, recall } from './eval-metrics.ts';
 import { embedImages, offlineCorpus, scanAnswers } from './eval-offline.ts';
 import { QUANTIZER, quantizeToInt8 } from './int8-quantizer.ts';
@@ -55,7 +55,12 @@ try {
   if (!result.ok) {
     console.error(`The int8 model is REFUSED and was not written: ${result.reasons.join('; ')}.`);
     console.error(summary);
-    const refusal: Int8Refusal = { sourceSha256: fp32.manifest.sha256, reasons: result.reasons };
+    const whitening = fp32.manifest.output.whitening;
+    const refusal: Int8Refusal = {
+      sourceSha256: fp32.manifest.sha256,
+      ...(whitening ? { whiteningSha256: whitening.sha256 } : {}),
+      reasons: result.reasons,
+    };
     await writeFileAtomically(refusalPath, `${JSON.stringify(refusal, null, 2)}\n`);
     console.error(`Recorded in ${refusalPath}: npm start runs fp32 and does not quantize this model again.`);
     process.exitCode = 1;
@@ -146,7 +151,7 @@ async function measureSpeed(
     const embedder = await OnnxEmbedder.create(loaded, { intraOpNumThreads: 1 });
     try {
       const size = loaded.manifest.input.size;
-      const tensor = new Float32Array(3 * size * size).map((_, i) => ((i * 37) % 255) - 120);
+      const tensor = syntheticInput(size);
       await embedder.infer(tensor, 1);
       const runs: number[] = [];
       for (let i = 0; i < SPEED_RUNS; i++) {

@@ -17,9 +17,8 @@ export const DEFAULT_SEEDED_WHITENING = 256;
 
 /**
  * How strongly a whitening scales its weak directions: (λ + shrinkage × mean λ)^−power. Measured against
- * gentler shapes (`npm run eval:whitening`, docs/models.md): none of them lets the int8 model pass its
- * quality gate, because what amplifies the int8 error is the centring, not this scaling, and these
- * have the best recall@1.
+ * gentler shapes (`npm run eval:whitening`, docs/models.md): none ranks clearly better, and this one's int8
+ * model passes the quality gate.
  */
 export const WHITENING_STRENGTH = { shrinkage: 1, power: 0.5 } as const;
 

@@ -119,8 +119,12 @@ export class BucketModels implements ModelShelf {
   async drop(generation: IndexGeneration): Promise<void> {
     const folder = folderOf(generation);
     const keys: string[] = [];
-    for await (const object of this.#store.list(`${folder}/`)) keys.push(object.key);
-    await this.#store.delete(`${folder}/${MANIFEST}`);
+    const manifestKey = `${folder}/${MANIFEST}`;
+    for await (const object of this.#store.list(`${folder}/`)) {
+      if (object.key !== manifestKey) keys.push(object.key);
+    }
+    // The manifest first: a copy without it is no longer offered, whatever else a crash leaves.
+    await this.#store.delete(manifestKey);
     for (const key of keys) await this.#store.delete(key);
   }
 }
@@ -142,22 +146,17 @@ async function keptCopyOf(
         `${describeIdentity(generation.identity)}: its model cannot be kept for that generation.`,
     );
   }
-  const files = [{ path: loaded.modelPath, name: basename(loaded.modelPath), sha256: manifest.sha256 }];
-  const whitening = manifest.output.whitening;
-  if (whitening) {
-    const path = resolve(dirname(manifestPath), whitening.file);
-    files.push({ path, name: basename(path), sha256: whitening.sha256 });
-  }
-  const [model, whiteningFile] = files;
+  const model = { path: loaded.modelPath, name: basename(loaded.modelPath), sha256: manifest.sha256 };
+  const { whitening } = manifest.output;
+  if (!whitening) return { files: [model], manifest: { ...manifest, file: model.name } };
+  const path = resolve(dirname(manifestPath), whitening.file);
+  const matrix = { path, name: basename(path), sha256: whitening.sha256 };
   return {
-    files,
+    files: [model, matrix],
     manifest: {
       ...manifest,
-      file: model?.name ?? manifest.file,
-      output: {
-        ...manifest.output,
-        ...(whitening && whiteningFile ? { whitening: { ...whitening, file: whiteningFile.name } } : {}),
-      },
+      file: model.name,
+      output: { ...manifest.output, whitening: { ...whitening, file: matrix.name } },
     },
   };
 }

@@ -171,21 +171,32 @@ describe('chooseModel', () => {
         unlink(pathFor(fp32.modelPath)).catch(() => undefined),
       ),
     );
-    const refusal = (sourceSha256: string) =>
+    const refusal = (sourceSha256: string, whiteningSha256 = fp32.manifest.output.whitening?.sha256) =>
       writeFile(
         int8RefusalPathFor(fp32.modelPath),
-        JSON.stringify({ sourceSha256, reasons: ['indexed photo 13 has cosine 0.99931, under 0.99998'] }),
+        JSON.stringify({
+          sourceSha256,
+          whiteningSha256,
+          reasons: ['indexed photo 13 has cosine 0.99931, under 0.99998'],
+        }),
       );
     try {
       await refusal(fp32.manifest.sha256);
       const refused = await chooseModel(fp32, { precision: 'auto', provider: 'cpu', log: memoryLog() });
       await refusal('c'.repeat(64));
       const other = await chooseModel(fp32, { precision: 'auto', provider: 'cpu', log: memoryLog() });
+      await refusal(fp32.manifest.sha256, 'd'.repeat(64));
+      const otherWhitening = await chooseModel(fp32, {
+        precision: 'auto',
+        provider: 'cpu',
+        log: memoryLog(),
+      });
 
       expect(refused.precision).toBe('fp32');
       expect(refused).not.toHaveProperty('int8Missing');
       expect(refused.reason).toMatch(/quality gate refused this model's int8 model \(indexed photo 13/);
       expect(other).toMatchObject({ precision: 'fp32', int8Missing: int8ManifestPathFor(fp32.modelPath) });
+      expect(otherWhitening.int8Missing).toBe(int8ManifestPathFor(fp32.modelPath));
     } finally {
       await rm(int8RefusalPathFor(fp32.modelPath), { force: true });
     }

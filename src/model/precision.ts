@@ -42,10 +42,14 @@ export function int8ManifestPathFor(fp32ModelPath: string): string {
 
 /**
  * models/x.int8.refused.json: the quality gate refused x's int8 model. `npm run model:quantize` writes it
- * so that `npm start` does not quantize the same model again at every start; another fp32 file (by its
- * SHA-256) is quantized afresh.
+ * so that `npm start` does not quantize the same model again at every start; another fp32 file or another
+ * whitening (by their SHA-256) is quantized afresh.
  */
-export const Int8Refusal = z.object({ sourceSha256: z.string(), reasons: z.array(z.string()).min(1) });
+export const Int8Refusal = z.object({
+  sourceSha256: z.string(),
+  whiteningSha256: z.string().optional(),
+  reasons: z.array(z.string()).min(1),
+});
 export type Int8Refusal = z.infer<typeof Int8Refusal>;
 
 export function int8RefusalPathFor(fp32ModelPath: string): string {
@@ -56,7 +60,11 @@ export function int8RefusalPathFor(fp32ModelPath: string): string {
 async function recordedRefusal(fp32: LoadedManifest): Promise<Int8Refusal | undefined> {
   const text = await readFile(int8RefusalPathFor(fp32.modelPath), 'utf8').catch(() => undefined);
   const parsed = text === undefined ? undefined : Int8Refusal.safeParse(JSON.parse(text));
-  return parsed?.success && parsed.data.sourceSha256 === fp32.manifest.sha256 ? parsed.data : undefined;
+  const refusal = parsed?.success ? parsed.data : undefined;
+  return refusal?.sourceSha256 === fp32.manifest.sha256 &&
+    refusal.whiteningSha256 === fp32.manifest.output.whitening?.sha256
+    ? refusal
+    : undefined;
 }
 
 /** The int8 model chosen, with the fp32 model to fall back on if its session fails; or the fp32 model alone. */

@@ -11,7 +11,7 @@ import {
 } from './manifest.ts';
 import { manifestPathFor, sha256OfFile, writeModelFiles } from './model-files.ts';
 import { encodeModel } from './onnx-proto.ts';
-import { int8ManifestPathFor, int8ModelPathFor } from './precision.ts';
+import { int8ManifestPathFor, int8ModelPathFor, int8RefusalPathFor } from './precision.ts';
 import { buildVgg16, VGG16_INPUT_SIZE } from './vgg16.ts';
 import type { WhiteningShape } from './whitening.ts';
 
@@ -153,10 +153,14 @@ export async function writeSeededModel(options: SeededModelOptions): Promise<See
   const { modelDir, seed = DEFAULT_SEED, profile = 'quality', descriptor = DEFAULT_DESCRIPTOR } = options;
   const whitening = whiteningFor(options, seed, profile, descriptor);
   const bytes = generateSeededModel(seed, descriptor);
-  // An int8 model beside describes the files replaced here: remove it, so that it is made again
-  // (`npm start` does) rather than refused at every start.
+  // An int8 model beside (or the gate's refusal of one) describes the files replaced here: remove it, so
+  // that it is made again (`npm start` does) rather than refused at every start.
   const fp32Path = seededModelPath(modelDir);
-  for (const stale of [int8ModelPathFor(fp32Path), int8ManifestPathFor(fp32Path)])
+  for (const stale of [
+    int8ModelPathFor(fp32Path),
+    int8ManifestPathFor(fp32Path),
+    int8RefusalPathFor(fp32Path),
+  ])
     await rm(stale, { force: true });
   const written = await writeModelFiles(
     fp32Path,

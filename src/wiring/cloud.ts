@@ -112,11 +112,7 @@ export async function createCloudSystem(
       ...(writerManifest ? { writerManifest } : {}),
     }),
   };
-  const liveModels = liveModelEmbedders({
-    generations: stores.index,
-    open: (loaded) => OnnxEmbedder.create(loaded, searchEmbedderSettings(config)),
-    ...(log ? { log } : {}),
-  });
+  const liveModels = cloudLiveModels(stores.index, config, log);
   if (options.ensureIndex ?? true) {
     const generations = await stores.index.init();
     await stores.index.ensure(stores.index.writer).catch(async (error: unknown) => {
@@ -231,12 +227,22 @@ export async function createCloudEmbedder(
 }
 
 /**
- * A live generation's kept model, opened by a process that searches while a re-index builds the deployed
- * model's generation: on this thread, CPU only, with the deployed model's threads and decode limits.
+ * Embedders for a live generation's kept model, opened by a process that searches while a re-index builds
+ * the deployed model's generation (src/wiring/live-models.ts): on this thread, CPU only, with the deployed
+ * model's threads and decode limits.
  */
-export function searchEmbedderSettings(config: Pick<CloudConfig, 'threads' | 'maxPixels'>) {
-  return {
+export function cloudLiveModels(
+  generations: GenerationalIndex,
+  config: Pick<CloudConfig, 'threads' | 'maxPixels'>,
+  log?: Logger,
+): ReturnType<typeof liveModelEmbedders> {
+  const settings = {
     intraOpNumThreads: config.threads,
     limits: { ...DEFAULT_DECODE_LIMITS, maxPixels: config.maxPixels },
   };
+  return liveModelEmbedders({
+    generations,
+    open: (loaded) => OnnxEmbedder.create(loaded, settings),
+    ...(log ? { log } : {}),
+  });
 }

@@ -1,6 +1,5 @@
 import type { Operations } from '../app/operations.ts';
-import { OnnxEmbedder } from '../embedder/onnx-embedder.ts';
-import { createCloudEmbedder, searchEmbedderSettings } from './cloud.ts';
+import { cloudLiveModels, createCloudEmbedder } from './cloud.ts';
 import {
   awsClientsFor,
   catalogueTable,
@@ -10,7 +9,6 @@ import {
   liveIndex,
 } from './cloud-stores.ts';
 import { operationsOf, readParts } from './lambda.ts';
-import { liveModelEmbedders } from './live-models.ts';
 
 /**
  * POST /search: the one function that embeds (onnxruntime-node and sharp from the runtime layer, the
@@ -26,10 +24,7 @@ export async function searchOperations(
   const index = await liveIndex(aws, config, embedder.info, { models: keptModels(aws, config) });
   // Until a re-index switches, the live generation may be the previous model's: the worker kept it in
   // the bucket, and it is fetched and opened here on the first search that needs it.
-  const liveModels = liveModelEmbedders({
-    generations: index,
-    open: (loaded) => OnnxEmbedder.create(loaded, searchEmbedderSettings(config)),
-  });
+  const liveModels = cloudLiveModels(index, config);
   return operationsOf('search', {
     ...stores,
     catalogue: catalogueTable(aws, config),
