@@ -264,9 +264,10 @@ function isApiPath(router: Router, rawPath: string): boolean {
 /**
  * Reads the body, refusing it as soon as it breaks a limit: the request's (Content-Length, or bytes
  * counted while streaming) and, for multipart, the per-file size and the file count, checked as the
- * parts stream in. A refused body's bytes are dropped at once, and the rest is read and discarded for a
- * while (a lingering close) so the client gets to read the 413: cutting the connection while it still
- * sends makes the kernel answer with a reset, which throws away the answer unread. Then it is cut.
+ * parts stream in. A refused body's bytes are dropped at once, and the rest is read and discarded while the
+ * client keeps sending (a lingering close) so it gets to read the 413: cutting the connection while it still
+ * sends makes the kernel answer with a reset, which throws away the answer unread. The connection is cut
+ * once the client has gone quiet for LINGER_QUIET_MS, or after LINGER_MAX_MS in all.
  */
 function readBody(request: IncomingMessage, contentType: string, limits: HttpLimits): Promise<Buffer> {
   const limit = bodyLimit(limits, contentType);
@@ -274,12 +275,14 @@ function readBody(request: IncomingMessage, contentType: string, limits: HttpLim
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
-    let lingering: NodeJS.Timeout | undefined;
+    let quiet: NodeJS.Timeout | undefined;
+    let lingerCap: NodeJS.Timeout | undefined;
     const refuse = (error: BodyRefused) => {
       if (refused) return;
       refused = true;
       chunks.length = 0;
-      lingering = setTimeout(() => request.destroy(), LINGER_MS).unref();
+      quiet = setTimeout(() => request.destroy(), LINGER_QUIET_MS).unref();
+      lingerCap = setTimeout(() => request.destroy(), LINGER_MAX_MS).unref();
       reject(error);
     };
     const tooLarge = () =>
@@ -301,13 +304,14 @@ function readBody(request: IncomingMessage, contentType: string, limits: HttpLim
     if (Number(request.headers['content-length']) > limit) tooLarge();
     request.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (refused) return;
+      if (refused) return void quiet?.refresh();
       if (size > limit) return tooLarge();
       chunks.push(chunk);
       parts?.write(chunk);
     });
     request.on('end', () => {
-      clearTimeout(lingering);
+      clearTimeout(quiet);
+      clearTimeout(lingerCap);
       parts?.end();
       // The parser reports a limit synchronously from write/end, so `refused` is settled here.
       if (!refused) resolve(Buffer.concat(chunks));
@@ -316,8 +320,9 @@ function readBody(request: IncomingMessage, contentType: string, limits: HttpLim
   });
 }
 
-/** How long a refused body is read and discarded before the connection is cut. */
-const LINGER_MS = 2000;
+/** A refused body is read and discarded until the client is quiet this long, or LINGER_MAX_MS have passed. */
+const LINGER_QUIET_MS = 2000;
+const LINGER_MAX_MS = 30_000;
 
 function sendTooLarge(response: ServerResponse, limit: number): void {
   response.setHeader('connection', 'close');
