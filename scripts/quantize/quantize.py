@@ -4,8 +4,11 @@ Called by scripts/model-quantize.ts, which preprocesses the calibration photos w
 image pipeline and writes them as one raw float32 NCHW file, so calibration sees exactly what inference
 will. Prints one JSON line: the quantization settings and, per quantized tensor, its scale and zero point.
 
-Only Conv (and the MaxPools between them) are quantized: the descriptor head after the last convolution
-(pooling, whitening, L2 normalisation) stays float32, as its small reductions are where int8 error shows.
+Only the convolutional trunk is quantized (Conv, its ReLU, MaxPool): the descriptor head after the last
+convolution's ReLU (pooling, whitening, L2 normalisation) stays float32, as its small reductions are where
+int8 error shows. The ReLUs are included so that the quantizer folds each into the uint8 output of its
+Conv (zero point 0): onnxruntime then runs Conv to Conv in uint8, instead of requantizing every activation
+around a float32 ReLU, which took about 1.4 times as long.
 """
 
 import argparse
@@ -31,11 +34,16 @@ class Calibration(CalibrationDataReader):
         return next(self._feeds, None)
 
 
+TRUNK_OPS = ["Conv", "Relu", "MaxPool"]
+
+
 def trunk_nodes(model):
-    """Names of the Conv and MaxPool nodes up to the last Conv: everything after it is the head."""
+    """Names of the trunk's nodes up to the last Conv and its ReLU: everything after them is the head."""
     nodes = list(model.graph.node)
-    last_conv = max(i for i, n in enumerate(nodes) if n.op_type == "Conv")
-    return [n.name for n in nodes[: last_conv + 1] if n.op_type in ("Conv", "MaxPool")]
+    end = max(i for i, n in enumerate(nodes) if n.op_type == "Conv") + 1
+    if end < len(nodes) and nodes[end].op_type == "Relu":
+        end += 1
+    return [n.name for n in nodes[:end] if n.op_type in TRUNK_OPS]
 
 
 def main():
@@ -60,7 +68,7 @@ def main():
         "activationType": "QUInt8",
         "perChannel": True,
         "calibrateMethod": args.method,
-        "opTypes": ["Conv", "MaxPool"],
+        "opTypes": TRUNK_OPS,
         "nodesQuantized": len(nodes),
         "calibrationImages": int(images.shape[0]),
     }
@@ -73,7 +81,7 @@ def main():
         activation_type=QuantType.QUInt8,
         per_channel=True,
         nodes_to_quantize=nodes,
-        op_types_to_quantize=["Conv", "MaxPool"],
+        op_types_to_quantize=TRUNK_OPS,
         calibrate_method=getattr(CalibrationMethod, args.method),
     )
     quantized = onnx.load(args.output)
