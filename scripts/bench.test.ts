@@ -31,8 +31,8 @@ const report: BenchReport = {
     best: { threads: 1, batch: 8, ratio: 3.5 },
     recallAt1: { fp32: 0.871, int8: 0.864, acrossPrecisions: 0.857, queries: 140 },
   },
-  pure: { precision: 'int8', sessions: 2, batch: 8, imagesPerSecond: 20 },
-  ingest: { images: 300, measured: 290, imagesPerSecond: 19 },
+  pure: { precision: 'int8', sessions: 2, batch: 8, imagesPerSecond: 20, cpuMsPerImage: 100 },
+  ingest: { images: 300, measured: 290, imagesPerSecond: 19, preprocessMsPerImage: 25 },
   index: [],
   searchVectors: 100_000,
   search: { fp32: search(190, 1100), int8: search(50, 800) },
@@ -63,10 +63,11 @@ describe('npm run bench', () => {
   });
 
   it("prints issue 16's lines: int8 ÷ fp32, ingest ÷ the chosen model's inference, search, /health meanwhile and peak RSS", () => {
-    expect(benchLines(report).slice(0, 9)).toEqual([
+    expect(benchLines(report).slice(0, 10)).toEqual([
       'int8 ÷ fp32 pure inference  3.5  (batch 8, intra-op threads 1)',
       'service precision  int8  (faster here)',
       'service ingest ÷ int8 pure inference  0.95  (19 ÷ 20 images/s; 2 sessions, batch 8)',
+      'its ceiling while decoding shares the cores  0.8  (CPU an image: inference 100 ms, decoding and thumbnail 25 ms)',
       'POST /search p50 / p99 at 100,000 vectors, int8, 2 search threads  50.0 ms / 100.0 ms',
       'GET /health p50 / p99 while two clients search back to back, int8  2.0 ms / 12.0 ms  (GET /count 3.0 ms / 15.0 ms; 40 probes each)',
       'search threads, int8: POST /search p50 / p99 · GET /health p99 while busy  1: 80.0 ms / 160.0 ms · 12.0 ms; 2 (default): 50.0 ms / 100.0 ms · 12.0 ms',
@@ -87,7 +88,7 @@ describe('npm run bench', () => {
       searchThreads: { default: 2, rows: [{ threads: 2, figures: search(190, 1100) }] },
     });
     expect(lines[0]).toBe('int8 ÷ fp32 pure inference  –  (model:quantize refused or failed: cosine 0.956)');
-    expect(lines[7]).toBe('peak RSS of the service at 100,000 vectors, int8  –  (no int8 model)');
+    expect(lines[8]).toBe('peak RSS of the service at 100,000 vectors, int8  –  (no int8 model)');
   });
 
   it('compares one search thread with the default, once when they are the same', () => {
@@ -96,7 +97,10 @@ describe('npm run bench', () => {
   });
 
   it('prints no ingest ratio when too few images were indexed to time a steady state', () => {
-    const lines = benchLines({ ...report, ingest: { images: 8, measured: 0, imagesPerSecond: 0 } });
+    const lines = benchLines({
+      ...report,
+      ingest: { ...report.ingest, images: 8, measured: 0, imagesPerSecond: 0 },
+    });
     expect(lines[2]).toBe('service ingest ÷ int8 pure inference  –  (0 ÷ 20 images/s; 2 sessions, batch 8)');
   });
 });

@@ -4,13 +4,14 @@
  *      `npm run model:quantize` when missing, as `npm start` would) and the precision the service picks;
  *   1. int8 ÷ fp32 pure inference, interleaved, at the best batch size (scripts/bench-int8.ts), and the
  *      embedding bench (scripts/bench-embed.ts --quick; not with --quick);
- *   2. ingest throughput of the running service, ÷ pure inference of the same model run as ingest runs it;
+ *   2. ingest throughput of the running service, ÷ pure inference of the same model run as ingest runs it,
+ *      and that ratio's ceiling when decoding and thumbnails take CPU from the same cores;
  *   3. vector search alone per index size (scripts/bench-index.ts);
  *   4. POST /search over HTTP at 100k vectors (upright, and orientation=any), and the service's peak RSS,
  *      for fp32 and int8 one after the other on the same data folder.
  * Prints the lines and a table, and writes bench-results/bench.json.
  *
- *   npm run bench                       # about 15–20 minutes on 2 free cores
+ *   npm run bench                       # about 4 minutes on 2 free cores
  *   npm run bench -- --quick            # under 10 minutes (once the int8 model exists)
  *   npm run bench -- [--images 300] [--requests 50] [--any-requests 10] [--sizes 10000,100000,1000000]
  *                    [--search-vectors 100000] [--ingest-minutes 4] [--manifest models/x.manifest.json]
@@ -40,7 +41,10 @@ import { loadConfig } from '../src/config.ts';
 import { vectorIdOf } from '../src/domain/ids.ts';
 import type { IndexIdentity } from '../src/domain/ports.ts';
 import { ingestSessions } from '../src/embedder/threaded-embedder.ts';
+import { DEFAULT_DECODE_LIMITS } from '../src/imaging/decode.ts';
 import { isImageKey } from '../src/imaging/formats.ts';
+import { SharpImageProcessor } from '../src/imaging/image-processor.ts';
+import { tensorSpecOf } from '../src/imaging/preprocess.ts';
 import { type LoadedManifest, loadManifest } from '../src/model/manifest.ts';
 import { manifestPathFor } from '../src/model/model-files.ts';
 import { type ChosenModel, chooseModel, cpuInfo, int8ManifestPathFor } from '../src/model/precision.ts';
@@ -147,11 +151,36 @@ async function pureInferenceAsIngest(loaded: LoadedManifest, batch: number, runs
   await Promise.all(children.map((_, i) => nextLine(i)));
   for (const child of children) child.stdin.write('go\n');
   const ms = await Promise.all(children.map(async (_, i) => Number(await nextLine(i))));
+  const imagesPerSecond = (sessions * runs * batch * 1000) / Math.max(...ms);
   return {
     sessions,
     batch,
-    imagesPerSecond: round((sessions * runs * batch * 1000) / Math.max(...ms)),
+    imagesPerSecond: round(imagesPerSecond),
+    // The cores the sessions keep busy, per image: what an image's inference costs ingest.
+    cpuMsPerImage: round((sessions * intraOpNumThreads * 1000) / imagesPerSecond),
   };
+}
+
+/**
+ * CPU milliseconds an image costs ingest besides inference, as the service's image processor does it
+ * (decode, the model's pixels and tensor, the WebP thumbnail): the images one after another, the second
+ * pass timed. On the ingest sessions' own cores this work bounds ingest ÷ pure inference at I ÷ (I + this).
+ */
+async function preprocessCpuMs(loaded: LoadedManifest, dir: string): Promise<number> {
+  const processor = new SharpImageProcessor({
+    tensor: tensorSpecOf(loaded.manifest),
+    profile: loaded.manifest.profile,
+    limits: DEFAULT_DECODE_LIMITS,
+  });
+  const images = await Promise.all((await readdir(dir)).map((name) => readFile(join(dir, name))));
+  let cpuMs = 0;
+  for (let pass = 0; pass < 2; pass++) {
+    const before = process.cpuUsage();
+    for (const image of images) await processor.process(image, { thumbnail: true });
+    const used = process.cpuUsage(before);
+    cpuMs = (used.user + used.system) / 1000;
+  }
+  return round(cpuMs / images.length);
 }
 
 /** Random crops and resizes of the fixtures: distinct images of ordinary photo sizes. */
@@ -180,12 +209,18 @@ async function generateImages(dir: string, count: number): Promise<void> {
 }
 
 /** 2. Ingest throughput in steady state: from the first indexed batch to the last image (or the time cap). */
-async function ingestThroughput(count: number, minutes: number, env: Record<string, string>) {
+async function ingestThroughput(
+  loaded: LoadedManifest,
+  count: number,
+  minutes: number,
+  env: Record<string, string>,
+) {
   const workDir = await makeDataDir();
   let service: Service | undefined;
   try {
     log(`generating ${count} images …`);
     await generateImages(join(workDir, 'images'), count);
+    const preprocessMsPerImage = await preprocessCpuMs(loaded, join(workDir, 'images'));
     service = await startService(join(workDir, 'data'), { ...env, PIC_LOG_LEVEL: 'warn' });
     log(`ingesting ${count} images through ${service.url} …`);
     await fetch(`${service.url}/ingest`, {
@@ -209,6 +244,7 @@ async function ingestThroughput(count: number, minutes: number, env: Record<stri
       images: count,
       measured: last.indexed - (first?.indexed ?? 0),
       imagesPerSecond: round(imagesPerSecond),
+      preprocessMsPerImage,
     };
   } finally {
     await service?.stop();
@@ -387,8 +423,14 @@ export interface BenchReport {
   chosen: { precision: 'fp32' | 'int8'; reason: string };
   int8?: Int8Comparison;
   int8Missing?: string;
-  pure: { precision: 'fp32' | 'int8'; sessions: number; batch: number; imagesPerSecond: number };
-  ingest: { images: number; measured: number; imagesPerSecond: number };
+  pure: {
+    precision: 'fp32' | 'int8';
+    sessions: number;
+    batch: number;
+    imagesPerSecond: number;
+    cpuMsPerImage: number;
+  };
+  ingest: { images: number; measured: number; imagesPerSecond: number; preprocessMsPerImage: number };
   index: IndexBenchRow[];
   searchVectors: number;
   search: Partial<Record<'fp32' | 'int8', SearchFigures>>;
@@ -407,12 +449,17 @@ export function benchLines(r: BenchReport): string[] {
   // Steady state needs at least two batches indexed; with fewer images there is no rate to divide.
   const ingestRatio =
     r.ingest.imagesPerSecond > 0 ? `${round(r.ingest.imagesPerSecond / r.pure.imagesPerSecond, 3)}` : '–';
+  const ingestCeiling = round(
+    r.pure.cpuMsPerImage / (r.pure.cpuMsPerImage + r.ingest.preprocessMsPerImage),
+    3,
+  );
   const lines = [
     r.int8
       ? `int8 ÷ fp32 pure inference  ${r.int8.best.ratio}  (batch ${r.int8.best.batch}, intra-op threads ${r.int8.best.threads})`
       : `int8 ÷ fp32 pure inference  –  (${r.int8Missing ?? 'no int8 model'})`,
     `service precision  ${r.chosen.precision}  (${r.chosen.reason})`,
     `service ingest ÷ ${r.pure.precision} pure inference  ${ingestRatio}  (${r.ingest.imagesPerSecond} ÷ ${r.pure.imagesPerSecond} images/s; ${r.pure.sessions} sessions, batch ${r.pure.batch})`,
+    `its ceiling while decoding shares the cores  ${ingestCeiling}  (CPU an image: inference ${r.pure.cpuMsPerImage} ms, decoding and thumbnail ${r.ingest.preprocessMsPerImage} ms)`,
     `POST /search p50 / p99 at ${n} vectors, ${r.chosen.precision}, ${r.searchThreads.default} search threads  ${ms(chosen?.requestMs.p50)} / ${ms(chosen?.requestMs.p99)}`,
     `GET /health p50 / p99 while two clients search back to back, ${r.chosen.precision}  ${ms(chosen?.whileBusy.healthMs.p50)} / ${ms(chosen?.whileBusy.healthMs.p99)}  (GET /count ${ms(chosen?.whileBusy.countMs.p50)} / ${ms(chosen?.whileBusy.countMs.p99)}; ${chosen?.whileBusy.probes ?? 0} probes each)`,
     `search threads, ${r.chosen.precision}: POST /search p50 / p99 · GET /health p99 while busy  ${r.searchThreads.rows
@@ -442,6 +489,10 @@ export function benchLines(r: BenchReport): string[] {
       `${r.ingest.imagesPerSecond} img/s`,
     ),
     row(`ingest ÷ ${r.pure.precision} pure inference`, ingestRatio, '≥ 0.9'),
+    row(
+      `  its ceiling: inference ÷ (inference + decoding and thumbnail), CPU an image`,
+      `${ingestCeiling} (${r.pure.cpuMsPerImage} ÷ (${r.pure.cpuMsPerImage} + ${r.ingest.preprocessMsPerImage}) ms)`,
+    ),
     ...r.index.map((i) =>
       row(
         `vector search alone p50 / p99 at ${i.vectors.toLocaleString('en')} × ${i.dimension}, ${i.candidate === 'int8-onnx' ? 'int8' : 'float32'} scan`,
@@ -526,7 +577,7 @@ async function main(settings: BenchSettings): Promise<void> {
     precision: chosen.precision,
     ...(await pureInferenceAsIngest(chosen.loaded, batch, settings.quick ? 3 : 6)),
   };
-  const ingest = await ingestThroughput(settings.images, settings.ingestMinutes, env);
+  const ingest = await ingestThroughput(chosen.loaded, settings.images, settings.ingestMinutes, env);
   // The embedded index scans float32 below PIC_INDEX_INT8_FROM (100k) and int8 from there: measure both.
   log('vector index bench (float32 and int8 scans, the model’s dimension) …');
   const index = await benchIndex({
