@@ -102,8 +102,11 @@ const server = await startLocalServer({
 });
 // Logs its own outcome and never rejects; a large bucket's reconcile must not hold back the URL.
 void system.startWorker();
-if (config.int8Prepare && system.modelChoice.int8Missing)
-  void prepareInt8InBackground(system.modelChoice.loaded, log);
+const { modelChoice } = system;
+if (config.int8Prepare && (modelChoice.int8Missing || modelChoice.int8Outdated)) {
+  const fp32 = modelChoice.fallback ?? modelChoice.loaded;
+  void prepareInt8InBackground(fp32, log, modelChoice.int8Missing ? 'missing' : 'outdated');
+}
 
 const seeded = !model.pretrained;
 const banner = [

@@ -8,15 +8,23 @@ import { manifestPathFor } from '../src/model/model-files.ts';
 const QUANTIZE_SCRIPT = fileURLToPath(new URL('../scripts/model-quantize.ts', import.meta.url));
 
 /**
- * `npm start` with no int8 model yet: runs `npm run model:quantize` for the fp32 model in the background,
- * at low priority, while the service runs on fp32; the next start chooses between them (chooseModel).
- * Without Python (or offline, at the venv's first creation) it fails, and the log says the service stays
- * on fp32 and how to make the int8 model by hand. PIC_INT8_PREPARE=false turns it off.
+ * `npm start` with no int8 model yet, or one an earlier recipe made (chooseModel's int8Missing and
+ * int8Outdated): runs `npm run model:quantize` for the fp32 model in the background, at low priority, while
+ * the service runs on what it has; the next start chooses between them (chooseModel). Without Python (or
+ * offline, at the venv's first creation) it fails, and the log says what the service stays on and how to
+ * make the int8 model by hand. PIC_INT8_PREPARE=false turns it off.
  */
-export function prepareInt8InBackground(fp32: LoadedManifest, log: Logger): Promise<boolean> {
+export function prepareInt8InBackground(
+  fp32: LoadedManifest,
+  log: Logger,
+  why: 'missing' | 'outdated' = 'missing',
+): Promise<boolean> {
+  const current = why === 'missing' ? 'the fp32 model' : 'the model it runs now';
   log.info(
     { fp32: fp32.modelPath },
-    'no int8 model yet: preparing it in the background (npm run model:quantize); fp32 until the next start',
+    why === 'missing'
+      ? 'no int8 model yet: preparing it in the background (npm run model:quantize); fp32 until the next start'
+      : 'the int8 model was made by an earlier recipe: making it again in the background (npm run model:quantize); the current one runs until the next start',
   );
   const child = spawn(
     process.execPath,
@@ -35,7 +43,7 @@ export function prepareInt8InBackground(fp32: LoadedManifest, log: Logger): Prom
       } else {
         log.error(
           { code, output: output.slice(-5) },
-          'INT8 PREPARATION FAILED: the service stays on the fp32 model. Run `npm run model:quantize` to see why (it needs Python ≥ 3.10 with venv).',
+          `INT8 PREPARATION FAILED: the service stays on ${current}. Run \`npm run model:quantize\` to see why (it needs Python ≥ 3.10 with venv).`,
         );
       }
       resolve(code === 0);

@@ -107,10 +107,13 @@ const resultsDir = resolve(repoRoot, 'bench-results');
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
-/** 0. The int8 model beside the fp32 one, made as `npm start` would; the reason when there is none. */
+/** 0. The int8 model beside the fp32 one, made (or remade) as `npm start` would; the reason when there is none. */
 async function ensureInt8(fp32: LoadedManifest): Promise<string | undefined> {
-  if (existsSync(int8ManifestPathFor(fp32.modelPath))) return undefined;
-  log('no int8 model yet: npm run model:quantize (several minutes) …');
+  const quiet = { info: () => undefined, error: () => undefined };
+  const outdated = async () =>
+    (await chooseModel(fp32, { precision: 'int8', provider: 'cpu', log: quiet })).int8Outdated;
+  if (existsSync(int8ManifestPathFor(fp32.modelPath)) && !(await outdated())) return undefined;
+  log('no int8 model of the current recipe yet: npm run model:quantize (about a minute) …');
   return promisify(execFile)(
     process.execPath,
     ['--import', 'tsx', 'scripts/model-quantize.ts', '--manifest', manifestPathFor(fp32.modelPath)],

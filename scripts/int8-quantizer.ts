@@ -24,8 +24,6 @@ const VENV = {
   marker: 'python',
 };
 const CALIBRATION_DIR = join(REPO_ROOT, 'samples/calibration');
-/** Recorded in the int8 manifest: the tool and what it quantized (scripts/quantize/quantize.py, TRUNK_OPS). */
-export const QUANTIZER = 'onnxruntime 1.31.1 quantize_static: Conv, Relu, MaxPool';
 
 export interface Int8Graph {
   /** The int8 model as a loadable manifest (the fp32 one's, with the int8 file and its SHA-256). */

@@ -16,14 +16,20 @@ import { loadConfig } from '../src/config.ts';
 import { OnnxEmbedder } from '../src/embedder/onnx-embedder.ts';
 import { type LoadedManifest, loadManifest, type Quantization } from '../src/model/manifest.ts';
 import { writeFileAtomically, writeModelFiles } from '../src/model/model-files.ts';
-import { cpuInfo, type Int8Refusal, int8ModelPathFor, int8RefusalPathFor } from '../src/model/precision.ts';
+import {
+  cpuInfo,
+  INT8_RECIPE,
+  type Int8Refusal,
+  int8ModelPathFor,
+  int8RefusalPathFor,
+} from '../src/model/precision.ts';
 import { QUALITY_BOUNDS, qualityGate } from '../src/model/quality-gate.ts';
 import { seededInt8Thresholds } from '../src/model/seeded.ts';
 import { resolveModel } from '../src/wiring/embedded.ts';
 import { median, round, syntheticInput } from './bench-support.ts';
 import { calibrate, recall } from './eval-metrics.ts';
 import { embedImages, offlineCorpus, scanAnswers } from './eval-offline.ts';
-import { QUANTIZER, quantizeToInt8 } from './int8-quantizer.ts';
+import { quantizeToInt8 } from './int8-quantizer.ts';
 
 const SPEED_RUNS = 5;
 
@@ -80,7 +86,7 @@ try {
       source: `npm run model:quantize: int8 QDQ of ${fp32.manifest.source}`,
       quantization: {
         source: { file: basename(fp32.modelPath), sha256: fp32.manifest.sha256 },
-        tool: QUANTIZER,
+        tool: INT8_RECIPE,
         format: 'QDQ',
         weights: 'int8, per channel',
         activations: 'uint8, per tensor',

@@ -34,6 +34,7 @@ class Calibration(CalibrationDataReader):
         return next(self._feeds, None)
 
 
+# Part of the recipe INT8_RECIPE names (src/model/precision.ts): change both, so `npm start` remakes older models.
 TRUNK_OPS = ["Conv", "Relu", "MaxPool"]
 
 

@@ -9,6 +9,7 @@ import { sha256Of } from './model-files.ts';
 import {
   chooseModel,
   cpuInfo,
+  INT8_RECIPE,
   int8ManifestPathFor,
   int8ModelPathFor,
   int8RefusalPathFor,
@@ -43,7 +44,7 @@ describe('chooseModel', () => {
     const here = await cpuInfo();
     const quantization = {
       source: { file: 'vgg16-seeded.onnx', sha256: fp32.manifest.sha256 },
-      tool: 'test',
+      tool: INT8_RECIPE,
       format: 'QDQ',
       weights: 'int8, per channel',
       activations: 'uint8, per tensor',
@@ -200,6 +201,43 @@ describe('chooseModel', () => {
     } finally {
       await rm(int8RefusalPathFor(fp32.modelPath), { force: true });
     }
+  });
+
+  it('runs an int8 model an earlier recipe made and asks for its remake, unless the gate refused the remake', async () => {
+    const earlier = (m: ModelManifest): ModelManifest => ({
+      ...m,
+      quantization: { ...(m.quantization as Quantization), tool: 'onnxruntime 1.31.1 quantize_static' },
+    });
+    const choose = () => chooseModel(fp32, { precision: 'auto', provider: 'cpu', log: memoryLog() });
+    const manifestPath = int8ManifestPathFor(fp32.modelPath);
+    try {
+      await writeInt8(earlier);
+      const current = await choose();
+      await writeInt8(earlier, { int8MsPerImage: 150 });
+      const slower = await choose();
+      await writeInt8(earlier);
+      await writeFile(
+        int8RefusalPathFor(fp32.modelPath),
+        JSON.stringify({
+          sourceSha256: fp32.manifest.sha256,
+          whiteningSha256: fp32.manifest.output.whitening?.sha256,
+          reasons: ['recall@1 dropped by 0.02'],
+        }),
+      );
+      const refused = await choose();
+
+      expect(current).toMatchObject({ precision: 'int8', int8Outdated: manifestPath });
+      expect(current).not.toHaveProperty('int8Missing');
+      expect(slower).toMatchObject({ precision: 'fp32', int8Outdated: manifestPath });
+      expect(refused.precision).toBe('int8');
+      expect(refused).not.toHaveProperty('int8Outdated');
+    } finally {
+      await rm(int8RefusalPathFor(fp32.modelPath), { force: true });
+    }
+    await writeInt8();
+    const remade = await choose();
+    expect(remade.precision).toBe('int8');
+    expect(remade).not.toHaveProperty('int8Outdated');
   });
 
   it('refuses an int8 file whose SHA-256 differs from its manifest', async () => {

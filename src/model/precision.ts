@@ -56,6 +56,13 @@ export function int8RefusalPathFor(fp32ModelPath: string): string {
   return int8ModelPathFor(fp32ModelPath).replace(/\.onnx$/, '.refused.json');
 }
 
+/**
+ * How `npm run model:quantize` makes int8 models now (scripts/quantize/quantize.py), recorded in their
+ * manifests as `quantization.tool`. An int8 model made by another recipe still runs; `npm start` makes it
+ * again beside it (int8Outdated).
+ */
+export const INT8_RECIPE = 'onnxruntime 1.31.1 quantize_static: Conv, Relu, MaxPool';
+
 /** The gate's refusal of this very fp32 model's int8 model, if one is recorded. */
 async function recordedRefusal(fp32: LoadedManifest): Promise<Int8Refusal | undefined> {
   const text = await readFile(int8RefusalPathFor(fp32.modelPath), 'utf8').catch(() => undefined);
@@ -76,6 +83,8 @@ export interface ChosenModel {
   reason: string;
   /** Where the int8 model would be, set when there is none: `npm start` can make it (local/prepare-int8.ts). */
   int8Missing?: string;
+  /** The int8 model's manifest, set when an earlier recipe made it (INT8_RECIPE): `npm start` remakes it. */
+  int8Outdated?: string;
 }
 
 /**
@@ -118,10 +127,16 @@ export async function chooseModel(
     log.error(`${reason}. Using the fp32 model instead; run npm run model:quantize to make it again.`);
     return { loaded: fp32, precision: 'fp32', reason };
   }
+  // An earlier recipe's int8 model runs until its remake is ready, unless the gate refused the remake.
+  const remake =
+    int8.manifest.quantization?.tool !== INT8_RECIPE && !(await recordedRefusal(fp32))
+      ? { int8Outdated: manifestPath }
+      : {};
   const chosen = (reason: string): ChosenModel => {
     log.info(`Model precision int8 (${manifestPath}): ${reason}`);
-    return { loaded: int8, precision: 'int8', fallback: fp32, reason };
+    return { loaded: int8, precision: 'int8', fallback: fp32, reason, ...remake };
   };
+  const notChosen = (reason: string): ChosenModel => ({ ...fp32Only(reason), ...remake });
   if (precision === 'int8') return chosen('PIC_MODEL_PRECISION=int8');
   const speed = int8.manifest.quantization?.speed;
   const here = await cpuInfo();
@@ -129,12 +144,12 @@ export async function chooseModel(
     const ratio = (speed.fp32MsPerImage / speed.int8MsPerImage).toFixed(2);
     if (speed.int8MsPerImage < speed.fp32MsPerImage)
       return chosen(`measured ${ratio}× faster than fp32 on this processor (${here.model}) when it was made`);
-    return fp32Only(`int8 measured ${ratio}× the speed of fp32 on this processor when it was made`);
+    return notChosen(`int8 measured ${ratio}× the speed of fp32 on this processor when it was made`);
   }
   const vnni = here.flags.filter((flag) => INT8_FLAGS.includes(flag));
   if (vnni.length > 0)
     return chosen(`this processor (${here.model}) has ${vnni.join(', ')}; int8 was measured on another one`);
-  return fp32Only(
+  return notChosen(
     `this processor (${here.model}) has no VNNI or AMX, where int8 is often no faster; PIC_MODEL_PRECISION=int8 forces it`,
   );
 }
