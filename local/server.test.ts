@@ -51,6 +51,36 @@ describe('the local server', () => {
     expect(ms).toBeLessThan(3_000);
   });
 
+  it('answers an oversized body at once and reads the rest, so a client still sending gets no reset', async () => {
+    server = await startLocalServer({ ...OPTIONS, limits: { ...DEFAULT_HTTP_LIMITS, maxImageBytes: 1000 } });
+    const port = server.port;
+    const sleep = (ms: number) => new Promise((resume) => setTimeout(resume, ms));
+    const socket = connect(port, '127.0.0.1');
+    const events: string[] = [];
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString();
+    });
+    socket.on('error', (error) => events.push(`error ${error.message}`));
+    socket.on('close', () => events.push('closed'));
+    socket.write(
+      `POST /search HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: image/jpeg\r\nContent-Length: 6000\r\n\r\n`,
+    );
+    socket.write(Buffer.alloc(2000, 7));
+    for (let waited = 0; !answer.includes('payload_too_large') && waited < 5000; waited += 20)
+      await sleep(20);
+    // The client was not listening: it goes on sending the body it announced.
+    for (let part = 0; part < 4; part++) {
+      await sleep(100);
+      socket.write(Buffer.alloc(1000, 7));
+    }
+    await sleep(300);
+
+    expect(answer).toMatch(/^HTTP\/1\.1 413/);
+    expect(events).toEqual([]);
+    socket.destroy();
+  });
+
   it('refuses to listen beyond loopback without a token', async () => {
     await expect(startLocalServer({ ...OPTIONS, host: '0.0.0.0' })).rejects.toThrow(InsecureBindError);
   });

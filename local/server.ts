@@ -207,7 +207,8 @@ async function serve(
     body = await readBody(request, contentType, options.limits);
   } catch (error) {
     if (!(error instanceof BodyRefused)) throw error;
-    response.setHeader('connection', 'close');
+    // No `Connection: close`: Node would close the socket as soon as the answer is out, while the client
+    // may still be sending, and the reset would throw the answer away unread (readBody drains the rest).
     return sendJson(response, error.status, { error: error.code, message: error.message });
   }
   const isText = TEXT_TYPES.test(contentType);
@@ -265,9 +266,9 @@ function isApiPath(router: Router, rawPath: string): boolean {
  * Reads the body, refusing it as soon as it breaks a limit: the request's (Content-Length, or bytes
  * counted while streaming) and, for multipart, the per-file size and the file count, checked as the
  * parts stream in. A refused body's bytes are dropped at once, and the rest is read and discarded while the
- * client keeps sending (a lingering close) so it gets to read the 413: cutting the connection while it still
- * sends makes the kernel answer with a reset, which throws away the answer unread. The connection is cut
- * once the client has gone quiet for LINGER_QUIET_MS, or after LINGER_MAX_MS in all.
+ * client keeps sending, so it gets to read the answer, sent at once: cutting the connection while it still
+ * sends makes the kernel answer with a reset, which throws away the answer unread. A client that does not
+ * finish is cut once it has gone quiet for LINGER_QUIET_MS, or after LINGER_MAX_MS in all.
  */
 function readBody(request: IncomingMessage, contentType: string, limits: HttpLimits): Promise<Buffer> {
   const limit = bodyLimit(limits, contentType);

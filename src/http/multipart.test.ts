@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseMultipart } from './multipart.ts';
+import { multipartLimitCheck, parseMultipart } from './multipart.ts';
 
 /** Encodes a form the way a browser's fetch does. */
 async function encode(form: FormData): Promise<{ body: Buffer; contentType: string }> {
@@ -45,9 +45,35 @@ describe('parseMultipart', () => {
     await expect(parseMultipart(body, contentType, limits)).rejects.toMatchObject({ status: 413 });
   });
 
+  it('refuses a body cut off inside a file with 400, and nothing is thrown elsewhere', async () => {
+    const form = new FormData();
+    form.append('files', new Blob([new Uint8Array(500)]), 'cut.jpg');
+    const { body, contentType } = await encode(form);
+    await expect(parseMultipart(body.subarray(0, 300), contentType, limits)).rejects.toMatchObject({
+      status: 400,
+      message: expect.stringMatching(/Malformed multipart body/),
+    });
+  });
+
   it('refuses a body without a boundary with 400', async () => {
     await expect(parseMultipart(Buffer.from('x'), 'multipart/form-data', limits)).rejects.toMatchObject({
       status: 400,
     });
+  });
+});
+
+describe('multipartLimitCheck', () => {
+  it('ends quietly after a refusal, even when the rest of the file never came', async () => {
+    // The local server stops writing a refused body to the check but still ends it when the body ends.
+    const form = new FormData();
+    form.append('files', new Blob([new Uint8Array(1500)]), 'big.jpg');
+    const { body, contentType } = await encode(form);
+    const refusals: Error[] = [];
+    const check = multipartLimitCheck(contentType, limits, (error) => refusals.push(error));
+    check.write(body.subarray(0, 1200));
+    check.end();
+    await new Promise((settled) => setTimeout(settled, 50));
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toMatchObject({ status: 413 });
   });
 });

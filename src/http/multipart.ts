@@ -45,7 +45,11 @@ function limitedParser(
     if (!failed) fail(error);
     failed = true;
   };
+  const malformed = (error: Error) =>
+    failOnce(new ValidationError(`Malformed multipart body: ${error.message}`));
   parser.on('file', (field, stream, info) => {
+    // A body cut off inside a file errors the file's stream too: unheard, that would crash the process.
+    stream.on('error', malformed);
     stream.on('limit', () =>
       failOnce(
         new PayloadTooLargeError(
@@ -59,9 +63,7 @@ function limitedParser(
   parser.on('filesLimit', () =>
     failOnce(new PayloadTooLargeError(`Too many files: at most ${limits.maxFiles} per request.`)),
   );
-  parser.on('error', (error: Error) =>
-    failOnce(new ValidationError(`Malformed multipart body: ${error.message}`)),
-  );
+  parser.on('error', malformed);
   return parser;
 }
 
