@@ -22,7 +22,13 @@ export interface Int8Comparison {
   recallAt1?: Quantization['gate']['recallAt1'];
 }
 
-async function imagesPerSecond(embedder: OnnxEmbedder, tensor: Float32Array, batch: number, runs: number) {
+/** Images/s of `embedder` on `tensor`: one warm-up, then the median of `runs` timed runs. */
+export async function imagesPerSecond(
+  embedder: OnnxEmbedder,
+  tensor: Float32Array,
+  batch: number,
+  runs: number,
+) {
   await embedder.infer(tensor, batch);
   const times: number[] = [];
   for (let r = 0; r < runs; r++) {

@@ -41,10 +41,8 @@ import { loadConfig } from '../src/config.ts';
 import { vectorIdOf } from '../src/domain/ids.ts';
 import type { IndexIdentity } from '../src/domain/ports.ts';
 import { ingestSessions } from '../src/embedder/threaded-embedder.ts';
-import { DEFAULT_DECODE_LIMITS } from '../src/imaging/decode.ts';
 import { isImageKey } from '../src/imaging/formats.ts';
 import { SharpImageProcessor } from '../src/imaging/image-processor.ts';
-import { tensorSpecOf } from '../src/imaging/preprocess.ts';
 import { type LoadedManifest, loadManifest } from '../src/model/manifest.ts';
 import { manifestPathFor } from '../src/model/model-files.ts';
 import { type ChosenModel, chooseModel, cpuInfo, int8ManifestPathFor } from '../src/model/precision.ts';
@@ -170,11 +168,7 @@ async function pureInferenceAsIngest(loaded: LoadedManifest, batch: number, runs
  * pass timed. On the ingest sessions' own cores this work bounds ingest ÷ pure inference at I ÷ (I + this).
  */
 async function preprocessCpuMs(loaded: LoadedManifest, dir: string): Promise<number> {
-  const processor = new SharpImageProcessor({
-    tensor: tensorSpecOf(loaded.manifest),
-    profile: loaded.manifest.profile,
-    limits: DEFAULT_DECODE_LIMITS,
-  });
+  const processor = SharpImageProcessor.forModel(loaded.manifest);
   const images = await Promise.all((await readdir(dir)).map((name) => readFile(join(dir, name))));
   let cpuMs = 0;
   for (let pass = 0; pass < 2; pass++) {

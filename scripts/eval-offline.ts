@@ -64,6 +64,19 @@ export function scanAnswers({ corpus, keys }: OfflineCorpus, vectors: Float32Arr
   });
 }
 
+/**
+ * Each precision's answers to the corpus's queries against its own index, and int8 queries against the
+ * fp32 index (an index made in fp32, by GPU workers or before the int8 model, searched with int8 queries).
+ */
+export function precisionAnswers(offline: OfflineCorpus, fp32: Float32Array[], int8: Float32Array[]) {
+  const photos = offline.keys.length;
+  return {
+    fp32: scanAnswers(offline, fp32),
+    int8: scanAnswers(offline, int8),
+    acrossPrecisions: scanAnswers(offline, [...fp32.slice(0, photos), ...int8.slice(photos)]),
+  };
+}
+
 export interface ExactCopies {
   photos: number;
   /** The lowest score of a photo's int8 vector to its own fp32 vector: an exact copy's worst score. */

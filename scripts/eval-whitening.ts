@@ -29,7 +29,7 @@ import { writeSeededModel } from '../src/model/seeded.ts';
 import { principalComponents, type WhiteningShape, whiteningOf } from '../src/model/whitening.ts';
 import { TRANSFORMS } from './eval-corpus.ts';
 import { calibrate, heldOutDuplicatePrecision, recall } from './eval-metrics.ts';
-import { embedImages, exactCopies, offlineCorpus, scanAnswers } from './eval-offline.ts';
+import { embedImages, exactCopies, offlineCorpus, precisionAnswers } from './eval-offline.ts';
 import { quantizeToInt8 } from './int8-quantizer.ts';
 
 const DEFAULT_CANDIDATES = '0,256:1:0.5,256:4:0.5,256:16:0.5,256:1:0.25,128:1:0.5,64:1:0.5';
@@ -107,10 +107,14 @@ if (
           : vector;
       const fp32 = fp32Raw.map(apply);
       const int8 = int8Raw.map(apply);
-      const [fp32Answers, int8Answers] = [scanAnswers(offline, fp32), scanAnswers(offline, int8)];
-      const [before, after] = [recall(fp32Answers), recall(int8Answers)];
+      const answers = precisionAnswers(offline, fp32, int8);
+      const [fp32Answers, int8Answers] = [answers.fp32, answers.int8];
+      const [before, after, across] = [
+        recall(fp32Answers),
+        recall(int8Answers),
+        recall(answers.acrossPrecisions),
+      ];
       const indexed = offline.keys.length;
-      const across = recall(scanAnswers(offline, [...fp32.slice(0, indexed), ...int8.slice(indexed)]));
       const duplicate = calibrate(fp32Answers).duplicate;
       const gate = qualityGate({
         fp32,

@@ -9,9 +9,7 @@ import { execFile } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { DEFAULT_DECODE_LIMITS } from '../src/imaging/decode.ts';
 import { SharpImageProcessor } from '../src/imaging/image-processor.ts';
-import { tensorSpecOf } from '../src/imaging/preprocess.ts';
 import type { LoadedManifest, Quantization } from '../src/model/manifest.ts';
 import { sha256Of } from '../src/model/model-files.ts';
 import { ensurePythonVenv, venvBinOf } from './python-venv.ts';
@@ -75,11 +73,7 @@ export async function quantizeToInt8(
 /** samples/calibration through the model's own preprocessing, as one raw float32 NCHW file. */
 async function calibrationTensors(loaded: LoadedManifest, file: string) {
   const images = (await readdir(CALIBRATION_DIR)).filter((name) => /\.(jpe?g|png|webp)$/i.test(name)).sort();
-  const processor = new SharpImageProcessor({
-    tensor: tensorSpecOf(loaded.manifest),
-    profile: loaded.manifest.profile,
-    limits: DEFAULT_DECODE_LIMITS,
-  });
+  const processor = SharpImageProcessor.forModel(loaded.manifest);
   const lines: string[] = [];
   const tensors: Float32Array[] = [];
   for (const name of images) {

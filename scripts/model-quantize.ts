@@ -26,9 +26,10 @@ import {
 import { QUALITY_BOUNDS, qualityGate } from '../src/model/quality-gate.ts';
 import { seededInt8Thresholds } from '../src/model/seeded.ts';
 import { resolveModel } from '../src/wiring/embedded.ts';
-import { median, round, syntheticInput } from './bench-support.ts';
+import { imagesPerSecond } from './bench-int8.ts';
+import { round, syntheticInput } from './bench-support.ts';
 import { calibrate, recall } from './eval-metrics.ts';
-import { embedImages, offlineCorpus, scanAnswers } from './eval-offline.ts';
+import { embedImages, offlineCorpus, precisionAnswers } from './eval-offline.ts';
 import { quantizeToInt8 } from './int8-quantizer.ts';
 
 const SPEED_RUNS = 5;
@@ -125,19 +126,18 @@ async function compare(fp32Model: LoadedManifest, int8Model: LoadedManifest, dir
   const vectorsOf = (loaded: LoadedManifest) => embedImages(loaded, offline.images, offline.files);
   const fp32 = await vectorsOf(fp32Model);
   const int8 = await vectorsOf(int8Model);
-  const photos = offline.keys.length;
-  const fp32Answers = scanAnswers(offline, fp32);
+  const answers = precisionAnswers(offline, fp32, int8);
   const [before, after, across] = [
-    recall(fp32Answers),
-    recall(scanAnswers(offline, int8)),
-    recall(scanAnswers(offline, [...fp32.slice(0, photos), ...int8.slice(photos)])),
+    recall(answers.fp32),
+    recall(answers.int8),
+    recall(answers.acrossPrecisions),
   ];
   const calibrated = fp32Model.manifest.matchThresholds?.duplicate;
   return {
     fp32,
     int8,
-    photos,
-    duplicate: calibrated ?? calibrate(fp32Answers).duplicate,
+    photos: offline.keys.length,
+    duplicate: calibrated ?? calibrate(answers.fp32).duplicate,
     duplicateFrom: calibrated === undefined ? 'calibrated on this corpus' : 'the fp32 manifest’s',
     recallAt1: {
       fp32: round(before.recall1, 4),
@@ -156,16 +156,13 @@ async function measureSpeed(
   const msOf = async (loaded: LoadedManifest) => {
     const embedder = await OnnxEmbedder.create(loaded, { intraOpNumThreads: 1 });
     try {
-      const size = loaded.manifest.input.size;
-      const tensor = syntheticInput(size);
-      await embedder.infer(tensor, 1);
-      const runs: number[] = [];
-      for (let i = 0; i < SPEED_RUNS; i++) {
-        const t = performance.now();
-        await embedder.infer(tensor, 1);
-        runs.push(performance.now() - t);
-      }
-      return round(median(runs), 1);
+      const perSecond = await imagesPerSecond(
+        embedder,
+        syntheticInput(loaded.manifest.input.size),
+        1,
+        SPEED_RUNS,
+      );
+      return round(1000 / perSecond, 1);
     } finally {
       await embedder.close();
     }

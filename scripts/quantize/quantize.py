@@ -8,7 +8,7 @@ Only the convolutional trunk is quantized (Conv, its ReLU, MaxPool): the descrip
 convolution's ReLU (pooling, whitening, L2 normalisation) stays float32, as its small reductions are where
 int8 error shows. The ReLUs are included so that the quantizer folds each into the uint8 output of its
 Conv (zero point 0): onnxruntime then runs Conv to Conv in uint8, instead of requantizing every activation
-around a float32 ReLU, which took about 1.4 times as long.
+around a float32 ReLU, which took 1.1 to 1.5 times as long by setting (docs/models.md).
 """
 
 import argparse

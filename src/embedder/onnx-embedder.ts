@@ -11,10 +11,9 @@ import type {
   EmbedTimings,
   ProcessedImage,
 } from '../domain/ports.ts';
-import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../imaging/decode.ts';
+import type { DecodeLimits } from '../imaging/decode.ts';
 import { dihedralVariants } from '../imaging/dihedral.ts';
 import { SharpImageProcessor } from '../imaging/image-processor.ts';
-import { tensorSpecOf } from '../imaging/preprocess.ts';
 import { toFloat16 } from '../model/float16.ts';
 import { embedderInfoOf, type LoadedManifest, type PreprocessProfile } from '../model/manifest.ts';
 import { verifyModelFile } from '../model/model-files.ts';
@@ -138,10 +137,9 @@ export class OnnxEmbedder implements Embedder {
     const { session, provider } = await openSession(loaded.modelPath, sessionOptions, settings, log);
     const profile = settings.profile ?? manifest.profile;
     const info = embedderInfoOf(manifest, provider, profile);
-    const images = new SharpImageProcessor({
-      tensor: tensorSpecOf(manifest),
+    const images = SharpImageProcessor.forModel(manifest, {
       profile,
-      limits: settings.limits ?? DEFAULT_DECODE_LIMITS,
+      ...(settings.limits ? { limits: settings.limits } : {}),
       fullDecodeConcurrency: settings.fullDecodeConcurrency,
     });
     const embedder = new OnnxEmbedder(info, session, loaded, images, settings.batchSize);

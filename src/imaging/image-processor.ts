@@ -1,7 +1,13 @@
 import type { ImageInspector, ImageProcessor, ProcessedImage } from '../domain/ports.ts';
 import { Semaphore } from '../embedder/semaphore.ts';
-import type { PreprocessProfile } from '../model/manifest.ts';
-import { type DecodeLimits, inspectImage, type RgbImage, webpThumbnail } from './decode.ts';
+import type { ModelManifest, PreprocessProfile } from '../model/manifest.ts';
+import {
+  DEFAULT_DECODE_LIMITS,
+  type DecodeLimits,
+  inspectImage,
+  type RgbImage,
+  webpThumbnail,
+} from './decode.ts';
 import {
   createTensorWriter,
   decodeForModel,
@@ -9,6 +15,7 @@ import {
   type TensorSpec,
   type TensorWriter,
   THUMBNAIL_SIZE,
+  tensorSpecOf,
 } from './preprocess.ts';
 
 /** The upload check on sharp: the header only, against `limits`. */
@@ -40,6 +47,19 @@ export class SharpImageProcessor implements ImageProcessor {
   readonly #options: ImageProcessorOptions;
   readonly #writer: TensorWriter;
   readonly #fullDecodes: Semaphore | undefined;
+
+  /** The processor of a model's input: its tensor and profile, the default decode limits unless given. */
+  static forModel(
+    manifest: ModelManifest,
+    options: Partial<Omit<ImageProcessorOptions, 'tensor'>> = {},
+  ): SharpImageProcessor {
+    return new SharpImageProcessor({
+      tensor: tensorSpecOf(manifest),
+      profile: manifest.profile,
+      limits: DEFAULT_DECODE_LIMITS,
+      ...options,
+    });
+  }
 
   constructor(options: ImageProcessorOptions) {
     this.#options = options;
